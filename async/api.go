@@ -1,0 +1,315 @@
+package async
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// API request limits.
+const (
+	// MaxDelay bounds Ferry-Delay.
+	MaxDelay = 30 * 24 * time.Hour
+	// MaxIdempotencyKey bounds the length of an Idempotency-Key.
+	MaxIdempotencyKey = 255
+	// maxHops bounds the Ferry-Hops header value accepted.
+	maxHops = 1 << 20
+)
+
+// TaskStore is what the API needs of the Queue.
+type TaskStore interface {
+	Enqueue(ctx context.Context, t *Task, maxQueued int) (*Task, bool, error)
+	Get(ctx context.Context, tenant, id string) (*Task, error)
+	Cancel(ctx context.Context, tenant, id string) (*Task, error)
+	List(ctx context.Context, opts ListOptions) ([]*Task, string, error)
+}
+
+// APIConfig configures the API.
+type APIConfig struct {
+	Store TaskStore
+	Auth  *Auth
+	// Functions reports whether the tenant has the function.
+	Functions func(tenant, function string) bool
+	// MaxQueued returns a tenant's max_queued (<= 0: unlimited).
+	MaxQueued func(tenant string) int
+	// MaxPayload bounds a task's body in bytes. Defaults to 256 KiB.
+	MaxPayload int64
+	// Tracer starts a span per submission; the task carries its
+	// traceparent. Defaults to a no-op tracer (incoming traceparents are
+	// still kept).
+	Tracer trace.Tracer
+	// Registerer receives the API's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// API serves HTTP API v1: submit, get, cancel and list tasks.
+type API struct {
+	cfg     APIConfig
+	submits *prometheus.CounterVec
+	prop    propagation.TraceContext
+}
+
+// NewAPI returns the API handler set; mount it with Register.
+func NewAPI(cfg APIConfig) *API {
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = 256 << 10
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("ferry")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxQueued == nil {
+		cfg.MaxQueued = func(string) int { return 0 }
+	}
+	a := &API{cfg: cfg, submits: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_api_submissions_total",
+		Help: "Task submissions by tenant and result (accepted, duplicate, rejected code).",
+	}, []string{"tenant", "result"})}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(a.submits)
+	}
+	return a
+}
+
+// Register mounts the API's routes on mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("/v1/functions/{fn}/tasks", a.authed(a.submit, http.MethodPost))
+	mux.HandleFunc("/v1/tasks/{id}", a.authed(a.task, http.MethodGet, http.MethodDelete))
+	mux.HandleFunc("/v1/tasks", a.authed(a.list, http.MethodGet))
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+}
+
+type tenantHandler func(w http.ResponseWriter, r *http.Request, tenant string)
+
+// authed checks the method, then the bearer key.
+func (a *API) authed(h tenantHandler, methods ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		allowed := false
+		for _, m := range methods {
+			allowed = allowed || r.Method == m
+		}
+		if !allowed {
+			w.Header().Set("Allow", fmt.Sprint(methods))
+			WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+			return
+		}
+		tenant := a.cfg.Auth.Tenant(r)
+		if tenant == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
+			WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or unknown API key: send Authorization: Bearer <api-key>")
+			return
+		}
+		h(w, r, tenant)
+	}
+}
+
+func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
+	fn := r.PathValue("fn")
+	if !a.cfg.Functions(tenant, fn) {
+		a.reject(w, tenant, http.StatusNotFound, "function_not_found", fmt.Sprintf("function %q not found", fn))
+		return
+	}
+	if r.ContentLength > a.cfg.MaxPayload {
+		a.reject(w, tenant, http.StatusRequestEntityTooLarge, "payload_too_large",
+			fmt.Sprintf("payload of %d bytes is over the limit of %d bytes", r.ContentLength, a.cfg.MaxPayload))
+		return
+	}
+	delay, err := parseDelay(r.Header.Get("Ferry-Delay"))
+	if err != nil {
+		a.reject(w, tenant, http.StatusBadRequest, "bad_delay", err.Error())
+		return
+	}
+	hops, err := parseHops(r.Header.Get("Ferry-Hops"))
+	if err != nil {
+		a.reject(w, tenant, http.StatusBadRequest, "bad_hops", err.Error())
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > MaxIdempotencyKey {
+		a.reject(w, tenant, http.StatusBadRequest, "bad_idempotency_key",
+			fmt.Sprintf("Idempotency-Key is longer than %d bytes", MaxIdempotencyKey))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxPayload))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			a.reject(w, tenant, http.StatusRequestEntityTooLarge, "payload_too_large",
+				fmt.Sprintf("payload is over the limit of %d bytes", a.cfg.MaxPayload))
+			return
+		}
+		a.reject(w, tenant, http.StatusBadRequest, "bad_body", "cannot read the request body: "+err.Error())
+		return
+	}
+
+	ctx, span := a.cfg.Tracer.Start(a.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "ferry.submit",
+		trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
+	carrier := propagation.MapCarrier{}
+	a.prop.Inject(ctx, carrier)
+	traceParent := carrier["traceparent"]
+	if traceParent == "" { // no tracer: keep a valid incoming traceparent as is
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			a.prop.Inject(trace.ContextWithSpanContext(context.Background(), sc), carrier)
+			traceParent = carrier["traceparent"]
+		}
+	}
+
+	now := a.cfg.Now().UTC()
+	id, err := uuid.NewV7()
+	if err != nil {
+		a.reject(w, tenant, http.StatusServiceUnavailable, "unavailable", "cannot make a task id: "+err.Error())
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	t := &Task{
+		ID: id.String(), Tenant: tenant, Function: fn,
+		Payload: body, ContentType: ct, IdempotencyKey: key,
+		Hops: hops, TraceParent: traceParent,
+		CreatedAt: now, UpdatedAt: now, ReadyAt: now.Add(delay),
+	}
+	got, created, err := a.cfg.Store.Enqueue(r.Context(), t, a.cfg.MaxQueued(tenant))
+	switch {
+	case errors.Is(err, ErrQuotaExceeded):
+		w.Header().Set("Retry-After", "1")
+		a.reject(w, tenant, http.StatusTooManyRequests, "quota_exceeded",
+			fmt.Sprintf("tenant %q has reached max_queued (%d unfinished tasks); retry later", tenant, a.cfg.MaxQueued(tenant)))
+		return
+	case err != nil:
+		a.cfg.Logger.Error("enqueue failed", "tenant", tenant, "function", fn, "error", err)
+		w.Header().Set("Retry-After", "1")
+		a.reject(w, tenant, http.StatusServiceUnavailable, "unavailable", "the task store cannot take tasks now; retry later")
+		return
+	}
+	if !created && got.Function != fn {
+		a.reject(w, tenant, http.StatusConflict, "idempotency_conflict",
+			fmt.Sprintf("Idempotency-Key %q was used for function %q", key, got.Function))
+		return
+	}
+	result := "accepted"
+	if !created {
+		result = "duplicate"
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	a.submits.WithLabelValues(tenant, result).Inc()
+	w.Header().Set("Location", "/v1/tasks/"+got.ID)
+	writeJSON(w, http.StatusAccepted, viewOf(got))
+}
+
+func (a *API) reject(w http.ResponseWriter, tenant string, status int, code, msg string) {
+	a.submits.WithLabelValues(tenant, code).Inc()
+	WriteError(w, status, code, msg)
+}
+
+func (a *API) task(w http.ResponseWriter, r *http.Request, tenant string) {
+	id := r.PathValue("id")
+	var (
+		t   *Task
+		err error
+	)
+	if r.Method == http.MethodDelete {
+		t, err = a.cfg.Store.Cancel(r.Context(), tenant, id)
+	} else {
+		t, err = a.cfg.Store.Get(r.Context(), tenant, id)
+	}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		WriteError(w, http.StatusNotFound, "task_not_found", fmt.Sprintf("task %q not found", id))
+	case errors.Is(err, ErrConflict):
+		WriteError(w, http.StatusConflict, "conflict",
+			fmt.Sprintf("task %q is %s: only queued tasks can be cancelled", id, t.Status))
+	case err != nil:
+		a.unavailable(w, err)
+	default:
+		writeJSON(w, http.StatusOK, viewOf(t))
+	}
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request, tenant string) {
+	q := r.URL.Query()
+	opts := ListOptions{Tenant: tenant, Function: q.Get("function"), Cursor: q.Get("cursor"), Limit: 100}
+	if s := q.Get("status"); s != "" {
+		st, err := ParseStatus(s)
+		if err != nil {
+			WriteError(w, http.StatusBadRequest, "bad_status", err.Error())
+			return
+		}
+		opts.Status = st
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			WriteError(w, http.StatusBadRequest, "bad_limit", fmt.Sprintf("limit %q must be an integer from 1 to 1000", s))
+			return
+		}
+		opts.Limit = n
+	}
+	tasks, next, err := a.cfg.Store.List(r.Context(), opts)
+	switch {
+	case errors.Is(err, ErrBadCursor):
+		WriteError(w, http.StatusBadRequest, "bad_cursor", "cursor is malformed or belongs to another query; start again without it")
+		return
+	case err != nil:
+		a.unavailable(w, err)
+		return
+	}
+	views := make([]taskView, len(tasks))
+	for i, t := range tasks {
+		views[i] = viewOf(t)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Tasks      []taskView `json:"tasks"`
+		NextCursor string     `json:"next_cursor"`
+	}{views, next})
+}
+
+func (a *API) unavailable(w http.ResponseWriter, err error) {
+	a.cfg.Logger.Error("store error", "error", err)
+	w.Header().Set("Retry-After", "1")
+	WriteError(w, http.StatusServiceUnavailable, "unavailable", "the task store is unavailable; retry later")
+}
+
+func parseDelay(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > MaxDelay {
+		return 0, fmt.Errorf("Ferry-Delay %q must be a duration from 0s to %s, e.g. 30s or 5m", v, MaxDelay)
+	}
+	return d, nil
+}
+
+func parseHops(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxHops {
+		return 0, fmt.Errorf("Ferry-Hops %q must be a non-negative integer", v)
+	}
+	return n, nil
+}

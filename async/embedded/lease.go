@@ -1,0 +1,270 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/ferrydev/ferry/async"
+)
+
+// Lease takes the next ready task fairly (see async.Queue): tenants
+// round-robin from a cursor that moves past the tenant served last, and a
+// tenant's lanes round-robin. The choice is made in memory in
+// O(tenants + lanes); the lease is then written with pebble.NoSync: losing
+// it in a crash only means the task runs again, which is what recovery does
+// anyway. allow is called with the queue's lock held and must not call the
+// Queue. A nil allow accepts every lane. ttl must be positive.
+func (q *Queue) Lease(ctx context.Context, allow func(async.Lane) bool, ttl time.Duration) (*async.Task, time.Time, error) {
+	if ttl <= 0 {
+		return nil, time.Time{}, fmt.Errorf("embedded: lease: ttl must be positive, got %v", ttl)
+	}
+	if allow == nil {
+		allow = func(async.Lane) bool { return true }
+	}
+	if err := q.begin("lease"); err != nil {
+		return nil, time.Time{}, err
+	}
+	defer q.end()
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, time.Time{}, err
+		}
+		now := q.now()
+		q.mu.Lock()
+		e, next := q.idx.pick(allow, now)
+		if e == nil {
+			q.mu.Unlock()
+			return nil, next, nil
+		}
+		lk := q.stripe(e.id)
+		if !lk.TryLock() {
+			// Lock order is stripe, then mu: wait for the stripe without
+			// mu, then check that the pick still holds.
+			q.mu.Unlock()
+			lk.Lock()
+			q.mu.Lock()
+			if !q.idx.leasable(e, allow, now) {
+				q.mu.Unlock()
+				lk.Unlock()
+				continue
+			}
+		}
+		exp := now.Add(ttl)
+		q.idx.lease(e, exp)
+		token, first := e.token, q.idx.leases[0] == e
+		q.mu.Unlock()
+
+		t, err := q.writeLease(e.id, token, now, exp)
+		if t == nil {
+			q.mu.Lock()
+			if err != nil { // undo: memory mirrors the record
+				e.token--
+				q.idx.requeue(e, e.readyAt)
+			} else { // the record vanished: forget the task
+				q.idx.remove(e)
+			}
+			q.mu.Unlock()
+		}
+		lk.Unlock()
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		if t != nil {
+			if first {
+				q.signalWake()
+			}
+			return t, time.Time{}, nil
+		}
+		q.log.Error("embedded: indexed task has no record; dropped from the index", "id", e.id)
+	}
+}
+
+// writeLease persists a lease; (nil, nil) when the record is missing.
+func (q *Queue) writeLease(id string, token uint64, now, exp time.Time) (*async.Task, error) {
+	t, err := q.readTask(id)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	t.Status = async.StatusRunning
+	t.Lease = token
+	t.LeaseExpiresAt = exp
+	t.UpdatedAt = now
+	b := q.db.NewBatch()
+	defer b.Close()
+	if err := setJSON(b, taskKey(id), t); err != nil {
+		return nil, fmt.Errorf("embedded: lease: %w", err)
+	}
+	if err := q.commit(b, pebble.NoSync, "lease"); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Complete records the outcome of a leased task and its pending deliveries
+// in one synced write. async.ErrLeaseLost when token is not the current
+// lease (also when the task is no longer running).
+func (q *Queue) Complete(ctx context.Context, id string, token uint64, c async.Completion) error {
+	if c.Status != async.StatusSucceeded && c.Status != async.StatusFailed {
+		return fmt.Errorf("embedded: complete %s: status must be succeeded or failed, got %q", id, c.Status)
+	}
+	pending := false
+	return q.withLease("complete", id, token, func(t *async.Task, b *pebble.Batch, now time.Time) error {
+		t.Status = c.Status
+		if c.Attempted {
+			t.Attempts++
+		}
+		t.Output = append([]byte(nil), c.Output...)
+		t.OutputType = c.OutputType
+		t.Error = nil
+		if c.Status == async.StatusFailed {
+			t.Error, t.LastError = c.Error, c.Error
+		}
+		t.FinishedAt = now
+		t.LeaseExpiresAt = time.Time{}
+		t.Deliveries = append([]async.Delivery(nil), c.Deliveries...)
+		for i := range t.Deliveries {
+			t.Deliveries[i].Index = i
+		}
+		pending = hasPending(t)
+		if pending {
+			return nil
+		}
+		return b.Set(taskExpiryKey(now.Add(q.opts.Retention), id), nil, nil)
+	}, func(e *entry, _ time.Time) {
+		q.idx.remove(e)
+		if pending {
+			q.pending[id] = struct{}{}
+		}
+	})
+}
+
+// Retry records a failed attempt (Attempts+1, LastError = err) and queues
+// the task again, ready at at; synced. ErrLeaseLost as for Complete.
+func (q *Queue) Retry(ctx context.Context, id string, token uint64, at time.Time, err *async.TaskError) error {
+	return q.withLease("retry", id, token, func(t *async.Task, _ *pebble.Batch, _ time.Time) error {
+		t.Attempts++
+		t.LastError = err
+		t.Status = async.StatusQueued
+		t.ReadyAt = at
+		t.LeaseExpiresAt = time.Time{}
+		return nil
+	}, func(e *entry, now time.Time) {
+		q.idx.requeue(e, at)
+		if !at.After(now) {
+			q.signal()
+		}
+	})
+}
+
+// Release puts a leased task back in the queue, ready now, without spending
+// an attempt; synced. ErrLeaseLost as for Complete.
+func (q *Queue) Release(ctx context.Context, id string, token uint64) error {
+	return q.withLease("release", id, token, func(t *async.Task, _ *pebble.Batch, now time.Time) error {
+		t.Status = async.StatusQueued
+		t.ReadyAt = now
+		t.LeaseExpiresAt = time.Time{}
+		return nil
+	}, func(e *entry, now time.Time) {
+		q.idx.requeue(e, now)
+		q.signal()
+	})
+}
+
+// withLease checks that token is the current lease of task id, applies
+// change to its record (and may add keys to the batch), commits the record
+// with pebble.Sync, then updates the index with after (under mu).
+func (q *Queue) withLease(op, id string, token uint64,
+	change func(t *async.Task, b *pebble.Batch, now time.Time) error,
+	after func(e *entry, now time.Time),
+) error {
+	if err := q.begin(op); err != nil {
+		return err
+	}
+	defer q.end()
+	lk := q.stripe(id)
+	lk.Lock()
+	defer lk.Unlock()
+
+	q.mu.Lock()
+	e := q.idx.entries[id]
+	current := e != nil && e.running && e.token == token
+	q.mu.Unlock()
+	lost := fmt.Errorf("embedded: %s %s: token %d is not the current lease: %w", op, id, token, async.ErrLeaseLost)
+	if !current {
+		return lost
+	}
+	t, err := q.readTask(id)
+	if err != nil {
+		return err
+	}
+	if t == nil || t.Status != async.StatusRunning || t.Lease != token {
+		return lost
+	}
+	now := q.now()
+	t.UpdatedAt = now
+	b := q.db.NewBatch()
+	defer b.Close()
+	if err := change(t, b, now); err != nil {
+		return fmt.Errorf("embedded: %s %s: %w", op, id, err)
+	}
+	if err := setJSON(b, taskKey(id), t); err != nil {
+		return fmt.Errorf("embedded: %s: %w", op, err)
+	}
+	if err := q.commit(b, pebble.Sync, op); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	after(e, now)
+	q.mu.Unlock()
+	return nil
+}
+
+// Cancel cancels a queued task (synced) and returns it. A running or
+// finished task is returned with async.ErrConflict; another tenant's task
+// is async.ErrNotFound.
+func (q *Queue) Cancel(ctx context.Context, tenant, id string) (*async.Task, error) {
+	if err := q.begin("cancel"); err != nil {
+		return nil, err
+	}
+	defer q.end()
+	lk := q.stripe(id)
+	lk.Lock()
+	defer lk.Unlock()
+
+	t, err := q.readTask(id)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil || t.Tenant != tenant {
+		return nil, fmt.Errorf("embedded: cancel %s: %w", id, async.ErrNotFound)
+	}
+	q.mu.Lock()
+	e := q.idx.entries[id]
+	queued := e != nil && !e.running && t.Status == async.StatusQueued
+	q.mu.Unlock()
+	if !queued {
+		return t, fmt.Errorf("embedded: cancel %s: task is %s: %w", id, t.Status, async.ErrConflict)
+	}
+	now := q.now()
+	t.Status = async.StatusCancelled
+	t.FinishedAt = now
+	t.UpdatedAt = now
+	b := q.db.NewBatch()
+	defer b.Close()
+	if err := setJSON(b, taskKey(id), t); err != nil {
+		return nil, fmt.Errorf("embedded: cancel: %w", err)
+	}
+	if err := b.Set(taskExpiryKey(now.Add(q.opts.Retention), id), nil, nil); err != nil {
+		return nil, fmt.Errorf("embedded: cancel: %w", err)
+	}
+	if err := q.commit(b, pebble.Sync, "cancel"); err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	q.idx.remove(e)
+	q.mu.Unlock()
+	return t, nil
+}

@@ -1,0 +1,319 @@
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/ferrydev/ferry/async"
+)
+
+// Defaults for Options.
+const (
+	RetentionDefault      = 24 * time.Hour
+	IdempotencyTTLDefault = 24 * time.Hour
+)
+
+// Options configures Open. The zero value is valid.
+type Options struct {
+	// Retention is how long a finished task is kept after FinishedAt, or
+	// after its last delivery settled when that is later. Tasks with pending
+	// deliveries never expire. Defaults to RetentionDefault (24h).
+	Retention time.Duration
+	// IdempotencyTTL is how long an idempotency key maps to its task.
+	// Defaults to IdempotencyTTLDefault (24h).
+	IdempotencyTTL time.Duration
+	// Now is the clock. Defaults to time.Now; tests inject a fake clock.
+	Now func() time.Time
+	// Logger receives recoveries, upkeep errors and Pebble's own messages.
+	// Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Retention <= 0 {
+		o.Retention = RetentionDefault
+	}
+	if o.IdempotencyTTL <= 0 {
+		o.IdempotencyTTL = IdempotencyTTLDefault
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Queue is the embedded, single-node implementation of async.Queue, stored
+// in Pebble. All methods are safe for concurrent use. Open it with Open, run
+// Run in the background, and Close it when done.
+type Queue struct {
+	db    *pebble.DB
+	opts  Options
+	log   *slog.Logger
+	ready chan struct{} // Ready(): capacity 1, coalesced
+	wake  chan struct{} // tells Run that the earliest lease expiry moved earlier
+	done  chan struct{} // closed by Close
+
+	// closeMu is held shared by every operation and exclusively by Close,
+	// so Pebble is never used after it is closed.
+	closeMu sync.RWMutex
+	closed  bool
+
+	// stripes serialise the read-modify-write of one task record (its
+	// commit included), so writes of one task reach Pebble in the order
+	// they were decided. Lock order: stripe, then mu; stripe, then idemMu.
+	stripes [256]sync.Mutex
+	seed    maphash.Seed
+
+	mu      sync.Mutex
+	idx     *index
+	pending map[string]struct{} // finished tasks with pending deliveries
+
+	idemMu sync.Mutex
+	idem   map[idemMapKey]*idemEntry
+}
+
+var _ async.Queue = (*Queue)(nil)
+
+// Open opens (creating if needed) the queue stored in the directory path.
+// Pebble locks the directory, so one process owns it: every task found
+// running belongs to a dead process and is queued again at once
+// (Recoveries+1, Attempts unchanged). Open scans all tasks once to rebuild
+// the in-memory scheduling index.
+func Open(path string, opts Options) (*Queue, error) {
+	opts = opts.withDefaults()
+	db, err := pebble.Open(path, &pebble.Options{Logger: pebbleLogger{opts.Logger}})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w: %w", path, async.ErrUnavailable, err)
+	}
+	q := &Queue{
+		db:      db,
+		opts:    opts,
+		log:     opts.Logger,
+		ready:   make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		seed:    maphash.MakeSeed(),
+		idx:     newIndex(),
+		pending: map[string]struct{}{},
+		idem:    map[idemMapKey]*idemEntry{},
+	}
+	if err := q.load(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return q, nil
+}
+
+// load rebuilds the in-memory state from one scan of the tasks and one of
+// the idempotency keys, and requeues the tasks a dead process had leased.
+func (q *Queue) load() error {
+	now := q.now()
+	type loaded struct {
+		created time.Time
+		t       *async.Task
+	}
+	var unfinished []loaded
+	recovery := q.db.NewBatch()
+	defer recovery.Close()
+	recovered := 0
+
+	it, err := q.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixTask}, UpperBound: []byte{prefixTask + 1}})
+	if err != nil {
+		return fmt.Errorf("embedded: open: scan tasks: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		t := new(async.Task)
+		if err := json.Unmarshal(it.Value(), t); err != nil {
+			q.log.Error("embedded: skipping undecodable task record", "key", string(it.Key()), "err", err)
+			continue
+		}
+		switch {
+		case t.Status.Final():
+			if hasPending(t) {
+				q.pending[t.ID] = struct{}{}
+			}
+		case t.Status == async.StatusRunning:
+			t.Status = async.StatusQueued
+			t.Recoveries++
+			t.LeaseExpiresAt = time.Time{}
+			t.UpdatedAt = now
+			if err := setJSON(recovery, taskKey(t.ID), t); err != nil {
+				return errors.Join(fmt.Errorf("embedded: open: %w", err), it.Close())
+			}
+			recovered++
+			fallthrough
+		default:
+			unfinished = append(unfinished, loaded{t.CreatedAt, t})
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("embedded: open: scan tasks: %w", err)
+	}
+	if recovered > 0 {
+		if err := recovery.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("embedded: open: requeue running tasks: %w", err)
+		}
+		q.log.Info("embedded: requeued tasks leased by a previous process", "tasks", recovered)
+	}
+	// Enqueue order breaks ReadyAt ties; creation order is the best proxy.
+	slices.SortFunc(unfinished, func(a, b loaded) int {
+		if c := a.created.Compare(b.created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.t.ID, b.t.ID)
+	})
+	for _, u := range unfinished {
+		q.idx.add(u.t.ID, u.t.Lane(), u.t.ReadyAt, u.t.Lease)
+	}
+	if len(unfinished) > 0 {
+		q.signal()
+	}
+	return q.loadIdem(now)
+}
+
+// Close stops accepting calls (they return async.ErrUnavailable), waits for
+// the calls in flight, flushes and closes Pebble, and stops Run. It is
+// idempotent.
+func (q *Queue) Close() error {
+	q.closeMu.Lock()
+	defer q.closeMu.Unlock()
+	if q.closed {
+		return nil
+	}
+	q.closed = true
+	close(q.done)
+	return errors.Join(q.db.Flush(), q.db.Close())
+}
+
+// Ready is signalled, without blocking and coalesced (capacity 1), when a
+// task is enqueued, released, retried to a time already due, or recovered.
+func (q *Queue) Ready() <-chan struct{} { return q.ready }
+
+// Stats counts the unfinished tasks of each lane, from memory, sorted by lane.
+func (q *Queue) Stats() []async.LaneStats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.idx.stats()
+}
+
+// Get returns the tenant's task, or async.ErrNotFound (also for another
+// tenant's task). One Pebble read.
+func (q *Queue) Get(ctx context.Context, tenant, id string) (*async.Task, error) {
+	if err := q.begin("get"); err != nil {
+		return nil, err
+	}
+	defer q.end()
+	t, err := q.readTask(id)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil || t.Tenant != tenant {
+		return nil, fmt.Errorf("embedded: get %s: %w", id, async.ErrNotFound)
+	}
+	return t, nil
+}
+
+// begin admits one call unless the queue is closed; end must follow.
+func (q *Queue) begin(op string) error {
+	q.closeMu.RLock()
+	if q.closed {
+		q.closeMu.RUnlock()
+		return fmt.Errorf("embedded: %s: queue closed: %w", op, async.ErrUnavailable)
+	}
+	return nil
+}
+
+func (q *Queue) end() { q.closeMu.RUnlock() }
+
+func (q *Queue) now() time.Time { return q.opts.Now() }
+
+// stripe returns the lock serialising writes of task id.
+func (q *Queue) stripe(id string) *sync.Mutex {
+	return &q.stripes[maphash.String(q.seed, id)%uint64(len(q.stripes))]
+}
+
+// signal wakes a Ready waiter without blocking.
+func (q *Queue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// signalWake tells Run to re-arm its reaper timer.
+func (q *Queue) signalWake() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// readTask reads a task record; (nil, nil) when there is none. The result
+// is freshly decoded, so it never aliases internal state.
+func (q *Queue) readTask(id string) (*async.Task, error) {
+	v, closer, err := q.db.Get(taskKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("embedded: read task %s: %w: %w", id, async.ErrUnavailable, err)
+	}
+	defer closer.Close()
+	t := new(async.Task)
+	if err := json.Unmarshal(v, t); err != nil {
+		return nil, fmt.Errorf("embedded: decode task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// setJSON adds key = JSON(v) to b.
+func setJSON(b *pebble.Batch, key []byte, v any) error {
+	val, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return b.Set(key, val, nil)
+}
+
+// commit applies b; Pebble errors are wrapped with async.ErrUnavailable.
+func (q *Queue) commit(b *pebble.Batch, opts *pebble.WriteOptions, op string) error {
+	if err := b.Commit(opts); err != nil {
+		return fmt.Errorf("embedded: %s: %w: %w", op, async.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// hasPending reports whether any of t's deliveries is pending.
+func hasPending(t *async.Task) bool {
+	for _, d := range t.Deliveries {
+		if d.State == async.DeliveryPending {
+			return true
+		}
+	}
+	return false
+}
+
+// pebbleLogger sends Pebble's messages to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: " + fmt.Sprintf(format, args...)
+	p.l.Error(msg)
+	panic(msg)
+}

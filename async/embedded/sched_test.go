@@ -1,0 +1,207 @@
+package embedded
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry/async"
+)
+
+func TestFairAcrossTenants(t *testing.T) {
+	t.Parallel()
+	q, b := setup(t)
+	for i := range 1000 {
+		mustEnqueue(t, q, newTask(b, seqID("a", i), "A", "f"))
+	}
+	for i := range 10 {
+		mustEnqueue(t, q, newTask(b, seqID("b", i), "B", "f"))
+	}
+	byTenant := map[string]int{}
+	for range 20 {
+		byTenant[mustLease(t, q).Tenant]++
+	}
+	if byTenant["B"] != 10 || byTenant["A"] != 10 {
+		t.Fatalf("first 20 leases by tenant = %v, want B 10", byTenant)
+	}
+	// A's tasks come out in enqueue order.
+	if l := mustLease(t, q); l.ID != seqID("a", 10) {
+		t.Fatalf("next A task = %s", l.ID)
+	}
+}
+
+func TestAllowAndLanes(t *testing.T) {
+	t.Parallel()
+	q, b := setup(t)
+	ctx := context.Background()
+	for i := range 4 {
+		mustEnqueue(t, q, newTask(b, seqID("x", i), "A", "x"))
+	}
+	for i := range 4 {
+		mustEnqueue(t, q, newTask(b, seqID("y", i), "A", "y"))
+	}
+
+	t.Run("FunctionsAlternate", func(t *testing.T) {
+		var fns []string
+		for range 4 {
+			fns = append(fns, mustLease(t, q).Function)
+		}
+		for i := 1; i < len(fns); i++ {
+			if fns[i] == fns[i-1] {
+				t.Fatalf("lanes did not alternate: %v", fns)
+			}
+		}
+	})
+	t.Run("AllowExcludesLane", func(t *testing.T) {
+		onlyY := func(l async.Lane) bool { return l.Function == "y" }
+		for range 2 {
+			got, _, err := q.Lease(ctx, onlyY, time.Minute)
+			if err != nil || got == nil || got.Function != "y" {
+				t.Fatalf("Lease(only y) = %v, %v", got, err)
+			}
+		}
+		got, next, err := q.Lease(ctx, onlyY, time.Minute)
+		if got != nil || !next.IsZero() || err != nil {
+			t.Fatalf("Lease(only y) with y empty = %v, %v, %v", got, next, err)
+		}
+	})
+	if s := q.Stats(); len(s) != 2 || s[0] != (async.LaneStats{Lane: async.Lane{Tenant: "A", Function: "x"}, Queued: 2, Running: 2}) ||
+		s[1] != (async.LaneStats{Lane: async.Lane{Tenant: "A", Function: "y"}, Queued: 0, Running: 4}) {
+		t.Fatalf("Stats = %+v", s)
+	}
+}
+
+func TestDelayedTask(t *testing.T) {
+	t.Parallel()
+	q, b := setup(t)
+	ctx := context.Background()
+	task := newTask(b, "later", "acme", "echo")
+	task.ReadyAt = b.clock.Now().Add(30 * time.Second)
+	mustEnqueue(t, q, task)
+
+	got, next, err := q.Lease(ctx, nil, time.Minute)
+	if got != nil || err != nil || !next.Equal(task.ReadyAt) {
+		t.Fatalf("Lease before ReadyAt = %v, next %v, %v; want next %v", got, next, err, task.ReadyAt)
+	}
+	b.clock.Advance(29 * time.Second)
+	if got, _, _ := q.Lease(ctx, nil, time.Minute); got != nil {
+		t.Fatalf("leased 1s early")
+	}
+	b.clock.Advance(time.Second)
+	if got := mustLease(t, q); got.ID != "later" {
+		t.Fatalf("leased %s", got.ID)
+	}
+}
+
+func TestIdempotency(t *testing.T) {
+	t.Parallel()
+	q, b := setup(t)
+	ctx := context.Background()
+	keyed := func(id, tenant string) *async.Task {
+		task := newTask(b, id, tenant, "echo")
+		task.IdempotencyKey = "order-1"
+		return task
+	}
+	first := mustEnqueue(t, q, keyed("t1", "acme"))
+
+	for _, tc := range []struct {
+		name        string
+		advance     time.Duration
+		id, tenant  string
+		wantID      string
+		wantCreated bool
+	}{
+		{"SameKeySameTenant", 0, "t2", "acme", "t1", false},
+		{"SameKeyOtherTenant", 0, "t3", "other", "t3", true},
+		{"JustBeforeExpiry", b.opts.IdempotencyTTL - time.Second, "t4", "acme", "t1", false},
+		{"Expired", time.Second, "t5", "acme", "t5", true},
+		{"NewKeyHolds", 0, "t6", "acme", "t5", false},
+	} {
+		b.clock.Advance(tc.advance)
+		got, created, err := q.Enqueue(ctx, keyed(tc.id, tc.tenant), 0)
+		if err != nil || created != tc.wantCreated || got.ID != tc.wantID {
+			t.Fatalf("%s: got %v created %v err %v; want %s created %v", tc.name, got, created, err, tc.wantID, tc.wantCreated)
+		}
+	}
+	if first.ID != "t1" {
+		t.Fatal(first.ID)
+	}
+	for _, id := range []string{"t2", "t4", "t6"} {
+		if _, err := q.Get(ctx, "acme", id); err == nil {
+			t.Fatalf("duplicate %s was stored", id)
+		}
+	}
+}
+
+func TestIdempotencyConcurrent(t *testing.T) {
+	t.Parallel()
+	q, b := setup(t)
+	ctx := context.Background()
+	type result struct {
+		id      string
+		created bool
+		err     error
+	}
+	results := make(chan result, 20)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			task := newTask(b, seqID("c", i), "acme", "echo")
+			task.IdempotencyKey = "same"
+			got, created, err := q.Enqueue(ctx, task, 0)
+			r := result{created: created, err: err}
+			if got != nil {
+				r.id = got.ID
+			}
+			results <- r
+		})
+	}
+	wg.Wait()
+	close(results)
+	created, ids := 0, map[string]bool{}
+	for r := range results {
+		if r.err != nil {
+			t.Fatalf("Enqueue: %v", r.err)
+		}
+		if r.created {
+			created++
+		}
+		ids[r.id] = true
+	}
+	if created != 1 || len(ids) != 1 {
+		t.Fatalf("created %d tasks, ids %v", created, ids)
+	}
+	if s := q.Stats(); len(s) != 1 || s[0].Queued != 1 {
+		t.Fatalf("Stats = %+v", s)
+	}
+}
+
+func TestQuota(t *testing.T) {
+	t.Parallel()
+	q, b := setup(t)
+	ctx := context.Background()
+	for i := range 3 {
+		if _, _, err := q.Enqueue(ctx, newTask(b, seqID("q", i), "acme", "echo"), 3); err != nil {
+			t.Fatalf("Enqueue %d: %v", i, err)
+		}
+	}
+	_, _, err := q.Enqueue(ctx, newTask(b, "q-4", "acme", "echo"), 3)
+	wantErr(t, err, async.ErrQuotaExceeded)
+	if _, _, err := q.Enqueue(ctx, newTask(b, "o-1", "other", "echo"), 3); err != nil {
+		t.Fatalf("other tenant: %v", err)
+	}
+	// Running tasks still count; finishing one frees a slot.
+	l := mustLease(t, q)
+	for l.Tenant != "acme" {
+		l = mustLease(t, q)
+	}
+	_, _, err = q.Enqueue(ctx, newTask(b, "q-4", "acme", "echo"), 3)
+	wantErr(t, err, async.ErrQuotaExceeded)
+	if err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := q.Enqueue(ctx, newTask(b, "q-4", "acme", "echo"), 3); err != nil {
+		t.Fatalf("after finishing one: %v", err)
+	}
+}

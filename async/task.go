@@ -1,0 +1,174 @@
+// Package async holds Ferry's asynchronous task model: the Task record, the
+// durable Queue that stores tasks, and the HTTP API v1 through which tenants
+// submit, inspect, list and cancel them.
+package async
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Status is the lifecycle state of a task.
+type Status string
+
+// Task statuses. A task waiting for its next retry is StatusQueued with
+// Attempts > 0.
+const (
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusCancelled Status = "cancelled"
+)
+
+// Final reports whether s is a terminal status.
+func (s Status) Final() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCancelled
+}
+
+// ParseStatus parses a status name as used by the API.
+func ParseStatus(s string) (Status, error) {
+	switch st := Status(s); st {
+	case StatusQueued, StatusRunning, StatusSucceeded, StatusFailed, StatusCancelled:
+		return st, nil
+	}
+	return "", fmt.Errorf("unknown status %q (want queued, running, succeeded, failed or cancelled)", s)
+}
+
+// Lane names the tasks of one function of one tenant. Fair leasing visits
+// tenants round-robin and, within a tenant, its lanes round-robin; limits are
+// enforced per tenant and per lane.
+type Lane struct {
+	Tenant   string
+	Function string
+}
+
+// String returns "tenant/function".
+func (l Lane) String() string { return l.Tenant + "/" + l.Function }
+
+// Error codes recorded on failed tasks (TaskError.Code).
+const (
+	CodeLoopDetected      = "loop_detected"      // hop or trace count reached loop_guard.max_hops
+	CodeRejected          = "rejected"           // the backend answered with a permanent failure (4xx other than 408/429)
+	CodeRetriesExhausted  = "retries_exhausted"  // retryable failures until retry.max_attempts
+	CodeMaxAgeExceeded    = "max_age_exceeded"   // the next retry would start after retry.max_age
+	CodeFunctionNotFound  = "function_not_found" // the function left the config while the task was queued
+	CodeInvalidInvocation = "invalid_invocation" // the backend could not be invoked with this task
+)
+
+// TaskError describes why a task failed, or why its last attempt failed.
+type TaskError struct {
+	// Code is one of the Code* constants, or a backend-specific code such
+	// as "http_503", "timeout" or "exit_status".
+	Code string `json:"code"`
+	// Message is a human-readable explanation.
+	Message string `json:"message"`
+	// HTTPStatus is the backend's HTTP status of the last attempt, if any.
+	HTTPStatus int `json:"http_status,omitempty"`
+}
+
+// Error implements error.
+func (e *TaskError) Error() string { return e.Code + ": " + e.Message }
+
+// DeliveryState is the state of one outcome delivery to one destination.
+type DeliveryState string
+
+// Delivery states.
+const (
+	DeliveryPending   DeliveryState = "pending"
+	DeliveryDelivered DeliveryState = "delivered"
+	DeliveryFailed    DeliveryState = "failed" // retries ran out; recorded, never dropped silently
+)
+
+// Delivery records the delivery of a task's outcome to one destination. The
+// outcome is rebuilt from the task, so a restart resumes pending deliveries.
+type Delivery struct {
+	// Index identifies the delivery within Task.Deliveries (0-based).
+	Index int `json:"index"`
+	// Destination names the destination, e.g. "on_success[0]".
+	Destination string `json:"destination"`
+	// Kind is the sink kind, e.g. "webhook" or "log".
+	Kind           string        `json:"kind"`
+	State          DeliveryState `json:"state"`
+	Attempts       int           `json:"attempts"`
+	LastError      string        `json:"last_error,omitempty"`
+	FirstAttemptAt time.Time     `json:"first_attempt_at,omitzero"`
+	NextAttemptAt  time.Time     `json:"next_attempt_at,omitzero"`
+}
+
+// Task is one asynchronous invocation request and its state. The Queue owns
+// persisted tasks: callers get copies and change them only through Queue
+// methods.
+type Task struct {
+	ID             string `json:"id"`
+	Tenant         string `json:"tenant"`
+	Function       string `json:"function"`
+	Payload        []byte `json:"payload,omitempty"`
+	ContentType    string `json:"content_type,omitempty"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Hops is the hop count the task arrived with (Ferry-Hops); the backend
+	// request and every destination message carry Hops+1.
+	Hops int `json:"hops"`
+	// TraceParent is the W3C traceparent the task carries to its backend.
+	TraceParent string `json:"traceparent,omitempty"`
+
+	Status Status `json:"status"`
+	// Attempts counts attempts with a recorded result. An attempt cut short
+	// by a crash or a shutdown is not counted.
+	Attempts int `json:"attempts"`
+	// Recoveries counts leases lost to a crash or expiry after which the task
+	// was queued again without spending an attempt.
+	Recoveries int       `json:"recoveries,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	// ReadyAt is when a queued task may run next (delay or retry backoff).
+	ReadyAt time.Time `json:"ready_at"`
+	// Lease is the fencing token of the latest lease; every lease increments
+	// it, and completions carrying an older token are refused.
+	Lease          uint64    `json:"lease"`
+	LeaseExpiresAt time.Time `json:"lease_expires_at,omitzero"`
+	FinishedAt     time.Time `json:"finished_at,omitzero"`
+
+	Output     []byte     `json:"output,omitempty"`
+	OutputType string     `json:"output_type,omitempty"`
+	Error      *TaskError `json:"error,omitempty"`
+	// LastError is the error of the latest failed attempt, kept while the
+	// task waits for a retry and after it finishes.
+	LastError  *TaskError `json:"last_error,omitempty"`
+	Deliveries []Delivery `json:"deliveries,omitempty"`
+}
+
+// Lane returns the task's lane.
+func (t *Task) Lane() Lane { return Lane{Tenant: t.Tenant, Function: t.Function} }
+
+// Clone returns a deep copy of t.
+func (t *Task) Clone() *Task {
+	c := *t
+	c.Payload = append([]byte(nil), t.Payload...)
+	c.Output = append([]byte(nil), t.Output...)
+	if t.Error != nil {
+		e := *t.Error
+		c.Error = &e
+	}
+	if t.LastError != nil {
+		e := *t.LastError
+		c.LastError = &e
+	}
+	c.Deliveries = append([]Delivery(nil), t.Deliveries...)
+	return &c
+}
+
+// OutputJSON renders a backend's output for the API and the destinations:
+// the body itself when it is valid JSON, else the body as a JSON string.
+// An empty body renders as nil.
+func OutputJSON(body []byte) json.RawMessage {
+	if len(body) == 0 {
+		return nil
+	}
+	if json.Valid(body) {
+		return json.RawMessage(body)
+	}
+	b, _ := json.Marshal(string(body))
+	return b
+}

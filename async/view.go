@@ -1,0 +1,66 @@
+package async
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// taskView is the API's JSON form of a task.
+type taskView struct {
+	ID       string `json:"id"`
+	Function string `json:"function"`
+	Status   Status `json:"status"`
+	Attempts int    `json:"attempts"`
+	Hops     int    `json:"hops"`
+	// ScheduledAt is when a queued task runs next (delay or retry).
+	ScheduledAt *time.Time      `json:"scheduled_at,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+	FinishedAt  *time.Time      `json:"finished_at,omitempty"`
+	Output      json.RawMessage `json:"output,omitempty"`
+	Error       *TaskError      `json:"error,omitempty"`
+	LastError   *TaskError      `json:"last_error,omitempty"`
+	Deliveries  []Delivery      `json:"deliveries,omitempty"`
+}
+
+func viewOf(t *Task) taskView {
+	v := taskView{
+		ID: t.ID, Function: t.Function, Status: t.Status, Attempts: t.Attempts, Hops: t.Hops,
+		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		Error: t.Error, LastError: t.LastError, Deliveries: t.Deliveries,
+	}
+	if t.Status == StatusQueued {
+		at := t.ReadyAt
+		v.ScheduledAt = &at
+	}
+	if !t.FinishedAt.IsZero() {
+		at := t.FinishedAt
+		v.FinishedAt = &at
+	}
+	if t.Status == StatusSucceeded {
+		v.Output = OutputJSON(t.Output)
+		if v.Output == nil {
+			v.Output = json.RawMessage("null")
+		}
+	}
+	return v
+}
+
+// WriteError writes the pinned error body {"error": {"code", "message"}}.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	type body struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	writeJSON(w, status, struct {
+		Error body `json:"error"`
+	}{body{code, msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v) // the client went away; nothing to do
+}

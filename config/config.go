@@ -1,0 +1,247 @@
+// Package config defines Ferry's typed configuration, loads it from YAML
+// with ${VAR} expansion and defaults, and validates it, reporting every
+// problem as "FILE:LINE: message".
+package config
+
+import "time"
+
+// Defaults applied by Load when a field is zero.
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultMaxPayload        = 256 << 10
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultDataPath          = "./data"
+	DefaultRetention         = 24 * time.Hour
+	DefaultMaxHops           = 16
+	DefaultTraceWindow       = 10 * time.Minute
+	DefaultWorkers           = 64
+	DefaultTenantConcurrency = 100
+	DefaultMaxQueued         = 100000
+	DefaultFunctionConc      = 10
+	DefaultHTTPTimeout       = 30 * time.Second
+	DefaultExecTimeout       = 10 * time.Second
+	DefaultGoTimeout         = 30 * time.Second
+	DefaultMaxAttempts       = 3
+	DefaultInitialInterval   = time.Second
+	DefaultMaxInterval       = 5 * time.Minute
+	DefaultMultiplier        = 2.0
+	DefaultMaxAge            = 6 * time.Hour
+	DefaultWebhookTimeout    = 10 * time.Second
+	DefaultSinkMaxAttempts   = 10
+	DefaultSinkMaxAge        = 24 * time.Hour
+)
+
+// Config is the whole of ferry.yaml.
+type Config struct {
+	Server     Server     `yaml:"server"`
+	Store      Store      `yaml:"store"`
+	LoopGuard  LoopGuard  `yaml:"loop_guard"`
+	Dispatcher Dispatcher `yaml:"dispatcher"`
+	Log        Log        `yaml:"log"`
+	Tenants    []Tenant   `yaml:"tenants"`
+	Functions  []Function `yaml:"functions"`
+
+	// File is the path the config was loaded from ("" when built in code).
+	File string `yaml:"-"`
+}
+
+// Server configures the HTTP API listener.
+type Server struct {
+	// Listen is the address of the API. Defaults to 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// MaxPayload bounds a task's body ("256KiB", "1MiB", or bytes).
+	// Defaults to 256 KiB.
+	MaxPayload ByteSize `yaml:"max_payload"`
+	// ShutdownTimeout bounds the drain of in-flight work on SIGTERM.
+	// Defaults to 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout bounds reading a request's headers. Defaults to 5s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+}
+
+// Store selects the task store: exactly one of Embedded or Redis.
+type Store struct {
+	Embedded *EmbeddedStore `yaml:"embedded"`
+	Redis    *RedisStore    `yaml:"redis"`
+	// Retention is how long finished tasks keep their status and output.
+	// Defaults to 24h.
+	Retention Duration `yaml:"retention"`
+}
+
+// EmbeddedStore is the single-node store on local disk.
+type EmbeddedStore struct {
+	// Path is the data directory. Defaults to ./data.
+	Path string `yaml:"path"`
+}
+
+// RedisStore is the shared store for multi-node deployments (not yet
+// available: validation reports it).
+type RedisStore struct {
+	URL string `yaml:"url"`
+}
+
+// LoopGuard bounds invocation chains.
+type LoopGuard struct {
+	// MaxHops: an invocation whose hop count is at least MaxHops is not
+	// run and fails with loop_detected. Defaults to 16.
+	MaxHops int `yaml:"max_hops"`
+}
+
+// Dispatcher sizes the shared worker pool.
+type Dispatcher struct {
+	// Workers bounds the invocations in flight across all tenants; fairness
+	// decides who gets a free worker. Defaults to 64.
+	Workers int `yaml:"workers"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	// Level is debug, info, warn or error. Defaults to info.
+	Level string `yaml:"level"`
+	// Format is json or text. Defaults to json.
+	Format string `yaml:"format"`
+}
+
+// Tenant is an isolated user of Ferry.
+type Tenant struct {
+	Name string `yaml:"name"`
+	// APIKeys are the bearer keys that name this tenant.
+	APIKeys []string `yaml:"api_keys"`
+	// MaxConcurrency bounds the tenant's invocations in flight. Defaults to 100.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// MaxQueued bounds the tenant's unfinished tasks. Defaults to 100000.
+	MaxQueued int `yaml:"max_queued"`
+}
+
+// Function is an invocable target owned by a tenant.
+type Function struct {
+	Name    string  `yaml:"name"`
+	Tenant  string  `yaml:"tenant"`
+	Backend Backend `yaml:"backend"`
+	// MaxConcurrency bounds the function's invocations in flight. Defaults to 10.
+	MaxConcurrency int          `yaml:"max_concurrency"`
+	Retry          Retry        `yaml:"retry"`
+	Destinations   Destinations `yaml:"destinations"`
+}
+
+// Backend selects how a function runs: exactly one of HTTP, Exec or Go.
+type Backend struct {
+	HTTP *HTTPBackend `yaml:"http"`
+	Exec *ExecBackend `yaml:"exec"`
+	// Go names a function registered in-process by a program that embeds
+	// Ferry as a library.
+	Go *GoBackend `yaml:"go"`
+}
+
+// HTTPBackend invokes a function URL with a CloudEvents binary-mode POST.
+type HTTPBackend struct {
+	URL string `yaml:"url"`
+	// Timeout bounds one attempt. Defaults to 30s.
+	Timeout Duration `yaml:"timeout"`
+	// Headers are added to every request (e.g. an authorization header).
+	Headers map[string]string `yaml:"headers"`
+}
+
+// ExecBackend runs a local process per invocation: payload on stdin, output
+// on stdout.
+type ExecBackend struct {
+	Command []string          `yaml:"command"`
+	Env     map[string]string `yaml:"env"`
+	Dir     string            `yaml:"dir"`
+	// Timeout bounds one attempt; the whole process group is killed after
+	// it. Defaults to 10s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// GoBackend refers to a Go function registered in-process.
+type GoBackend struct {
+	// Timeout bounds one attempt. Defaults to 30s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Retry is a retry policy with exponential backoff and jitter.
+type Retry struct {
+	// MaxAttempts counts the first attempt. Defaults to 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// InitialInterval is the first backoff. Defaults to 1s.
+	InitialInterval Duration `yaml:"initial_interval"`
+	// MaxInterval caps every backoff, Retry-After included. Defaults to 5m.
+	MaxInterval Duration `yaml:"max_interval"`
+	// Multiplier grows the backoff per attempt. Defaults to 2.
+	Multiplier float64 `yaml:"multiplier"`
+	// MaxAge: no attempt starts later than this after the task was created.
+	// Defaults to 6h.
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// Destinations receive a function's outcomes.
+type Destinations struct {
+	OnSuccess []Destination `yaml:"on_success"`
+	OnFailure []Destination `yaml:"on_failure"`
+}
+
+// Destination is exactly one sink.
+type Destination struct {
+	Webhook *WebhookSink `yaml:"webhook"`
+	Log     *LogSink     `yaml:"log"`
+}
+
+// WebhookSink POSTs outcomes signed per Standard Webhooks.
+type WebhookSink struct {
+	URL string `yaml:"url"`
+	// Secret is "whsec_" followed by base64 of the signing key.
+	Secret string `yaml:"secret"`
+	// Timeout bounds one delivery attempt. Defaults to 10s.
+	Timeout Duration `yaml:"timeout"`
+	// Retry bounds redelivery. Defaults: 10 attempts, 1s initial, 5m max
+	// interval, multiplier 2, max age 24h.
+	Retry Retry `yaml:"retry"`
+}
+
+// LogSink writes outcomes to Ferry's log.
+type LogSink struct{}
+
+// Kind returns the destination's sink kind ("webhook", "log").
+func (d Destination) Kind() string {
+	switch {
+	case d.Webhook != nil:
+		return "webhook"
+	case d.Log != nil:
+		return "log"
+	}
+	return ""
+}
+
+// Timeout returns the per-attempt timeout of the backend.
+func (b Backend) Timeout() time.Duration {
+	switch {
+	case b.HTTP != nil:
+		return b.HTTP.Timeout.D()
+	case b.Exec != nil:
+		return b.Exec.Timeout.D()
+	case b.Go != nil:
+		return b.Go.Timeout.D()
+	}
+	return 0
+}
+
+// Tenant returns the tenant with that name, or nil.
+func (c *Config) Tenant(name string) *Tenant {
+	for i := range c.Tenants {
+		if c.Tenants[i].Name == name {
+			return &c.Tenants[i]
+		}
+	}
+	return nil
+}
+
+// Function returns the tenant's function with that name, or nil.
+func (c *Config) Function(tenant, name string) *Function {
+	for i := range c.Functions {
+		if f := &c.Functions[i]; f.Tenant == tenant && f.Name == name {
+			return f
+		}
+	}
+	return nil
+}

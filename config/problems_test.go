@@ -1,0 +1,163 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// base is a valid config on lines 1-7; cases append to it from line 8.
+const base = `tenants:
+  - name: demo
+    api_keys: [k]
+functions:
+  - name: echo
+    tenant: demo
+    backend: { exec: { command: [cat] } }
+`
+
+func TestParseProblems(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		src  string
+		env  map[string]string
+		want string // a substring of the error, "FILE:LINE: message"
+	}{
+		{name: "MalformedYAML", src: "server: a\n listen: b\n", want: "x.yaml:2: mapping values are not allowed in this context"},
+		{name: "UnclosedFlow", src: base + "server: { listen: x\n", want: "x.yaml:8: did not find expected ',' or '}'"},
+		{name: "MultipleDocuments", src: base + "---\nserver: {}\n", want: "x.yaml:8: only one YAML document is allowed"},
+		{name: "UnknownTopLevelKey", src: base + "servr: {}\n", want: "x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, tenants, functions)"},
+		{name: "UnknownNestedKey", src: base + "server:\n  listn: 127.0.0.1:1\n", want: "x.yaml:9: server.listn: unknown key (known: listen, max_payload, shutdown_timeout, read_header_timeout)"},
+		{name: "DuplicateKey", src: base + "server: {}\nserver: {}\n", want: "x.yaml:9: server: duplicate key (first defined at line 8)"},
+		{name: "MissingTenant", src: base + "  - name: other\n    tenant: nope\n    backend: { exec: { command: [cat] } }\n", want: `x.yaml:9: functions[1].tenant: tenant "nope" is not defined`},
+		{name: "BadDuration", src: base + "    retry: { max_interval: 5x }\n", want: `x.yaml:8: functions[0].retry.max_interval: "5x" is not a duration`},
+		{name: "BadSize", src: base + "server: { max_payload: 12 parsecs }\n", want: `x.yaml:8: server.max_payload: "12 parsecs" is not a size`},
+		{name: "NotAnInteger", src: base + "loop_guard: { max_hops: many }\n", want: `x.yaml:8: loop_guard.max_hops: "many" is not an integer`},
+		{name: "NotANumber", src: base + "    retry: { multiplier: double }\n", want: `x.yaml:8: functions[0].retry.multiplier: "double" is not a number`},
+		{name: "MappingForList", src: "tenants: { name: demo }\n", want: "x.yaml:1: tenants: expected a list, got a mapping"},
+		{name: "ListForMapping", src: base + "dispatcher: [1]\n", want: "x.yaml:8: dispatcher: expected a mapping, got a list"},
+		{name: "ListForString", src: base + "log: { level: [debug] }\n", want: "x.yaml:8: log.level: expected a string, got a list"},
+		{name: "MissingEnvVar", src: "tenants:\n  - name: demo\n    api_keys: [\"${DEMO_API_KEY}\"]\n", want: "x.yaml:3: tenants[0].api_keys[0]: environment variable DEMO_API_KEY is not set"},
+		{name: "SecretWithoutPrefix", src: base + "    destinations: { on_success: [ { webhook: { url: http://h/, secret: hunter2hunter2 } } ] }\n", want: `x.yaml:8: functions[0].destinations.on_success[0].webhook.secret: must start with "whsec_"`},
+		{name: "SecretNotBase64", src: base + "    destinations: { on_success: [ { webhook: { url: http://h/, secret: whsec_hunter2! } } ] }\n", want: `x.yaml:8: functions[0].destinations.on_success[0].webhook.secret: the part after "whsec_" is not valid standard base64`},
+		{name: "SecretTooShort", src: base + "    destinations: { on_success: [ { webhook: { url: http://h/, secret: whsec_c2hvcnQ= } } ] }\n", want: "x.yaml:8: functions[0].destinations.on_success[0].webhook.secret: the key is 5 bytes; at least 16 are required"},
+		{name: "WebhookURL", src: base + "    destinations: { on_failure: [ { webhook: { url: /relative, secret: whsec_MDEyMzQ1Njc4OWFiY2RlZg== } } ] }\n", want: "x.yaml:8: functions[0].destinations.on_failure[0].webhook.url: must be an absolute http:// or https:// URL"},
+		{name: "TwoSinks", src: base + "    destinations:\n      on_success:\n        - log: {}\n          webhook: { url: http://h/, secret: whsec_MDEyMzQ1Njc4OWFiY2RlZg== }\n", want: "x.yaml:10: functions[0].destinations.on_success[0]: set exactly one of webhook, log, not webhook and log"},
+		{name: "NoSink", src: base + "    destinations: { on_success: [ {} ] }\n", want: "x.yaml:8: functions[0].destinations.on_success[0]: set one of webhook, log"},
+		{name: "TwoBackends", src: "tenants: [ { name: demo, api_keys: [k] } ]\nfunctions:\n  - name: f\n    tenant: demo\n    backend:\n      http: { url: \"http://h/\" }\n      exec: { command: [cat] }\n", want: "x.yaml:5: functions[0].backend: set exactly one of http, exec, go, not http and exec"},
+		{name: "NoBackend", src: "tenants: [ { name: demo, api_keys: [k] } ]\nfunctions:\n  - name: f\n    tenant: demo\n", want: "x.yaml:3: functions[0].backend: set one of http, exec, go"},
+		{name: "HTTPBackendURL", src: "tenants: [ { name: demo, api_keys: [k] } ]\nfunctions:\n  - { name: f, tenant: demo, backend: { http: { url: \"ftp://h/\" } } }\n", want: "x.yaml:3: functions[0].backend.http.url: must be an absolute http:// or https:// URL"},
+		{name: "EmptyCommand", src: "tenants: [ { name: demo, api_keys: [k] } ]\nfunctions:\n  - { name: f, tenant: demo, backend: { exec: { command: [] } } }\n", want: "x.yaml:3: functions[0].backend.exec.command: must name a program to run"},
+		{name: "NoTenants", src: "", want: "x.yaml: tenants: at least one tenant is required"},
+		{name: "BadTenantName", src: "tenants: [ { name: -demo, api_keys: [k] } ]\n", want: `x.yaml:1: tenants[0].name: "-demo" is not a valid name`},
+		{name: "DuplicateFunction", src: base + "  - { name: echo, tenant: demo, backend: { go: {} } }\n", want: `x.yaml:8: functions[1].name: function "echo" is already defined for tenant "demo" at line 5`},
+		{name: "DuplicateTenant", src: "tenants:\n  - { name: demo, api_keys: [a] }\n  - { name: demo, api_keys: [b] }\n", want: `x.yaml:3: tenants[1].name: tenant "demo" is already defined at line 2`},
+		{name: "NoAPIKeys", src: "tenants:\n  - name: demo\n", want: "x.yaml:2: tenants[0].api_keys: at least one API key is required"},
+		{name: "SharedAPIKey", src: base[:len("tenants:\n  - name: demo\n    api_keys: [k]\n")] + "  - { name: other, api_keys: [k] }\n", want: "x.yaml:4: tenants[1].api_keys[0]: this API key is already used by tenants[0].api_keys[0] (line 3)"},
+		{name: "RedisStore", src: base + "store:\n  redis: { url: redis://127.0.0.1:6379/0 }\n", want: "x.yaml:9: store.redis: the Redis store is not available yet; use store.embedded"},
+		{name: "TwoStores", src: base + "store: { embedded: {}, redis: {} }\n", want: "x.yaml:8: store: set exactly one of embedded, redis"},
+		{name: "Listen", src: base + "server: { listen: localhost }\n", want: `x.yaml:8: server.listen: "localhost" is not host:port`},
+		{name: "MaxHops", src: base + "loop_guard: { max_hops: -1 }\n", want: "x.yaml:8: loop_guard.max_hops: must be at least 1, got -1"},
+		{name: "Workers", src: base + "dispatcher: { workers: -4 }\n", want: "x.yaml:8: dispatcher.workers: must be at least 1, got -4"},
+		{name: "LogLevel", src: base + "log: { level: verbose }\n", want: `x.yaml:8: log.level: "verbose" is not one of debug, info, warn, error`},
+		{name: "LogFormat", src: base + "log: { format: xml }\n", want: `x.yaml:8: log.format: "xml" is not one of json, text`},
+		{name: "RetryIntervals", src: base + "    retry:\n      initial_interval: 10m\n", want: "x.yaml:9: functions[0].retry.initial_interval: 10m0s is longer than max_interval 5m0s"},
+		{name: "RetryMultiplier", src: base + "    retry: { multiplier: 0.5 }\n", want: "x.yaml:8: functions[0].retry.multiplier: must be at least 1, got 0.5"},
+		{name: "RetryAttempts", src: base + "    retry: { max_attempts: -1 }\n", want: "x.yaml:8: functions[0].retry.max_attempts: must be at least 1, got -1"},
+		{name: "FunctionConcurrency", src: base + "    max_concurrency: -2\n", want: "x.yaml:8: functions[0].max_concurrency: must be at least 1, got -2"},
+		{name: "TenantQueue", src: "tenants:\n  - name: demo\n    api_keys: [k]\n    max_queued: -1\n", want: "x.yaml:4: tenants[0].max_queued: must be at least 1, got -1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Parse("x.yaml", []byte(tt.src), lookup(tt.env))
+			if err == nil {
+				t.Fatalf("Parse = %+v, nil; want an error containing %q", c, tt.want)
+			}
+			if c != nil {
+				t.Errorf("Parse returned a config with its error")
+			}
+			var ps Problems
+			if !errors.As(err, &ps) || len(ps) == 0 {
+				t.Fatalf("error %T is not Problems: %v", err, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error echoes the secret:\n%v", err)
+			}
+		})
+	}
+}
+
+func TestParseReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	// Three independent problems on lines 6, 8 and 10.
+	src := strings.Replace(base, "    tenant: demo\n", "    tenant: ghost\n", 1) +
+		"servr: {}\n" +
+		"loop_guard:\n" +
+		"  max_hops: lots\n"
+	_, err := Parse("x.yaml", []byte(src), nil)
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("Parse error = %v, want Problems", err)
+	}
+	want := []string{
+		`x.yaml:6: functions[0].tenant: tenant "ghost" is not defined`,
+		"x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, tenants, functions)",
+		`x.yaml:10: loop_guard.max_hops: "lots" is not an integer`,
+	}
+	if got := err.Error(); got != strings.Join(want, "\n") {
+		t.Errorf("error:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+func TestProblemsError(t *testing.T) {
+	t.Parallel()
+	ps := Problems{
+		{File: "f.yaml", Line: 9, Message: "c"},
+		{File: "f.yaml", Line: 2, Message: "b"},
+		{File: "f.yaml", Message: "a"},
+		{File: "f.yaml", Line: 2, Message: "b2"},
+	}
+	want := "f.yaml: a\nf.yaml:2: b\nf.yaml:2: b2\nf.yaml:9: c"
+	if got := ps.Error(); got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if ps[0].Message != "c" {
+		t.Errorf("Error() reordered its receiver")
+	}
+}
+
+func TestValidateWithoutLines(t *testing.T) {
+	t.Parallel()
+	c := &Config{File: "code", Tenants: []Tenant{{Name: "t", APIKeys: []string{"k"}}}}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	c.Functions = []Function{{Name: "f", Tenant: "t"}}
+	c.ApplyDefaults()
+	if got, want := fmt.Sprint(c.Validate()), "code: functions[0].backend: set one of http, exec, go"; got != want {
+		t.Errorf("Validate = %q, want %q", got, want)
+	}
+}
+
+func ExampleParse() {
+	src := []byte(`tenants:
+  - name: demo
+    api_keys: ["${DEMO_API_KEY}"]
+functions:
+  - name: echo
+    tenant: demo
+    backend: { exec: { command: [cat], timeout: 10x } }
+`)
+	_, err := Parse("ferry.yaml", src, nil)
+	fmt.Println(err)
+	// Output:
+	// ferry.yaml:3: tenants[0].api_keys[0]: environment variable DEMO_API_KEY is not set
+	// ferry.yaml:7: functions[0].backend.exec.timeout: "10x" is not a duration (use e.g. 500ms, 30s, 5m, 6h)
+}

@@ -1,0 +1,157 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/sinks"
+)
+
+// Event types of invocations (CloudEvents type).
+const (
+	TypeTask = "dev.ferry.task"
+)
+
+// TaskSource is the CloudEvents source of a lane's async tasks.
+func TaskSource(l async.Lane) string { return "/ferry/async/" + l.Tenant + "/" + l.Function }
+
+// Destination is one resolved destination of a function.
+type Destination struct {
+	// Name is the destination's place in the config, e.g. "on_success[0]".
+	Name string
+	// Kind is the sink kind, e.g. "webhook".
+	Kind string
+	Sink sinks.Sink
+	// Retry is the redelivery policy; Timeout bounds one delivery attempt.
+	Retry   RetryPolicy
+	Timeout time.Duration
+}
+
+// Function is a resolved function: its backend, limits and policies.
+type Function struct {
+	Lane    async.Lane
+	Backend Backend
+	// Timeout bounds one attempt (0: none).
+	Timeout        time.Duration
+	MaxConcurrency int
+	Retry          RetryPolicy
+	OnSuccess      []Destination
+	OnFailure      []Destination
+
+	invoker Backend // Backend behind the standard middleware
+}
+
+// Config assembles a Dispatcher.
+type Config struct {
+	Functions []*Function
+	// TenantConcurrency maps tenants to their max_concurrency.
+	TenantConcurrency map[string]int
+	// MaxHops is loop_guard.max_hops.
+	MaxHops int
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// Dispatcher holds the functions, their middleware and the shared limits.
+// Async tasks (TaskRunner) and pollers invoke functions through it.
+type Dispatcher struct {
+	functions map[async.Lane]*Function
+	limits    *Limits
+	metrics   *Metrics
+	log       *slog.Logger
+}
+
+// New builds a Dispatcher: every function's backend is wrapped with the
+// Standard middleware and the limits are set.
+func New(cfg Config) (*Dispatcher, error) {
+	d := &Dispatcher{
+		functions: make(map[async.Lane]*Function, len(cfg.Functions)),
+		limits:    NewLimits(),
+		metrics:   cfg.Metrics,
+		log:       cfg.Logger,
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	for t, n := range cfg.TenantConcurrency {
+		d.limits.SetTenant(t, n)
+	}
+	for _, f := range cfg.Functions {
+		if f.Backend == nil {
+			return nil, fmt.Errorf("function %s: no backend", f.Lane)
+		}
+		if f.Retry.MaxAttempts < 1 {
+			return nil, fmt.Errorf("function %s: retry max_attempts must be at least 1", f.Lane)
+		}
+		if _, dup := d.functions[f.Lane]; dup {
+			return nil, fmt.Errorf("function %s: defined twice", f.Lane)
+		}
+		f.invoker = Chain(f.Backend, Standard(cfg.Metrics, cfg.MaxHops, f.Timeout)...)
+		d.functions[f.Lane] = f
+		d.limits.SetFunction(f.Lane, f.MaxConcurrency)
+	}
+	return d, nil
+}
+
+// Function returns the function of a lane, or nil.
+func (d *Dispatcher) Function(l async.Lane) *Function { return d.functions[l] }
+
+// Limits returns the shared concurrency limits.
+func (d *Dispatcher) Limits() *Limits { return d.limits }
+
+// Invoke runs one attempt of fn through its middleware. The caller holds a
+// slot of fn's lane (Limits).
+func (d *Dispatcher) Invoke(ctx context.Context, fn *Function, inv *Invocation) (*Result, error) {
+	return fn.invoker.Invoke(ctx, inv)
+}
+
+// leaseTTL is the longest lease any function needs: its timeout plus a grace
+// period to record the outcome.
+func (d *Dispatcher) leaseTTL() time.Duration {
+	ttl := time.Duration(0)
+	for _, f := range d.functions {
+		t := f.Timeout
+		if t <= 0 {
+			t = 5 * time.Minute
+		}
+		ttl = max(ttl, t)
+	}
+	return ttl + 30*time.Second
+}
+
+// OutcomeOf builds the destination record of a finished task.
+func OutcomeOf(t *async.Task) *sinks.Outcome {
+	o := &sinks.Outcome{
+		Type:        sinks.TypeSucceeded,
+		ID:          t.ID,
+		Tenant:      t.Tenant,
+		Function:    t.Function,
+		Status:      string(t.Status),
+		Attempts:    t.Attempts,
+		Source:      TaskSource(t.Lane()),
+		Hops:        t.Hops + 1,
+		Time:        t.FinishedAt,
+		TraceParent: t.TraceParent,
+	}
+	if t.Status == async.StatusSucceeded {
+		o.Output = async.OutputJSON(t.Output)
+		return o
+	}
+	o.Type = sinks.TypeFailed
+	if t.Error != nil {
+		o.Error = &sinks.OutcomeError{Code: t.Error.Code, Message: t.Error.Message, HTTPStatus: t.Error.HTTPStatus}
+	}
+	return o
+}
+
+// deliveriesFor lists the pending deliveries of an outcome.
+func deliveriesFor(dests []Destination) []async.Delivery {
+	ds := make([]async.Delivery, len(dests))
+	for i, d := range dests {
+		ds[i] = async.Delivery{Index: i, Destination: d.Name, Kind: d.Kind, State: async.DeliveryPending}
+	}
+	return ds
+}

@@ -1,0 +1,117 @@
+// Package dispatcher turns async tasks and poller messages into invocations
+// of a function's backend: it enforces tenant and function concurrency
+// limits, leases tasks fairly, refuses trigger loops, bounds each attempt
+// with a timeout, retries with exponential backoff and hands outcomes to the
+// destinations.
+package dispatcher
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// HeaderHops is the header (and, lower-cased, the message property) that
+// carries the hop count between Ferry and functions.
+const HeaderHops = "Ferry-Hops"
+
+// Invocation is one attempt to run a function with a payload. A task and a
+// poller message (or batch) become the same Invocation.
+type Invocation struct {
+	// ID identifies the event: the task id, or a message id such as
+	// "kafka:orders/0/42". Sent as ce-id; stable across attempts.
+	ID       string
+	Tenant   string
+	Function string
+	// Source and Type are the CloudEvents source and type.
+	Source string
+	Type   string
+	// Time is when the event was created (ce-time).
+	Time        time.Time
+	Payload     []byte
+	ContentType string
+	// Headers are message headers or properties carried to the backend.
+	Headers map[string]string
+	// Hops is the hop count the event arrived with; what the invocation
+	// emits (the backend request, destination messages) carries Hops+1.
+	Hops int
+	// TraceParent is the W3C traceparent of the event, if any.
+	TraceParent string
+	// Attempt is the 1-based attempt number.
+	Attempt int
+}
+
+// OutHops is the hop count the invocation's outputs carry.
+func (inv *Invocation) OutHops() int { return inv.Hops + 1 }
+
+// Result is a successful backend answer.
+type Result struct {
+	// Output is the response body (HTTP) or stdout (exec).
+	Output      []byte
+	ContentType string
+	// StatusCode is the HTTP status, when the backend speaks HTTP.
+	StatusCode int
+}
+
+// Backend runs a function. It returns a Result on success, or an error that
+// says whether a retry can help (see Permanent, RetryAfter, Classify).
+type Backend interface {
+	Invoke(ctx context.Context, inv *Invocation) (*Result, error)
+}
+
+// BackendFunc adapts a function to Backend, for library users and tests.
+type BackendFunc func(ctx context.Context, inv *Invocation) (*Result, error)
+
+// Invoke calls f.
+func (f BackendFunc) Invoke(ctx context.Context, inv *Invocation) (*Result, error) {
+	return f(ctx, inv)
+}
+
+// Middleware wraps a Backend with a cross-cutting step.
+type Middleware func(Backend) Backend
+
+// Chain wraps b with mws; the first middleware runs first (outermost), as in
+// Watermill's router.
+func Chain(b Backend, mws ...Middleware) Backend {
+	for i := len(mws) - 1; i >= 0; i-- {
+		b = mws[i](b)
+	}
+	return b
+}
+
+// ParseHops parses a hop count header value. An empty value is 0 hops.
+func ParseHops(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 1<<20 {
+		return 0, &Error{Code: "bad_hops", Err: errBadHops(v), permanent: true}
+	}
+	return n, nil
+}
+
+type errBadHops string
+
+func (e errBadHops) Error() string {
+	return "hop count " + strconv.Quote(string(e)) + " is not a non-negative integer"
+}
+
+// ParseRetryAfter parses an HTTP Retry-After value (seconds or an HTTP date)
+// relative to now. It returns 0 when v is empty or malformed.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,98 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the dispatcher's Prometheus metrics. A nil *Metrics records
+// nothing.
+type Metrics struct {
+	inFlight   *prometheus.GaugeVec
+	attempts   *prometheus.CounterVec
+	attemptDur *prometheus.HistogramVec
+	outcomes   *prometheus.CounterVec
+	endToEnd   *prometheus.HistogramVec
+	deliveries *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ferry_invocations_in_flight",
+			Help: "Invocations running now, per tenant and function.",
+		}, []string{"tenant", "function"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_attempts_total",
+			Help: "Backend attempts by result (success, or the error code).",
+		}, []string{"tenant", "function", "result"}),
+		attemptDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_attempt_duration_seconds",
+			Help:    "Duration of one backend attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"tenant", "function"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_task_outcomes_total",
+			Help: "Task outcomes: succeeded, failed (by code), retried, released, lease_lost.",
+		}, []string{"tenant", "function", "outcome"}),
+		endToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_task_latency_seconds",
+			Help:    "Time from submission to a final outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+		}, []string{"tenant", "function", "status"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_deliveries_total",
+			Help: "Outcome delivery attempts by sink kind and result (delivered, retried, failed).",
+		}, []string{"kind", "result"}),
+	}
+	reg.MustRegister(m.inFlight, m.attempts, m.attemptDur, m.outcomes, m.endToEnd, m.deliveries)
+	return m
+}
+
+// Observe is the middleware that counts attempts, their duration and the
+// invocations in flight.
+func (m *Metrics) Observe() Middleware {
+	return func(next Backend) Backend {
+		if m == nil {
+			return next
+		}
+		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
+			g := m.inFlight.WithLabelValues(inv.Tenant, inv.Function)
+			g.Inc()
+			start := time.Now()
+			res, err := next.Invoke(ctx, inv)
+			g.Dec()
+			result := "success"
+			if err != nil {
+				result = Classify(err).Code
+			}
+			if !errors.Is(err, ErrLoopDetected) {
+				m.attemptDur.WithLabelValues(inv.Tenant, inv.Function).Observe(time.Since(start).Seconds())
+			}
+			m.attempts.WithLabelValues(inv.Tenant, inv.Function, result).Inc()
+			return res, err
+		})
+	}
+}
+
+func (m *Metrics) outcome(tenant, function, outcome string) {
+	if m != nil {
+		m.outcomes.WithLabelValues(tenant, function, outcome).Inc()
+	}
+}
+
+func (m *Metrics) finished(tenant, function, status string, age time.Duration) {
+	if m != nil {
+		m.endToEnd.WithLabelValues(tenant, function, status).Observe(age.Seconds())
+	}
+}
+
+func (m *Metrics) delivery(kind, result string) {
+	if m != nil {
+		m.deliveries.WithLabelValues(kind, result).Inc()
+	}
+}

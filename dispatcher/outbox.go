@@ -1,0 +1,195 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ferrydev/ferry/async"
+)
+
+// DeliveryStore keeps the progress of outcome deliveries durable.
+type DeliveryStore interface {
+	UpdateDelivery(ctx context.Context, id string, d async.Delivery) error
+	PendingDeliveries(ctx context.Context) ([]*async.Task, error)
+}
+
+// Outbox delivers the outcomes of finished tasks to their destinations. The
+// deliveries were recorded as pending in the same write as the task's final
+// status, so a crash never loses one: Run resumes them at start-up. Each
+// attempt's result is recorded; a failed attempt is retried on the
+// destination's schedule, and when retries run out the delivery is marked
+// failed, counted and logged, never dropped silently. A redelivery after a
+// crash carries the same id (webhook-id), so receivers can drop duplicates.
+type Outbox struct {
+	d     *Dispatcher
+	store DeliveryStore
+	log   *slog.Logger
+	now   func() time.Time
+
+	jobs    chan job
+	done    chan struct{}
+	mu      sync.Mutex
+	timers  map[*time.Timer]struct{}
+	stopped bool
+}
+
+type job struct {
+	task *async.Task
+	idx  int
+}
+
+// NewOutbox returns an Outbox; workers bounds concurrent delivery attempts.
+func NewOutbox(d *Dispatcher, store DeliveryStore) *Outbox {
+	return &Outbox{
+		d: d, store: store, log: d.log, now: time.Now,
+		jobs:   make(chan job, 1024),
+		done:   make(chan struct{}),
+		timers: map[*time.Timer]struct{}{},
+	}
+}
+
+// Add schedules the pending deliveries of a finished task now.
+func (o *Outbox) Add(t *async.Task) {
+	for i, d := range t.Deliveries {
+		if d.State == async.DeliveryPending {
+			o.schedule(job{task: t, idx: i}, d.NextAttemptAt)
+		}
+	}
+}
+
+// schedule queues j at time at (now if zero or past) unless stopped.
+func (o *Outbox) schedule(j job, at time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stopped {
+		return // still pending in the store: resumed at the next start
+	}
+	var tm *time.Timer
+	tm = time.AfterFunc(max(at.Sub(o.now()), 0), func() {
+		o.mu.Lock()
+		_, live := o.timers[tm]
+		delete(o.timers, tm)
+		o.mu.Unlock()
+		if live {
+			select {
+			case o.jobs <- j:
+			case <-o.done:
+			}
+		}
+	})
+	o.timers[tm] = struct{}{}
+}
+
+// Run resumes the deliveries left pending by a previous run, then delivers
+// with workers goroutines until ctx ends. On return, attempts in progress
+// have finished; deliveries not yet attempted stay pending in the store.
+func (o *Outbox) Run(ctx context.Context, workers int) error {
+	pending, err := o.store.PendingDeliveries(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range pending {
+		o.Add(t)
+	}
+	if len(pending) > 0 {
+		o.log.Info("resuming outcome deliveries", "tasks", len(pending))
+	}
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for {
+				select {
+				case j := <-o.jobs:
+					o.attempt(ctx, j)
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	<-ctx.Done()
+	o.mu.Lock()
+	o.stopped = true
+	close(o.done)
+	for tm := range o.timers {
+		tm.Stop()
+	}
+	clear(o.timers)
+	o.mu.Unlock()
+	wg.Wait()
+	return nil
+}
+
+// attempt makes one delivery attempt and records its result.
+func (o *Outbox) attempt(ctx context.Context, j job) {
+	t := j.task
+	fn := o.d.Function(t.Lane())
+	d := t.Deliveries[j.idx]
+	dest := o.destination(fn, t, d)
+	if dest == nil {
+		d.State, d.LastError = async.DeliveryFailed, "destination "+d.Destination+" is no longer configured"
+		o.record(t, d)
+		return
+	}
+	now := o.now()
+	if d.FirstAttemptAt.IsZero() {
+		d.FirstAttemptAt = now
+	}
+	d.Attempts++
+	actx, cancel := context.WithTimeout(ctx, dest.Timeout)
+	err := dest.Sink.Deliver(actx, OutcomeOf(t))
+	cancel()
+	switch {
+	case err == nil:
+		d.State, d.LastError, d.NextAttemptAt = async.DeliveryDelivered, "", time.Time{}
+		o.d.metrics.delivery(d.Kind, "delivered")
+	case ctx.Err() != nil:
+		// Shutting down: the attempt does not count; the delivery stays
+		// pending and resumes at the next start.
+		return
+	default:
+		d.LastError = err.Error()
+		dec := dest.Retry.Decide(Classify(err), d.Attempts, d.FirstAttemptAt, now)
+		if dec.Retry {
+			d.NextAttemptAt = dec.At
+			o.d.metrics.delivery(d.Kind, "retried")
+			o.log.Warn("outcome delivery failed; will retry", "task", t.ID, "destination", d.Destination,
+				"kind", d.Kind, "attempt", d.Attempts, "retry_at", dec.At, "error", err)
+		} else {
+			d.State, d.NextAttemptAt = async.DeliveryFailed, time.Time{}
+			o.d.metrics.delivery(d.Kind, "failed")
+			o.log.Error("outcome delivery failed for good", "task", t.ID, "destination", d.Destination,
+				"kind", d.Kind, "attempts", d.Attempts, "error", err)
+		}
+	}
+	o.record(t, d)
+	if d.State == async.DeliveryPending {
+		o.schedule(job{task: t, idx: j.idx}, d.NextAttemptAt)
+	}
+}
+
+func (o *Outbox) destination(fn *Function, t *async.Task, d async.Delivery) *Destination {
+	if fn == nil {
+		return nil
+	}
+	dests := fn.OnSuccess
+	if t.Status != async.StatusSucceeded {
+		dests = fn.OnFailure
+	}
+	for i := range dests {
+		if dests[i].Name == d.Destination {
+			return &dests[i]
+		}
+	}
+	return nil
+}
+
+func (o *Outbox) record(t *async.Task, d async.Delivery) {
+	t.Deliveries[d.Index] = d
+	if err := o.store.UpdateDelivery(context.Background(), t.ID, d); err != nil && !errors.Is(err, async.ErrNotFound) {
+		o.log.Error("cannot record delivery progress", "task", t.ID, "destination", d.Destination, "error", err)
+	}
+}

@@ -1,0 +1,250 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ferrydev/ferry/async"
+)
+
+// TaskQueue is what the TaskRunner needs of the durable queue.
+type TaskQueue interface {
+	Lease(ctx context.Context, allow func(async.Lane) bool, ttl time.Duration) (*async.Task, time.Time, error)
+	Ready() <-chan struct{}
+	Complete(ctx context.Context, id string, token uint64, c async.Completion) error
+	Retry(ctx context.Context, id string, token uint64, at time.Time, err *async.TaskError) error
+	Release(ctx context.Context, id string, token uint64) error
+}
+
+// TaskRunnerConfig configures a TaskRunner.
+type TaskRunnerConfig struct {
+	// Workers bounds the tasks in flight across all tenants. Defaults to 64.
+	Workers int
+	// DrainTimeout bounds how long Run waits for in-flight tasks once its
+	// context ends; tasks still running then are cancelled and released
+	// back to the queue without spending an attempt. Defaults to 30s.
+	DrainTimeout time.Duration
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// TaskRunner leases async tasks fairly across tenants, within the tenant and
+// function limits, invokes them, and records each result: success or
+// permanent failure (with the outcome deliveries, which the Outbox sends),
+// or a retry at the time the function's RetryPolicy gives.
+type TaskRunner struct {
+	d      *Dispatcher
+	q      TaskQueue
+	outbox *Outbox
+	cfg    TaskRunnerConfig
+	log    *slog.Logger
+}
+
+// NewTaskRunner returns a TaskRunner; outbox receives finished tasks.
+func NewTaskRunner(d *Dispatcher, q TaskQueue, outbox *Outbox, cfg TaskRunnerConfig) *TaskRunner {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &TaskRunner{d: d, q: q, outbox: outbox, cfg: cfg, log: d.log}
+}
+
+// Run leases and runs tasks until ctx ends, then drains: it waits up to
+// DrainTimeout for the tasks in flight, cancels the rest (they are released
+// to the queue) and returns once every worker has stopped.
+func (r *TaskRunner) Run(ctx context.Context) error {
+	invokeCtx, cancelInvokes := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelInvokes(nil)
+	workers := make(chan struct{}, r.cfg.Workers)
+	var wg sync.WaitGroup
+	ttl := r.d.leaseTTL()
+	limits := r.d.limits
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+
+loop:
+	for {
+		select {
+		case workers <- struct{}{}:
+		case <-ctx.Done():
+			break loop
+		}
+		for {
+			t, next, err := r.q.Lease(ctx, limits.Allow, ttl)
+			if err != nil {
+				if ctx.Err() != nil {
+					<-workers
+					break loop
+				}
+				r.log.Error("lease failed; retrying in 1s", "error", err)
+				next = r.cfg.Now().Add(time.Second)
+			}
+			if t != nil {
+				if !limits.TryAcquire(t.Lane()) {
+					// A poller took the last slot between Allow and here.
+					r.release(t)
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-workers }()
+					defer limits.Release(t.Lane())
+					r.process(invokeCtx, t)
+				}()
+				break
+			}
+			var wake <-chan time.Time
+			if !next.IsZero() {
+				timer.Reset(max(next.Sub(r.cfg.Now()), time.Millisecond))
+				wake = timer.C
+			}
+			select {
+			case <-r.q.Ready():
+			case <-limits.Freed():
+			case <-wake:
+			case <-ctx.Done():
+				timer.Stop()
+				<-workers
+				break loop
+			}
+			timer.Stop()
+		}
+	}
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(r.cfg.DrainTimeout):
+		r.log.Warn("drain timeout: cancelling in-flight tasks; they stay queued", "timeout", r.cfg.DrainTimeout)
+		cancelInvokes(errShutdown)
+		<-done
+	}
+	return nil
+}
+
+var errShutdown = errors.New("ferry is shutting down")
+
+// process runs one leased task and records its result.
+func (r *TaskRunner) process(ctx context.Context, t *async.Task) {
+	fn := r.d.Function(t.Lane())
+	if fn == nil {
+		r.complete(t, nil, async.Completion{Status: async.StatusFailed, Error: &async.TaskError{
+			Code: async.CodeFunctionNotFound, Message: fmt.Sprintf("function %q of tenant %q is no longer configured", t.Function, t.Tenant),
+		}})
+		return
+	}
+	inv := &Invocation{
+		ID: t.ID, Tenant: t.Tenant, Function: t.Function,
+		Source: TaskSource(t.Lane()), Type: TypeTask, Time: t.CreatedAt,
+		Payload: t.Payload, ContentType: t.ContentType,
+		Hops: t.Hops, TraceParent: t.TraceParent, Attempt: t.Attempts + 1,
+	}
+	res, err := r.d.Invoke(ctx, fn, inv)
+	if err == nil {
+		r.complete(t, fn, async.Completion{
+			Status: async.StatusSucceeded, Output: res.Output, OutputType: res.ContentType,
+			Attempted: true, Deliveries: deliveriesFor(fn.OnSuccess),
+		})
+		return
+	}
+	if errors.Is(context.Cause(ctx), errShutdown) {
+		r.release(t)
+		return
+	}
+	c := Classify(err)
+	attemptErr := &async.TaskError{Code: c.Code, Message: c.Message, HTTPStatus: c.StatusCode}
+	attempted := !errors.Is(err, ErrLoopDetected)
+	attempts := t.Attempts
+	if attempted {
+		attempts++
+	}
+	dec := fn.Retry.Decide(c, attempts, t.CreatedAt, r.cfg.Now())
+	if dec.Retry {
+		r.log.Info("attempt failed; retrying", "task", t.ID, "tenant", t.Tenant, "function", t.Function,
+			"attempt", attempts, "code", c.Code, "retry_at", dec.At)
+		if err := r.q.Retry(context.WithoutCancel(ctx), t.ID, t.Lease, dec.At, attemptErr); err != nil {
+			r.recordErr(t, "retry", err)
+			return
+		}
+		r.d.metrics.outcome(t.Tenant, t.Function, "retried")
+		return
+	}
+	final := &async.TaskError{Code: dec.Code, Message: failureMessage(dec.Code, attempts, c), HTTPStatus: c.StatusCode}
+	r.complete(t, fn, async.Completion{
+		Status: async.StatusFailed, Error: final, Attempted: attempted, Deliveries: deliveriesFor(fn.OnFailure),
+	})
+}
+
+func failureMessage(code string, attempts int, c Classified) string {
+	switch code {
+	case async.CodeRetriesExhausted:
+		return fmt.Sprintf("gave up after %d attempts; last error: %s", attempts, c.Message)
+	case async.CodeMaxAgeExceeded:
+		return fmt.Sprintf("retry.max_age reached after %d attempts; last error: %s", attempts, c.Message)
+	case async.CodeRejected:
+		return "permanent failure, not retried: " + c.Message
+	}
+	return c.Message
+}
+
+// complete records a final result and hands the finished task to the outbox.
+func (r *TaskRunner) complete(t *async.Task, fn *Function, c async.Completion) {
+	if fn == nil {
+		c.Deliveries = nil
+	}
+	if err := r.q.Complete(context.Background(), t.ID, t.Lease, c); err != nil {
+		r.recordErr(t, "complete", err)
+		return
+	}
+	now := r.cfg.Now()
+	done := t.Clone()
+	done.Status, done.Output, done.OutputType, done.Error = c.Status, c.Output, c.OutputType, c.Error
+	if c.Attempted {
+		done.Attempts++
+	}
+	done.FinishedAt, done.UpdatedAt, done.Deliveries = now, now, c.Deliveries
+	outcome := string(c.Status)
+	if c.Error != nil {
+		outcome += ":" + c.Error.Code
+		r.log.Warn("task failed", "task", t.ID, "tenant", t.Tenant, "function", t.Function,
+			"code", c.Error.Code, "attempts", done.Attempts, "error", c.Error.Message)
+	}
+	r.d.metrics.outcome(t.Tenant, t.Function, outcome)
+	r.d.metrics.finished(t.Tenant, t.Function, string(c.Status), now.Sub(t.CreatedAt))
+	if len(c.Deliveries) > 0 && r.outbox != nil {
+		r.outbox.Add(done)
+	}
+}
+
+// release puts a task back without spending an attempt.
+func (r *TaskRunner) release(t *async.Task) {
+	if err := r.q.Release(context.Background(), t.ID, t.Lease); err != nil {
+		r.recordErr(t, "release", err)
+		return
+	}
+	r.d.metrics.outcome(t.Tenant, t.Function, "released")
+}
+
+func (r *TaskRunner) recordErr(t *async.Task, op string, err error) {
+	if errors.Is(err, async.ErrLeaseLost) {
+		// The lease expired and the task was taken over: the newer attempt
+		// owns the task, this result is dropped (fencing).
+		r.log.Warn("result dropped: lease lost", "task", t.ID, "op", op, "lease", t.Lease)
+		r.d.metrics.outcome(t.Tenant, t.Function, "lease_lost")
+		return
+	}
+	// The lease stays; when it expires the task is run again.
+	r.log.Error("cannot record task result; it will run again when its lease expires",
+		"task", t.ID, "op", op, "error", err)
+}

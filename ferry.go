@@ -1,0 +1,210 @@
+// Package ferry assembles Ferry from its configuration: the durable task
+// queue, the HTTP API, the dispatcher with its backends and the outcome
+// destinations. `ferry serve` runs it; programs that embed Ferry as a
+// library use New with WithFunction to register in-process Go backends.
+package ferry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/async/embedded"
+	"github.com/ferrydev/ferry/config"
+	"github.com/ferrydev/ferry/dispatcher"
+)
+
+// Option customises a Server built by New.
+type Option func(*options)
+
+type options struct {
+	backends map[async.Lane]dispatcher.Backend
+	logger   *slog.Logger
+	now      func() time.Time
+}
+
+// WithFunction registers an in-process Go backend for the tenant's function
+// (the config names it with `backend: { go: {} }`; registering one for a
+// function with another backend replaces that backend).
+func WithFunction(tenant, function string, b dispatcher.Backend) Option {
+	return func(o *options) { o.backends[async.Lane{Tenant: tenant, Function: function}] = b }
+}
+
+// WithLogger sets the logger (default: from the config's log section, to stderr).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// Server is a running Ferry: API, queue, dispatcher and outbox.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	queue    *embedded.Queue
+	registry *prometheus.Registry
+	tracer   *sdktrace.TracerProvider
+	runner   *dispatcher.TaskRunner
+	outbox   *dispatcher.Outbox
+	http     *http.Server
+	ln       net.Listener
+	ready    atomic.Bool
+	closed   sync.Once
+}
+
+// New builds a Server from a validated config: it opens the store and binds
+// the listener (so Addr is known before Run), but runs nothing yet.
+func New(cfg *config.Config, opts ...Option) (*Server, error) {
+	o := &options{backends: map[async.Lane]dispatcher.Backend{}, now: time.Now}
+	for _, opt := range opts {
+		opt(o)
+	}
+	log := o.logger
+	if log == nil {
+		log = NewLogger(cfg.Log, os.Stderr)
+	}
+	s := &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry(), tracer: sdktrace.NewTracerProvider()}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := dispatcher.NewMetrics(s.registry)
+
+	fns, err := buildFunctions(cfg, o.backends, log)
+	if err != nil {
+		return nil, err
+	}
+	tenantConc := map[string]int{}
+	for _, t := range cfg.Tenants {
+		tenantConc[t.Name] = t.MaxConcurrency
+	}
+	d, err := dispatcher.New(dispatcher.Config{
+		Functions: fns, TenantConcurrency: tenantConc, MaxHops: cfg.LoopGuard.MaxHops, Metrics: metrics, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	q, err := embedded.Open(cfg.Store.Embedded.Path, embedded.Options{Retention: cfg.Store.Retention.D(), Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.Store.Embedded.Path, err)
+	}
+	s.queue = q
+	s.registry.MustRegister(newQueueCollector(q))
+	s.outbox = dispatcher.NewOutbox(d, q)
+	s.runner = dispatcher.NewTaskRunner(d, q, s.outbox, dispatcher.TaskRunnerConfig{
+		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(), Now: o.now,
+	})
+
+	s.http = &http.Server{
+		Handler:           s.routes(cfg, q, d),
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s.ln, err = net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		_ = q.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+	}
+	return s, nil
+}
+
+// Addr is the address the API listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx ends, then shuts down in order: readiness off, the
+// API stops accepting and finishes its requests, the dispatcher drains
+// in-flight tasks within server.shutdown_timeout (the rest stay queued), the
+// outbox stops (pending deliveries resume at the next start), and the store
+// closes.
+func (s *Server) Run(ctx context.Context) error {
+	upkeepCtx, stopUpkeep := context.WithCancel(context.Background())
+	runnerCtx, stopRunner := context.WithCancel(context.Background())
+	outboxCtx, stopOutbox := context.WithCancel(context.Background())
+	defer stopUpkeep()
+	defer stopRunner()
+	defer stopOutbox()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	goRun := func(name string, f func() error) {
+		wg.Go(func() {
+			if err := f(); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		})
+	}
+	var upkeepWG, runnerWG, outboxWG sync.WaitGroup
+	upkeepWG.Go(func() { _ = s.queue.Run(upkeepCtx) })
+	outboxWG.Go(func() {
+		if err := s.outbox.Run(outboxCtx, 8); err != nil {
+			errs <- fmt.Errorf("outbox: %w", err)
+		}
+	})
+	runnerWG.Go(func() { _ = s.runner.Run(runnerCtx) })
+	goRun("http", func() error {
+		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	s.ready.Store(true)
+	s.log.Info("ferry is serving", "listen", s.Addr().String(), "store", s.cfg.Store.Embedded.Path,
+		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+		s.log.Error("ferry stopping on error", "error", runErr)
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down: stopping intake")
+	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.D())
+	defer cancel()
+	_ = s.http.Shutdown(shutCtx)
+	s.log.Info("shutting down: draining in-flight tasks")
+	stopRunner()
+	runnerWG.Wait()
+	stopOutbox()
+	outboxWG.Wait()
+	stopUpkeep()
+	upkeepWG.Wait()
+	wg.Wait()
+	if err := s.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	s.log.Info("ferry stopped")
+	return runErr
+}
+
+// Close releases the store and the listener; Run calls it on return.
+func (s *Server) Close() error {
+	var err error
+	s.closed.Do(func() {
+		_ = s.ln.Close()
+		_ = s.tracer.Shutdown(context.Background())
+		err = s.queue.Close()
+	})
+	return err
+}
+
+// NewLogger builds the slog logger the log config describes.
+func NewLogger(c config.Log, w *os.File) *slog.Logger {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(c.Level))
+	ho := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, ho))
+	}
+	return slog.New(slog.NewJSONHandler(w, ho))
+}
