@@ -23,8 +23,6 @@ const (
 	MaxDelay = 30 * 24 * time.Hour
 	// MaxIdempotencyKey bounds the length of an Idempotency-Key.
 	MaxIdempotencyKey = 255
-	// maxHops bounds the Ferry-Hops header value accepted.
-	maxHops = 1 << 20
 )
 
 // TaskStore is what the API needs of the Queue.
@@ -139,7 +137,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		a.reject(w, tenant, http.StatusBadRequest, "bad_delay", err.Error())
 		return
 	}
-	hops, err := parseHops(r.Header.Get("Ferry-Hops"))
+	hops, err := ParseHops(r.Header.Get(HeaderHops))
 	if err != nil {
 		a.reject(w, tenant, http.StatusBadRequest, "bad_hops", err.Error())
 		return
@@ -298,18 +296,7 @@ func parseDelay(v string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 || d > MaxDelay {
-		return 0, fmt.Errorf("Ferry-Delay %q must be a duration from 0s to %s, e.g. 30s or 5m", v, MaxDelay)
+		return 0, fmt.Errorf("Ferry-Delay %q must be a duration from 0s to 720h (30 days), e.g. 30s or 5m", v)
 	}
 	return d, nil
-}
-
-func parseHops(v string) (int, error) {
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > maxHops {
-		return 0, fmt.Errorf("Ferry-Hops %q must be a non-negative integer", v)
-	}
-	return n, nil
 }

@@ -6,8 +6,29 @@ package async
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
+
+// HeaderHops is the header (and, lower-cased, the message property or
+// field) that carries the hop count between Ferry and functions.
+const HeaderHops = "Ferry-Hops"
+
+// maxHops bounds the hop counts accepted from outside.
+const maxHops = 1 << 20
+
+// ParseHops parses a hop count as carried by HeaderHops. An empty value is
+// 0 hops.
+func ParseHops(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxHops {
+		return 0, fmt.Errorf("%s %q must be a non-negative integer", HeaderHops, v)
+	}
+	return n, nil
+}
 
 // Status is the lifecycle state of a task.
 type Status string

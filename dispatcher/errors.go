@@ -85,4 +85,6 @@ type PanicError struct {
 }
 
 // Error implements error.
-func (p *PanicError) Error() string { return fmt.Sprintf("backend panicked at %s: %v", p.Where, p.Value) }
+func (p *PanicError) Error() string {
+	return fmt.Sprintf("backend panicked at %s: %v", p.Where, p.Value)
+}

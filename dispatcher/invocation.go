@@ -12,10 +12,6 @@ import (
 	"time"
 )
 
-// HeaderHops is the header (and, lower-cased, the message property) that
-// carries the hop count between Ferry and functions.
-const HeaderHops = "Ferry-Hops"
-
 // Invocation is one attempt to run a function with a payload. A task and a
 // poller message (or batch) become the same Invocation.
 type Invocation struct {
@@ -78,24 +74,6 @@ func Chain(b Backend, mws ...Middleware) Backend {
 		b = mws[i](b)
 	}
 	return b
-}
-
-// ParseHops parses a hop count header value. An empty value is 0 hops.
-func ParseHops(v string) (int, error) {
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > 1<<20 {
-		return 0, &Error{Code: "bad_hops", Err: errBadHops(v), permanent: true}
-	}
-	return n, nil
-}
-
-type errBadHops string
-
-func (e errBadHops) Error() string {
-	return "hop count " + strconv.Quote(string(e)) + " is not a non-negative integer"
 }
 
 // ParseRetryAfter parses an HTTP Retry-After value (seconds or an HTTP date)

@@ -205,3 +205,62 @@ func TestQuota(t *testing.T) {
 		t.Fatalf("after finishing one: %v", err)
 	}
 }
+
+// TestConcurrentWorkers runs producers and workers together (under -race in
+// CI): every task is leased and completed exactly once.
+func TestConcurrentWorkers(t *testing.T) {
+	t.Parallel()
+	q, b := setup(t)
+	ctx := context.Background()
+	const producers, perProducer, workers = 4, 50, 6
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for i := range perProducer {
+				task := newTask(b, seqID(string(rune('a'+p)), i), string(rune('A'+p%2)), string(rune('f'+i%3)))
+				if _, _, err := q.Enqueue(ctx, task, 0); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	var mu sync.Mutex
+	done := map[string]int{}
+	for range workers {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				n := len(done)
+				mu.Unlock()
+				if n == producers*perProducer {
+					return
+				}
+				task, _, err := q.Lease(ctx, nil, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if task == nil {
+					continue
+				}
+				if err := q.Complete(ctx, task.ID, task.Lease, async.Completion{Status: async.StatusSucceeded, Attempted: true}); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				done[task.ID]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for id, n := range done {
+		if n != 1 {
+			t.Fatalf("%s completed %d times", id, n)
+		}
+	}
+	if s := q.Stats(); len(s) != 0 {
+		t.Fatalf("Stats = %+v", s)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/dispatcher"
 )
 
@@ -223,7 +224,7 @@ func (h *HTTP) newRequest(ctx context.Context, inv *dispatcher.Invocation) (*htt
 	if err := cehttp.WriteRequest(cebinding.WithForceBinary(ctx), cebinding.ToMessage(&ev), req); err != nil {
 		return nil, dispatcher.Permanent("bad_event", err)
 	}
-	req.Header.Set(dispatcher.HeaderHops, strconv.Itoa(inv.OutHops()))
+	req.Header.Set(async.HeaderHops, strconv.Itoa(inv.OutHops()))
 	req.Header.Set(HeaderAttempt, strconv.Itoa(inv.Attempt))
 	if inv.TraceParent != "" && validHeader("traceparent", inv.TraceParent) {
 		req.Header.Set("traceparent", inv.TraceParent)

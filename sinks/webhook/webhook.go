@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/sinks"
 )
 
@@ -145,7 +146,7 @@ func (s *Sink) Deliver(ctx context.Context, o *sinks.Outcome) error {
 	req.Header.Set(HeaderID, msgID)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
 	req.Header.Set(HeaderSignature, sig)
-	req.Header.Set("Ferry-Hops", strconv.Itoa(o.Hops))
+	req.Header.Set(async.HeaderHops, strconv.Itoa(o.Hops))
 	if o.TraceParent != "" && !strings.ContainsAny(o.TraceParent, "\r\n\x00") {
 		req.Header.Set("traceparent", o.TraceParent)
 	}

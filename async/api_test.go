@@ -1,0 +1,196 @@
+package async_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/async/embedded"
+)
+
+// newAPI serves the API over a real embedded queue with tenants "a" (key
+// key-a, function f, max_queued 3) and "b" (key key-b, function g).
+func newAPI(t testing.TB) (*httptest.Server, *embedded.Queue) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	q, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	fns := map[string]string{"a": "f", "b": "g"}
+	api := async.NewAPI(async.APIConfig{
+		Store:      q,
+		Auth:       async.NewAuth(map[string][]string{"a": {"key-a"}, "b": {"key-b"}}),
+		Functions:  func(tenant, fn string) bool { return fns[tenant] == fn },
+		MaxQueued:  func(tenant string) int { return map[string]int{"a": 3}[tenant] },
+		MaxPayload: 1024,
+		Logger:     quiet,
+	})
+	mux := http.NewServeMux()
+	api.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv, q
+}
+
+type apiReply struct {
+	status int
+	header http.Header
+	body   map[string]any
+}
+
+func call(t testing.TB, srv *httptest.Server, method, path, key, body string, hdr map[string]string) apiReply {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := apiReply{status: resp.StatusCode, header: resp.Header}
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &r.body); err != nil {
+		t.Fatalf("%s %s: body %q is not JSON: %v", method, path, raw, err)
+	}
+	return r
+}
+
+func errCode(r apiReply) string {
+	e, _ := r.body["error"].(map[string]any)
+	if msg, _ := e["message"].(string); msg == "" {
+		return "<no message>"
+	}
+	code, _ := e["code"].(string)
+	return code
+}
+
+func TestAPIRequests(t *testing.T) {
+	srv, _ := newAPI(t)
+	ok := call(t, srv, "POST", "/v1/functions/f/tasks", "key-a", `{"x":1}`, map[string]string{"Content-Type": "application/json"})
+	if ok.status != http.StatusAccepted || ok.body["status"] != "queued" || ok.header.Get("Location") != "/v1/tasks/"+ok.body["id"].(string) {
+		t.Fatalf("submit = %d %v %v", ok.status, ok.body, ok.header)
+	}
+	id := ok.body["id"].(string)
+
+	tests := []struct {
+		name, method, path, key, body string
+		hdr                           map[string]string
+		status                        int
+		code                          string
+	}{
+		{"MissingKey", "POST", "/v1/functions/f/tasks", "", "x", nil, 401, "unauthorized"},
+		{"UnknownKey", "GET", "/v1/tasks/" + id, "nope", "", nil, 401, "unauthorized"},
+		{"UnknownFunction", "POST", "/v1/functions/zz/tasks", "key-a", "x", nil, 404, "function_not_found"},
+		{"OtherTenantsFunction", "POST", "/v1/functions/g/tasks", "key-a", "x", nil, 404, "function_not_found"},
+		{"OtherTenantsTask", "GET", "/v1/tasks/" + id, "key-b", "", nil, 404, "task_not_found"},
+		{"OtherTenantsCancel", "DELETE", "/v1/tasks/" + id, "key-b", "", nil, 404, "task_not_found"},
+		{"TooLarge", "POST", "/v1/functions/f/tasks", "key-a", strings.Repeat("x", 1025), nil, 413, "payload_too_large"},
+		{"BadDelay", "POST", "/v1/functions/f/tasks", "key-a", "x", map[string]string{"Ferry-Delay": "soon"}, 400, "bad_delay"},
+		{"NegativeDelay", "POST", "/v1/functions/f/tasks", "key-a", "x", map[string]string{"Ferry-Delay": "-5s"}, 400, "bad_delay"},
+		{"BadHops", "POST", "/v1/functions/f/tasks", "key-a", "x", map[string]string{"Ferry-Hops": "x"}, 400, "bad_hops"},
+		{"LongIdempotencyKey", "POST", "/v1/functions/f/tasks", "key-a", "x", map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, 400, "bad_idempotency_key"},
+		{"BadCursor", "GET", "/v1/tasks?cursor=!!", "key-a", "", nil, 400, "bad_cursor"},
+		{"BadStatus", "GET", "/v1/tasks?status=done", "key-a", "", nil, 400, "bad_status"},
+		{"BadLimit", "GET", "/v1/tasks?limit=5000", "key-a", "", nil, 400, "bad_limit"},
+		{"WrongMethod", "PUT", "/v1/tasks/" + id, "key-a", "", nil, 405, "method_not_allowed"},
+		{"UnknownEndpoint", "GET", "/v1/nothing", "key-a", "", nil, 404, "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := call(t, srv, tt.method, tt.path, tt.key, tt.body, tt.hdr)
+			if r.status != tt.status || errCode(r) != tt.code {
+				t.Fatalf("got %d %s (%v), want %d %s", r.status, errCode(r), r.body, tt.status, tt.code)
+			}
+		})
+	}
+
+	t.Run("NothingStoredByRejectedSubmits", func(t *testing.T) {
+		r := call(t, srv, "GET", "/v1/tasks", "key-a", "", nil)
+		if tasks := r.body["tasks"].([]any); len(tasks) != 1 {
+			t.Fatalf("tenant a has %d tasks, want only the accepted one", len(tasks))
+		}
+	})
+	t.Run("QuotaGives429WithRetryAfter", func(t *testing.T) {
+		for range 2 {
+			if r := call(t, srv, "POST", "/v1/functions/f/tasks", "key-a", "x", nil); r.status != 202 {
+				t.Fatalf("submit under quota = %d", r.status)
+			}
+		}
+		r := call(t, srv, "POST", "/v1/functions/f/tasks", "key-a", "x", nil)
+		if r.status != 429 || errCode(r) != "quota_exceeded" || r.header.Get("Retry-After") == "" {
+			t.Fatalf("over quota = %d %s Retry-After %q", r.status, errCode(r), r.header.Get("Retry-After"))
+		}
+	})
+	t.Run("CancelThenConflict", func(t *testing.T) {
+		r := call(t, srv, "DELETE", "/v1/tasks/"+id, "key-a", "", nil)
+		if r.status != 200 || r.body["status"] != "cancelled" {
+			t.Fatalf("cancel = %d %v", r.status, r.body)
+		}
+		if r := call(t, srv, "DELETE", "/v1/tasks/"+id, "key-a", "", nil); r.status != 409 || errCode(r) != "conflict" {
+			t.Fatalf("second cancel = %d %s", r.status, errCode(r))
+		}
+	})
+}
+
+func TestParseHops(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{{"", 0, true}, {"0", 0, true}, {"16", 16, true}, {"-1", 0, false}, {"x", 0, false}, {"99999999999", 0, false}}
+	for _, tt := range tests {
+		got, err := async.ParseHops(tt.in)
+		if got != tt.want || (err == nil) != tt.ok {
+			t.Errorf("ParseHops(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// FuzzSubmitHeaders feeds arbitrary submit headers and bodies to the API:
+// it must answer a known status with a JSON error, never a 500 or a panic.
+func FuzzSubmitHeaders(f *testing.F) {
+	f.Add("30s", "3", "key-1", "payload")
+	f.Add("-1s", "x", strings.Repeat("k", 300), "")
+	f.Add("9999999h", "-4", "", strings.Repeat("y", 2000))
+	srv, _ := newAPI(f)
+	allowed := map[int]bool{202: true, 400: true, 409: true, 413: true, 429: true}
+	f.Fuzz(func(t *testing.T, delay, hops, key, body string) {
+		hdr := map[string]string{}
+		for k, v := range map[string]string{"Ferry-Delay": delay, "Ferry-Hops": hops, "Idempotency-Key": key} {
+			if v != "" && isHeaderValue(v) {
+				hdr[k] = v
+			}
+		}
+		r := call(t, srv, "POST", "/v1/functions/f/tasks", "key-a", body, hdr)
+		if !allowed[r.status] {
+			t.Fatalf("status %d for delay=%q hops=%q key=%q: %v", r.status, delay, hops, key, r.body)
+		}
+		if r.status != 202 && errCode(r) == "<no message>" {
+			t.Fatalf("status %d without an error message", r.status)
+		}
+		if r.status == 202 {
+			_ = call(t, srv, "DELETE", "/v1/tasks/"+r.body["id"].(string), "key-a", "", nil) // keep under quota
+		}
+	})
+}
+
+func isHeaderValue(v string) bool {
+	for _, c := range v {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return strings.TrimSpace(v) == v
+}
