@@ -128,34 +128,25 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // closes.
 func (s *Server) Run(ctx context.Context) error {
 	upkeepCtx, stopUpkeep := context.WithCancel(context.Background())
-	runnerCtx, stopRunner := context.WithCancel(context.Background())
 	outboxCtx, stopOutbox := context.WithCancel(context.Background())
+	intakeCtx, stopIntake := context.WithCancel(context.Background())
 	defer stopUpkeep()
-	defer stopRunner()
 	defer stopOutbox()
+	defer stopIntake()
 
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	goRun := func(name string, f func() error) {
-		wg.Go(func() {
-			if err := f(); err != nil {
-				errs <- fmt.Errorf("%s: %w", name, err)
-			}
-		})
-	}
-	var upkeepWG, runnerWG, outboxWG sync.WaitGroup
-	upkeepWG.Go(func() { _ = s.queue.Run(upkeepCtx) })
-	outboxWG.Go(func() {
-		if err := s.outbox.Run(outboxCtx, 8); err != nil {
-			errs <- fmt.Errorf("outbox: %w", err)
+	fatal := make(chan error, 2)
+	var upkeep, outbox, intake sync.WaitGroup
+	upkeep.Go(func() { _ = s.queue.Run(upkeepCtx) })
+	outbox.Go(func() {
+		if err := s.outbox.Run(outboxCtx, outboxWorkers); err != nil {
+			fatal <- fmt.Errorf("outbox: %w", err)
 		}
 	})
-	runnerWG.Go(func() { _ = s.runner.Run(runnerCtx) })
-	goRun("http", func() error {
+	intake.Go(func() { _ = s.runner.Run(intakeCtx) })
+	intake.Go(func() {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
+			fatal <- fmt.Errorf("http: %w", err)
 		}
-		return nil
 	})
 	s.ready.Store(true)
 	s.log.Info("ferry is serving", "listen", s.Addr().String(), "store", s.cfg.Store.Embedded.Path,
@@ -164,28 +155,29 @@ func (s *Server) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case runErr = <-errs:
+	case runErr = <-fatal:
 		s.log.Error("ferry stopping on error", "error", runErr)
 	}
 	s.ready.Store(false)
-	s.log.Info("shutting down: stopping intake")
+	s.log.Info("shutting down: stopping intake, draining in-flight tasks")
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.D())
 	defer cancel()
 	_ = s.http.Shutdown(shutCtx)
-	s.log.Info("shutting down: draining in-flight tasks")
-	stopRunner()
-	runnerWG.Wait()
+	stopIntake()
+	intake.Wait()
 	stopOutbox()
-	outboxWG.Wait()
+	outbox.Wait()
 	stopUpkeep()
-	upkeepWG.Wait()
-	wg.Wait()
+	upkeep.Wait()
 	if err := s.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
 	s.log.Info("ferry stopped")
 	return runErr
 }
+
+// outboxWorkers bounds concurrent outcome delivery attempts.
+const outboxWorkers = 8
 
 // Close releases the store and the listener; Run calls it on return.
 func (s *Server) Close() error {
