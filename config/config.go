@@ -41,6 +41,7 @@ type Config struct {
 	Log        Log        `yaml:"log"`
 	Tenants    []Tenant   `yaml:"tenants"`
 	Functions  []Function `yaml:"functions"`
+	Triggers   []Trigger  `yaml:"triggers"`
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`

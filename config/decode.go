@@ -15,8 +15,9 @@ import (
 const maxValues = 1 << 20
 
 var (
-	durationType = reflect.TypeFor[Duration]()
-	byteSizeType = reflect.TypeFor[ByteSize]()
+	durationType   = reflect.TypeFor[Duration]()
+	byteSizeType   = reflect.TypeFor[ByteSize]()
+	stringListType = reflect.TypeFor[StringList]()
 )
 
 // decoder decodes a yaml.Node tree into a Go value by reflection, collecting
@@ -115,6 +116,15 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 				v.Set(reflect.ValueOf(x))
 			}
 		}
+		return
+	case stringListType:
+		if n.Kind == yaml.ScalarNode && !isNull(n) {
+			if s, ok := d.scalar(path, n, "a string"); ok {
+				v.Set(reflect.ValueOf(StringList{s}))
+			}
+			return
+		}
+		d.slice(path, n, v)
 		return
 	case byteSizeType:
 		if s, ok := d.scalar(path, n, "a size"); ok {

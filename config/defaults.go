@@ -41,13 +41,20 @@ func (c *Config) ApplyDefaults() {
 			setDefault(&b.Timeout, Duration(DefaultGoTimeout))
 		}
 		f.Retry.applyDefaults(DefaultMaxAttempts, Duration(DefaultMaxAge))
-		for _, ds := range [][]Destination{f.Destinations.OnSuccess, f.Destinations.OnFailure} {
-			for _, d := range ds {
-				if w := d.Webhook; w != nil {
-					setDefault(&w.Timeout, Duration(DefaultWebhookTimeout))
-					w.Retry.applyDefaults(DefaultSinkMaxAttempts, Duration(DefaultSinkMaxAge))
-				}
-			}
+		destinationDefaults(f.Destinations.OnSuccess)
+		destinationDefaults(f.Destinations.OnFailure)
+	}
+	for i := range c.Triggers {
+		c.Triggers[i].applyDefaults()
+	}
+}
+
+// destinationDefaults fills the sinks' timeouts and retry policies.
+func destinationDefaults(ds []Destination) {
+	for _, d := range ds {
+		if w := d.Webhook; w != nil {
+			setDefault(&w.Timeout, Duration(DefaultWebhookTimeout))
+			w.Retry.applyDefaults(DefaultSinkMaxAttempts, Duration(DefaultSinkMaxAge))
 		}
 	}
 }

@@ -28,7 +28,7 @@ func TestParseProblems(t *testing.T) {
 		{name: "MalformedYAML", src: "server: a\n listen: b\n", want: "x.yaml:2: mapping values are not allowed in this context"},
 		{name: "UnclosedFlow", src: base + "server: { listen: x\n", want: "x.yaml:8: did not find expected ',' or '}'"},
 		{name: "MultipleDocuments", src: base + "---\nserver: {}\n", want: "x.yaml:8: only one YAML document is allowed"},
-		{name: "UnknownTopLevelKey", src: base + "servr: {}\n", want: "x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, tenants, functions)"},
+		{name: "UnknownTopLevelKey", src: base + "servr: {}\n", want: "x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, tenants, functions, triggers)"},
 		{name: "UnknownNestedKey", src: base + "server:\n  listn: 127.0.0.1:1\n", want: "x.yaml:9: server.listn: unknown key (known: listen, max_payload, shutdown_timeout, read_header_timeout)"},
 		{name: "DuplicateKey", src: base + "server: {}\nserver: {}\n", want: "x.yaml:9: server: duplicate key (first defined at line 8)"},
 		{name: "MissingTenant", src: base + "  - name: other\n    tenant: nope\n    backend: { exec: { command: [cat] } }\n", want: `x.yaml:9: functions[1].tenant: tenant "nope" is not defined`},
@@ -107,7 +107,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	}
 	want := []string{
 		`x.yaml:6: functions[0].tenant: tenant "ghost" is not defined`,
-		"x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, tenants, functions)",
+		"x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, tenants, functions, triggers)",
 		`x.yaml:10: loop_guard.max_hops: "lots" is not an integer`,
 	}
 	if got := err.Error(); got != strings.Join(want, "\n") {

@@ -99,6 +99,7 @@ func (v *validator) config(c *Config) {
 	v.oneOf("log.format", c.Log.Format, "json", "text")
 	v.tenants(c.Tenants)
 	v.functions(c)
+	v.triggers(c)
 }
 
 func (v *validator) tenants(ts []Tenant) {

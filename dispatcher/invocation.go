@@ -36,6 +36,26 @@ type Invocation struct {
 	TraceParent string
 	// Attempt is the 1-based attempt number.
 	Attempt int
+	// Batch, when not nil, holds the events of a poller batch; the
+	// backend sends them together (HTTP: application/cloudevents-batch+json)
+	// and Payload is unused. The invocation's other fields describe the
+	// batch as a whole (ID names the batch, Hops is the highest hop count).
+	Batch []Event
+}
+
+// Event is one message of a batch invocation.
+type Event struct {
+	ID          string
+	Source      string
+	Type        string
+	Time        time.Time
+	Payload     []byte
+	ContentType string
+	// Key is the message key (sent as the CloudEvents partitionkey).
+	Key     string
+	Headers map[string]string
+	// Hops is the hop count the message arrived with.
+	Hops int
 }
 
 // OutHops is the hop count the invocation's outputs carry.

@@ -139,9 +139,7 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 		d.FirstAttemptAt = now
 	}
 	d.Attempts++
-	actx, cancel := context.WithTimeout(ctx, dest.Timeout)
-	err := dest.Sink.Deliver(actx, OutcomeOf(t))
-	cancel()
+	err := deliverOnce(ctx, dest, OutcomeOf(t))
 	switch {
 	case err == nil:
 		d.State, d.LastError, d.NextAttemptAt = async.DeliveryDelivered, "", time.Time{}

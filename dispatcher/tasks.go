@@ -180,13 +180,14 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task) {
 		r.d.metrics.outcome(t.Tenant, t.Function, "retried")
 		return
 	}
-	final := &async.TaskError{Code: dec.Code, Message: failureMessage(dec.Code, attempts, c), HTTPStatus: c.StatusCode}
+	final := &async.TaskError{Code: dec.Code, Message: FailureMessage(dec.Code, attempts, c), HTTPStatus: c.StatusCode}
 	r.complete(t, fn, async.Completion{
 		Status: async.StatusFailed, Error: final, Attempted: attempted, Deliveries: deliveriesFor(fn.OnFailure),
 	})
 }
 
-func failureMessage(code string, attempts int, c Classified) string {
+// FailureMessage explains a final failure code for the outcome record.
+func FailureMessage(code string, attempts int, c Classified) string {
 	switch code {
 	case async.CodeRetriesExhausted:
 		return fmt.Sprintf("gave up after %d attempts; last error: %s", attempts, c.Message)

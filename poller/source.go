@@ -1,7 +1,6 @@
 // Package poller turns pull into push: a Source reads messages from a broker
 // and the poller loop pushes each message or batch through the dispatcher,
-// acknowledging only after the outcome. This package holds the Source seam;
-// the broker adapters and the loop arrive with the triggers.
+// settling (committing / acking) each message only after its outcome.
 package poller
 
 import (
@@ -10,33 +9,61 @@ import (
 	"time"
 )
 
-// Message is one message read from a broker.
-type Message struct {
-	// ID is unique per message, e.g. "kafka:orders/0/42"; used as ce-id.
-	ID string
-	// Key orders messages when concurrency > 1 (empty: no key).
-	Key     string
-	Payload []byte
-	Headers map[string]string
-	Time    time.Time
-}
-
-// Batch is a group of messages read together; it is acknowledged as a whole.
-type Batch []Message
-
-// AckFunc settles a batch: a nil err commits it (offset, ack, XACK, consume
-// success); a non-nil err asks the broker to redeliver it.
+// AckFunc settles one message: a nil err commits it (Kafka offset, AMQP ack,
+// XACK, RocketMQ consume success); a non-nil err asks the broker to deliver
+// it again (AMQP nack with requeue, pending entry left for a claim, offset
+// not committed). The poller calls it exactly once per message, and only
+// after the message's outcome: succeeded, or failed and delivered to the
+// on_failure destinations. It must not block for long: sources that commit
+// synchronously batch the commits behind it.
 type AckFunc func(ctx context.Context, err error) error
 
-// Source reads one broker. The poller loop owns reconnects, batching and
-// concurrency; a Source only talks to its broker.
+// Message is one message read from a broker.
+type Message struct {
+	// ID is unique per message, e.g. "kafka:orders/0/42"; sent as ce-id
+	// and used in batch responses to name failed items.
+	ID string
+	// Scope is the ordering scope the broker keeps order in: a Kafka
+	// partition, a RocketMQ message queue, an AMQP queue, a Redis stream.
+	// With concurrency 1 order is kept per scope.
+	Scope string
+	// Key orders messages within a scope when concurrency > 1 (the Kafka
+	// key, the RocketMQ sharding key / keys, ...). Empty: no key.
+	Key string
+	// Source is the CloudEvents source, e.g. "kafka://127.0.0.1:9092/orders".
+	Source  string
+	Payload []byte
+	// ContentType of the payload when the broker carries one.
+	ContentType string
+	// Headers are the message headers / properties / fields, carried to the
+	// function. The hop count is read from the "ferry-hops" entry.
+	Headers map[string]string
+	// Time is when the message was produced (or read, when unknown).
+	Time time.Time
+	// Ack settles the message; set by the Source.
+	Ack AckFunc
+}
+
+// Source reads one broker. The poller loop owns reconnects, batching,
+// ordering, retries and concurrency; a Source only talks to its broker.
 type Source interface {
-	// Connect establishes the connection; called again after ErrNotConnected.
+	// Connect establishes the connection (joins the consumer group,
+	// declares nothing the user did not ask for). Called again, with
+	// backoff, after Read returns ErrNotConnected.
 	Connect(ctx context.Context) error
-	// Read blocks until a batch is available or ctx ends.
-	Read(ctx context.Context) (Batch, AckFunc, error)
-	// Close releases the connection, committing what was acknowledged.
+	// Read blocks until at least one message is available, or ctx ends,
+	// and returns the messages in the order the broker keeps (per Scope).
+	// It returns ErrNotConnected (wrapped) when the connection is lost.
+	Read(ctx context.Context) ([]*Message, error)
+	// Close commits what was acknowledged and releases the connection.
+	// Messages read but never acknowledged are redelivered by the broker.
 	Close(ctx context.Context) error
+}
+
+// Lagger is implemented by sources that can tell how far the consumer group
+// is behind the newest message (for the ferry_trigger_lag metric).
+type Lagger interface {
+	Lag(ctx context.Context) (int64, error)
 }
 
 // Source errors that tell the poller loop what to do.
@@ -46,3 +73,10 @@ var (
 	// ErrEndOfInput: the source has no more messages; stop cleanly.
 	ErrEndOfInput = errors.New("end of input")
 )
+
+// HeaderHops is the message header / property / field carrying the hop
+// count (lower-case, as brokers often normalise names).
+const HeaderHops = "ferry-hops"
+
+// HeaderTraceParent is the message header carrying the W3C traceparent.
+const HeaderTraceParent = "traceparent"

@@ -108,7 +108,15 @@ func (e *Exec) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 	cmd := exec.CommandContext(actx, e.path, e.args...)
 	cmd.Dir = e.dir
 	cmd.Env = e.environ(inv)
-	cmd.Stdin = bytes.NewReader(inv.Payload)
+	payload := inv.Payload
+	if inv.Batch != nil {
+		b, err := EncodeBatch(inv)
+		if err != nil {
+			return nil, err
+		}
+		payload = b
+	}
+	cmd.Stdin = bytes.NewReader(payload)
 	stdout := &capWriter{max: MaxOutput}
 	stderr := &tailWriter{max: StderrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -155,7 +163,10 @@ func (e *Exec) environ(inv *dispatcher.Invocation) []string {
 	env := make([]string, 0, len(e.env)+7)
 	env = append(env, e.env...)
 	ct := inv.ContentType
-	if ct == "" {
+	switch {
+	case inv.Batch != nil:
+		ct = BatchContentType
+	case ct == "":
 		ct = DefaultContentType
 	}
 	env = append(env,

@@ -178,8 +178,12 @@ func (h *HTTP) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 	return nil, withStatus(dispatcher.Permanent(status, cause), code)
 }
 
-// newRequest builds the CloudEvents binary-mode request for inv.
+// newRequest builds the CloudEvents request for inv: binary mode for one
+// event, a structured-mode batch for a poller batch.
 func (h *HTTP) newRequest(ctx context.Context, inv *dispatcher.Invocation) (*http.Request, error) {
+	if inv.Batch != nil {
+		return h.newBatchRequest(ctx, inv)
+	}
 	ev := event.New(event.CloudEventsVersionV1)
 	ev.SetID(inv.ID)
 	ev.SetSource(inv.Source)
@@ -224,12 +228,35 @@ func (h *HTTP) newRequest(ctx context.Context, inv *dispatcher.Invocation) (*htt
 	if err := cehttp.WriteRequest(cebinding.WithForceBinary(ctx), cebinding.ToMessage(&ev), req); err != nil {
 		return nil, dispatcher.Permanent("bad_event", err)
 	}
+	h.setFerryHeaders(req, inv)
+	return req, nil
+}
+
+// newBatchRequest builds the application/cloudevents-batch+json request.
+func (h *HTTP) newBatchRequest(ctx context.Context, inv *dispatcher.Invocation) (*http.Request, error) {
+	body, err := EncodeBatch(inv)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, dispatcher.Permanent("bad_request", err)
+	}
+	for k, v := range h.headers {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", BatchContentType)
+	h.setFerryHeaders(req, inv)
+	return req, nil
+}
+
+// setFerryHeaders sets the hop count, attempt and trace headers.
+func (h *HTTP) setFerryHeaders(req *http.Request, inv *dispatcher.Invocation) {
 	req.Header.Set(async.HeaderHops, strconv.Itoa(inv.OutHops()))
 	req.Header.Set(HeaderAttempt, strconv.Itoa(inv.Attempt))
 	if inv.TraceParent != "" && validHeader("traceparent", inv.TraceParent) {
 		req.Header.Set("traceparent", inv.TraceParent)
 	}
-	return req, nil
 }
 
 // transportError classifies a failure to get or read a response. ctx is

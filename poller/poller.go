@@ -1,0 +1,288 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/ferrydev/ferry/dispatcher"
+)
+
+// Config configures the Poller of one trigger.
+type Config struct {
+	// Name is the trigger's name (metrics, logs).
+	Name string
+	// Kind is the broker kind (kafka, rocketmq, rabbitmq, redis): the
+	// CloudEvents type is "dev.ferry.<kind>.message".
+	Kind   string
+	Source Source
+	// Dispatcher and Function: the function to invoke, through the
+	// dispatcher's middleware and limits.
+	Dispatcher *dispatcher.Dispatcher
+	Function   *dispatcher.Function
+	// BatchSize > 1 sends batches (application/cloudevents-batch+json);
+	// BatchWindow is how long a batch waits to fill.
+	BatchSize     int
+	BatchWindow   time.Duration
+	BisectOnError bool
+	// Concurrency is the number of workers. With 1, order is kept per
+	// scope; above 1, per message key.
+	Concurrency int
+	Filter      *Filter
+	// Retry is the per-message retry policy (defaults to the function's).
+	Retry *dispatcher.RetryPolicy
+	// OnFailure receives messages that failed for good (defaults to the
+	// function's on_failure).
+	OnFailure []dispatcher.Destination
+	// MaxHops is loop_guard.max_hops.
+	MaxHops int
+	// DrainTimeout bounds how long Run waits for the invocations in flight
+	// when its context ends. Defaults to 30s.
+	DrainTimeout time.Duration
+	Metrics      *Metrics
+	Logger       *slog.Logger
+}
+
+// Poller runs one trigger: it reads its Source, filters, routes messages to
+// workers (by key, so order holds), and settles each message after its
+// outcome. Memory stays bounded: each worker holds at most two batches, and
+// when the workers are busy (the function at its concurrency limit) the
+// reader stops fetching.
+type Poller struct {
+	cfg     Config
+	log     *slog.Logger
+	typ     string
+	workers []*worker
+	shared  chan *Message // keyless messages, taken by any worker
+	seed    maphash.Seed
+}
+
+// New validates cfg and returns a Poller.
+func New(cfg Config) (*Poller, error) {
+	switch {
+	case cfg.Source == nil:
+		return nil, errors.New("poller: no source")
+	case cfg.Dispatcher == nil || cfg.Function == nil:
+		return nil, errors.New("poller: no function")
+	}
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	cfg.BatchSize = max(cfg.BatchSize, 1)
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.Retry == nil {
+		cfg.Retry = &cfg.Function.Retry
+	}
+	if cfg.OnFailure == nil {
+		cfg.OnFailure = cfg.Function.OnFailure
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Poller{
+		cfg:    cfg,
+		log:    cfg.Logger.With("trigger", cfg.Name),
+		typ:    "dev.ferry." + cfg.Kind + ".message",
+		shared: make(chan *Message, cfg.BatchSize),
+		seed:   maphash.MakeSeed(),
+	}
+	for range cfg.Concurrency {
+		p.workers = append(p.workers, &worker{p: p, in: make(chan *Message, cfg.BatchSize)})
+	}
+	return p, nil
+}
+
+// Run consumes until ctx ends, reconnecting with backoff whenever the source
+// loses its connection. On return the invocations in flight have finished
+// (or were cancelled after DrainTimeout and their messages left for
+// redelivery), messages read but not started were handed back, and the
+// source is closed with its final commit.
+func (p *Poller) Run(ctx context.Context) error {
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var wg sync.WaitGroup
+	for _, w := range p.workers {
+		wg.Go(func() { w.run(ctx, workCtx) })
+	}
+	if lg, ok := p.cfg.Source.(Lagger); ok {
+		wg.Go(func() { p.watchLag(ctx, lg) })
+	}
+
+	p.consume(ctx)
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(p.cfg.DrainTimeout):
+		p.log.Warn("drain timeout: cancelling invocations in flight; their messages will be redelivered")
+		cancelWork()
+		<-done
+	}
+	p.handBack()
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.cfg.Source.Close(closeCtx); err != nil {
+		p.log.Error("closing the source", "error", err)
+	}
+	p.log.Info("trigger stopped")
+	return nil
+}
+
+// consume connects and reads until ctx ends.
+func (p *Poller) consume(ctx context.Context) {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 200*time.Millisecond, 30*time.Second, 0
+	connected := false
+	for ctx.Err() == nil {
+		if !connected {
+			if err := p.cfg.Source.Connect(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				wait := bo.NextBackOff()
+				p.log.Warn("cannot connect; retrying", "in", wait, "error", err)
+				if sleep(ctx, wait) != nil {
+					return
+				}
+				continue
+			}
+			connected = true
+			bo.Reset()
+			p.log.Info("trigger connected")
+		}
+		msgs, err := p.cfg.Source.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, ErrEndOfInput) {
+				return
+			}
+			if errors.Is(err, ErrNotConnected) {
+				connected = false
+				p.log.Warn("connection lost; reconnecting", "error", err)
+				continue
+			}
+			wait := bo.NextBackOff()
+			p.log.Warn("read failed; retrying", "in", wait, "error", err)
+			if sleep(ctx, wait) != nil {
+				return
+			}
+			continue
+		}
+		bo.Reset()
+		for i, m := range msgs {
+			if !p.dispatch(ctx, m) {
+				p.nack(msgs[i:])
+				return
+			}
+		}
+	}
+}
+
+// dispatch filters m and hands it to a worker; false when ctx ended first.
+func (p *Poller) dispatch(ctx context.Context, m *Message) bool {
+	p.cfg.Metrics.count(p.cfg.Name, "consumed", 1)
+	if !p.cfg.Filter.Match(m) {
+		p.cfg.Metrics.count(p.cfg.Name, "filtered", 1)
+		p.settle(m, nil)
+		return true
+	}
+	p.cfg.Metrics.inflight(p.cfg.Name, 1)
+	ch := p.route(m)
+	select {
+	case ch <- m:
+		return true
+	case <-ctx.Done():
+		p.cfg.Metrics.inflight(p.cfg.Name, -1)
+		return false
+	}
+}
+
+// route picks the channel that keeps m's order: one worker for everything
+// with concurrency 1; the worker of m's scope and key when m has a key;
+// any worker otherwise.
+func (p *Poller) route(m *Message) chan *Message {
+	switch {
+	case len(p.workers) == 1:
+		return p.workers[0].in
+	case m.Key != "":
+		h := maphash.String(p.seed, m.Scope+"\x00"+m.Key)
+		return p.workers[h%uint64(len(p.workers))].in
+	}
+	return p.shared
+}
+
+// handBack nacks the messages read but never started, so the broker
+// redelivers them (they were never invoked: no duplicates).
+func (p *Poller) handBack() {
+	var left []*Message
+	drain := func(ch chan *Message) {
+		for {
+			select {
+			case m := <-ch:
+				left = append(left, m)
+			default:
+				return
+			}
+		}
+	}
+	drain(p.shared)
+	for _, w := range p.workers {
+		drain(w.in)
+	}
+	p.cfg.Metrics.inflight(p.cfg.Name, -len(left))
+	p.nack(left)
+}
+
+func (p *Poller) nack(msgs []*Message) {
+	for _, m := range msgs {
+		p.settle(m, errHandedBack)
+	}
+	p.cfg.Metrics.count(p.cfg.Name, "redelivered", len(msgs))
+}
+
+var errHandedBack = errors.New("handed back for redelivery")
+
+// settle acks (err nil) or nacks a message, logging a failure to do so
+// (the broker then redelivers it).
+func (p *Poller) settle(m *Message, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if aerr := m.Ack(ctx, err); aerr != nil {
+		p.log.Warn("cannot settle message; the broker will redeliver it", "id", m.ID, "error", aerr)
+	}
+}
+
+// watchLag samples the consumer lag every 10 s.
+func (p *Poller) watchLag(ctx context.Context, lg Lagger) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := lg.Lag(ctx); err == nil {
+				p.cfg.Metrics.setLag(p.cfg.Name, n)
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,293 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/sinks"
+)
+
+// worker collects batches from its channel (and the shared one) and runs
+// them one after the other, so the order of its channel is the order of
+// invocation.
+type worker struct {
+	p  *Poller
+	in chan *Message
+}
+
+// item is a message and its retry state.
+type item struct {
+	m        *Message
+	hops     int
+	attempts int
+	first    time.Time // the message's age counts from here (retry.max_age)
+}
+
+func newItem(m *Message) *item {
+	hops, _ := async.ParseHops(m.Headers[HeaderHops]) // malformed counts as 0, as a missing one
+	first := m.Time
+	if first.IsZero() {
+		first = time.Now()
+	}
+	return &item{m: m, hops: hops, first: first}
+}
+
+// run processes batches until stop ends. work bounds invocations: it ends
+// only when the drain after stop takes too long.
+func (w *worker) run(stop, work context.Context) {
+	for {
+		batch := w.collect(stop)
+		if batch == nil {
+			return
+		}
+		w.process(stop, work, batch)
+	}
+}
+
+// collect waits for a first message, then fills the batch up to BatchSize
+// for at most BatchWindow (with no window: what has already arrived).
+func (w *worker) collect(stop context.Context) []*item {
+	var m *Message
+	select {
+	case m = <-w.in:
+	case m = <-w.p.shared:
+	case <-stop.Done():
+		return nil
+	}
+	items := []*item{newItem(m)}
+	size, window := w.p.cfg.BatchSize, w.p.cfg.BatchWindow
+	var deadline <-chan time.Time
+	if window > 0 && size > 1 {
+		t := time.NewTimer(window)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for len(items) < size {
+		if deadline == nil {
+			select {
+			case m = <-w.in:
+			case m = <-w.p.shared:
+			default:
+				return items
+			}
+		} else {
+			select {
+			case m = <-w.in:
+			case m = <-w.p.shared:
+			case <-deadline:
+				return items
+			case <-stop.Done():
+				return items
+			}
+		}
+		items = append(items, newItem(m))
+	}
+	return items
+}
+
+// process refuses the messages that reached max_hops, then invokes the rest.
+func (w *worker) process(stop, work context.Context, items []*item) {
+	run := make([]*item, 0, len(items))
+	for _, it := range items {
+		if max := w.p.cfg.MaxHops; max > 0 && it.hops >= max {
+			w.fail(work, it, async.CodeLoopDetected, dispatcher.Classified{
+				Code: async.CodeLoopDetected, Permanent: true,
+				Message: fmt.Sprintf("%v: hop count %d reached loop_guard.max_hops %d", dispatcher.ErrLoopDetected, it.hops, max),
+			})
+			continue
+		}
+		run = append(run, it)
+	}
+	w.attempt(stop, work, run)
+}
+
+// attempt invokes items until each has succeeded or failed for good:
+// partial batch failures retry only the named items; a failing batch
+// without a report is bisected (when enabled) without spending attempts;
+// otherwise every item spends an attempt and waits for the retry policy's
+// backoff. On shutdown, items not yet settled are handed back.
+func (w *worker) attempt(stop, work context.Context, items []*item) {
+	cfg := &w.p.cfg
+	for len(items) > 0 {
+		if stop.Err() != nil {
+			w.handBack(items)
+			return
+		}
+		res, err := w.invoke(work, items)
+		if work.Err() != nil {
+			w.handBack(items)
+			return
+		}
+		var c dispatcher.Classified
+		if err == nil {
+			var failed []*item
+			if cfg.BatchSize > 1 {
+				failed = pick(items, ParseBatchFailures(res.Output))
+			}
+			for _, it := range items {
+				if !has(failed, it) {
+					w.succeed(it)
+				}
+			}
+			if len(failed) == 0 {
+				return
+			}
+			items = failed
+			c = dispatcher.Classified{Code: "batch_item_failure", Message: "the function reported the item as failed in batchItemFailures"}
+		} else {
+			c = dispatcher.Classify(err)
+			if !c.Permanent && cfg.BisectOnError && len(items) > 1 {
+				mid := len(items) / 2
+				w.attempt(stop, work, items[:mid])
+				w.attempt(stop, work, items[mid:])
+				return
+			}
+		}
+		now := time.Now()
+		var retry time.Time
+		keep := items[:0:0]
+		for _, it := range items {
+			it.attempts++
+			dec := cfg.Retry.Decide(c, it.attempts, it.first, now)
+			if !dec.Retry {
+				w.fail(work, it, dec.Code, c)
+				continue
+			}
+			keep = append(keep, it)
+			retry = later(retry, dec.At)
+		}
+		items = keep
+		if len(items) > 0 {
+			w.p.log.Info("invocation failed; retrying", "code", c.Code, "messages", len(items), "retry_at", retry)
+			if sleep(stop, time.Until(retry)) != nil {
+				w.handBack(items)
+				return
+			}
+		}
+	}
+}
+
+// invoke runs one attempt of items, holding a slot of the function's limits
+// (waiting for one is the back-pressure that stops the reader).
+func (w *worker) invoke(ctx context.Context, items []*item) (*dispatcher.Result, error) {
+	cfg := &w.p.cfg
+	fn := cfg.Function
+	if err := cfg.Dispatcher.Limits().Acquire(ctx, fn.Lane); err != nil {
+		return nil, err
+	}
+	defer cfg.Dispatcher.Limits().Release(fn.Lane)
+	cfg.Metrics.count(cfg.Name, "invoked", len(items))
+	return cfg.Dispatcher.Invoke(ctx, fn, w.invocation(items))
+}
+
+// invocation builds a single-message or batch invocation.
+func (w *worker) invocation(items []*item) *dispatcher.Invocation {
+	fn := w.p.cfg.Function
+	first := items[0].m
+	inv := &dispatcher.Invocation{
+		Tenant: fn.Lane.Tenant, Function: fn.Lane.Function, Type: w.p.typ,
+		ID: first.ID, Source: first.Source, Time: first.Time,
+		TraceParent: first.Headers[HeaderTraceParent],
+	}
+	for _, it := range items {
+		inv.Hops = max(inv.Hops, it.hops)
+		inv.Attempt = max(inv.Attempt, it.attempts+1)
+	}
+	if w.p.cfg.BatchSize == 1 {
+		inv.Payload, inv.ContentType, inv.Headers = first.Payload, first.ContentType, carried(first.Headers)
+		return inv
+	}
+	inv.ID = fmt.Sprintf("batch:%s+%d", first.ID, len(items))
+	inv.Batch = make([]dispatcher.Event, len(items))
+	for i, it := range items {
+		m := it.m
+		inv.Batch[i] = dispatcher.Event{
+			ID: m.ID, Source: m.Source, Type: w.p.typ, Time: m.Time, Payload: m.Payload,
+			ContentType: m.ContentType, Key: m.Key, Headers: carried(m.Headers), Hops: it.hops,
+		}
+	}
+	return inv
+}
+
+// carried returns the headers that travel to the function as they are: the
+// hop count and trace context are set by Ferry itself.
+func carried(h map[string]string) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if k != HeaderHops && k != HeaderTraceParent {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (w *worker) succeed(it *item) {
+	w.p.settle(it.m, nil)
+	w.p.cfg.Metrics.inflight(w.p.cfg.Name, -1)
+	w.p.cfg.Metrics.count(w.p.cfg.Name, "succeeded", 1)
+}
+
+// fail delivers the message's failure to the on_failure destinations and
+// then commits it, so one poison message never stalls its scope. When the
+// destinations cannot take it either, the message is left for redelivery:
+// it is never dropped silently.
+func (w *worker) fail(ctx context.Context, it *item, code string, c dispatcher.Classified) {
+	cfg := &w.p.cfg
+	o := &sinks.Outcome{
+		Type: sinks.TypeFailed, ID: it.m.ID, Tenant: cfg.Function.Lane.Tenant, Function: cfg.Function.Lane.Function,
+		Status: string(async.StatusFailed), Attempts: it.attempts,
+		Error:  &sinks.OutcomeError{Code: code, Message: dispatcher.FailureMessage(code, it.attempts, c), HTTPStatus: c.StatusCode},
+		Source: it.m.Source, Hops: it.hops + 1, Time: time.Now().UTC(), TraceParent: it.m.Headers[HeaderTraceParent],
+	}
+	w.p.log.Warn("message failed", "id", it.m.ID, "code", code, "attempts", it.attempts, "error", o.Error.Message)
+	if err := cfg.Dispatcher.DeliverNow(ctx, cfg.OnFailure, o); err != nil {
+		w.p.log.Error("on_failure delivery failed; leaving the message for redelivery", "id", it.m.ID, "error", err)
+		w.handBack([]*item{it})
+		return
+	}
+	w.p.settle(it.m, nil)
+	cfg.Metrics.inflight(cfg.Name, -1)
+	cfg.Metrics.count(cfg.Name, "failed", 1)
+}
+
+func (w *worker) handBack(items []*item) {
+	msgs := make([]*Message, len(items))
+	for i, it := range items {
+		msgs[i] = it.m
+	}
+	w.p.cfg.Metrics.inflight(w.p.cfg.Name, -len(items))
+	w.p.nack(msgs)
+}
+
+// pick returns the items whose ids are in ids.
+func pick(items []*item, ids []string) []*item {
+	var out []*item
+	for _, it := range items {
+		for _, id := range ids {
+			if it.m.ID == id {
+				out = append(out, it)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func has(items []*item, it *item) bool {
+	for _, x := range items {
+		if x == it {
+			return true
+		}
+	}
+	return false
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
