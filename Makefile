@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
 
-.PHONY: all build run test lint fmt bench clean deps
+.PHONY: all build run test lint fmt bench clean deps brokers brokers-down
 
 all: lint test
 
@@ -20,8 +20,19 @@ build: deps ## build bin/ferry
 run: build ## serve config/examples/quickstart.yaml on 127.0.0.1:8080 (data in ./data)
 	./$(BIN) serve -c config/examples/quickstart.yaml
 
-test: deps ## every test, with the race detector
-	$(GO) test $(TEST_FLAGS) ./...
+# Packages that talk to the real brokers restart them in some tests, so they
+# run one package at a time, after everything else.
+BROKER_PKGS = ./poller/kafka/... ./poller/rocketmq/... ./poller/rabbitmq/... ./poller/redisstream/... ./test/brokers/... ./test/conformance/...
+
+test: deps brokers ## every test, with the race detector
+	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -e /poller/kafka -e /poller/rocketmq -e /poller/rabbitmq -e /poller/redisstream -e /test/brokers -e /test/conformance)
+	$(GO) test $(TEST_FLAGS) -p 1 $(BROKER_PKGS)
+
+brokers: ## start Kafka, RocketMQ, RabbitMQ and Redis if they are not running (test/brokers/up.sh)
+	test/brokers/up.sh
+
+brokers-down: ## stop the brokers test/brokers/up.sh started
+	test/brokers/down.sh
 
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -24,6 +24,7 @@ import (
 	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/poller"
 )
 
 // Option customises a Server built by New.
@@ -54,6 +55,7 @@ type Server struct {
 	tracer   *sdktrace.TracerProvider
 	runner   *dispatcher.TaskRunner
 	outbox   *dispatcher.Outbox
+	pollers  []*poller.Poller
 	http     *http.Server
 	ln       net.Listener
 	ready    atomic.Bool
@@ -90,6 +92,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 
+	if s.pollers, err = buildTriggers(cfg, d, poller.NewMetrics(s.registry), log); err != nil {
+		return nil, err
+	}
+
 	q, err := embedded.Open(cfg.Store.Embedded.Path, embedded.Options{Retention: cfg.Store.Retention.D(), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", cfg.Store.Embedded.Path, err)
@@ -121,11 +127,12 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 // Addr is the address the API listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Run serves until ctx ends, then shuts down in order: readiness off, the
-// API stops accepting and finishes its requests, the dispatcher drains
-// in-flight tasks within server.shutdown_timeout (the rest stay queued), the
-// outbox stops (pending deliveries resume at the next start), and the store
-// closes.
+// Run serves until ctx ends, then shuts down in order: readiness off; the
+// triggers stop fetching, the dispatcher stops leasing and the API stops
+// accepting, each draining its work in flight within
+// server.shutdown_timeout (unstarted tasks stay queued, unstarted messages
+// go back to their broker); then the outbox stops (pending deliveries resume
+// at the next start) and the store closes.
 func (s *Server) Run(ctx context.Context) error {
 	upkeepCtx, stopUpkeep := context.WithCancel(context.Background())
 	outboxCtx, stopOutbox := context.WithCancel(context.Background())
@@ -134,8 +141,10 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopOutbox()
 	defer stopIntake()
 
+	pollCtx, stopPollers := context.WithCancel(context.Background())
+	defer stopPollers()
 	fatal := make(chan error, 2)
-	var upkeep, outbox, intake sync.WaitGroup
+	var upkeep, outbox, intake, pollers sync.WaitGroup
 	upkeep.Go(func() { _ = s.queue.Run(upkeepCtx) })
 	outbox.Go(func() {
 		if err := s.outbox.Run(outboxCtx, outboxWorkers); err != nil {
@@ -148,9 +157,12 @@ func (s *Server) Run(ctx context.Context) error {
 			fatal <- fmt.Errorf("http: %w", err)
 		}
 	})
+	for _, p := range s.pollers {
+		pollers.Go(func() { _ = p.Run(pollCtx) })
+	}
 	s.ready.Store(true)
 	s.log.Info("ferry is serving", "listen", s.Addr().String(), "store", s.cfg.Store.Embedded.Path,
-		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions))
+		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions), "triggers", len(s.pollers))
 
 	var runErr error
 	select {
@@ -159,11 +171,16 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Error("ferry stopping on error", "error", runErr)
 	}
 	s.ready.Store(false)
-	s.log.Info("shutting down: stopping intake, draining in-flight tasks")
+	s.log.Info("shutting down: stopping triggers and intake, draining in-flight work")
+	// Senders first, all at once under one deadline: the pollers stop
+	// fetching, the dispatcher stops leasing and the API stops accepting;
+	// each drains what it has in flight within shutdown_timeout.
+	stopPollers()
+	stopIntake()
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.D())
 	defer cancel()
 	_ = s.http.Shutdown(shutCtx)
-	stopIntake()
+	pollers.Wait()
 	intake.Wait()
 	stopOutbox()
 	outbox.Wait()

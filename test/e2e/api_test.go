@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
 var traceParentRE = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$`)
@@ -16,7 +18,7 @@ var traceParentRE = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	be := newBackend(t, nil)
-	rc := newReceiver(t)
+	rc := ferrytest.NewReceiver(t)
 	f := startFerry(t, fmt.Sprintf(`
 server: { listen: "{{listen}}" }
 store: { embedded: { path: "{{data}}" } }
@@ -27,8 +29,8 @@ functions:
     tenant: acme
     backend: { http: { url: %q, timeout: 10s } }
     destinations:
-      on_success: [ { webhook: { url: %q, secret: %q } } ]
-`, be.URL(), rc.URL(), rc.secret))
+      on_success: [ %s ]
+`, be.URL(), rc.YAML()))
 	f.key = "acme-key"
 
 	payload := `{"order": 42, "items": ["a", "b"], "note": "héllo"}`
@@ -92,7 +94,7 @@ functions:
 	// The success webhook: one delivery, validly signed (the receiver
 	// refuses and reports others), with the pinned fields.
 	f.waitDelivered(t, id)
-	hooks := rc.hooksFor(id)
+	hooks := rc.Deliveries(id)
 	if len(hooks) != 1 {
 		t.Fatalf("webhook received %d deliveries for %s, want 1", len(hooks), id)
 	}
@@ -168,6 +170,14 @@ functions:
 		// Replayed after the task finished: still the same task.
 		if id3 := replayID(t, f, hdr); id3 != id1 {
 			t.Fatalf("replay after completion gave id %s, want %s", id3, id1)
+		}
+		// The same key for another function is a conflict, not a task
+		// (the unfiltered list in List counts what was stored).
+		r := f.submit(t, "later", `{"n": 1}`, hdr)
+		if r.status != http.StatusConflict {
+			t.Errorf("same Idempotency-Key on another function: status %d, want 409: %s", r.status, r.body)
+		} else if _, err := errBody(r); err != nil {
+			t.Error(err)
 		}
 		if n := len(be.callsFor(id1)); n != 1 {
 			t.Errorf("backend called %d times, want 1", n)

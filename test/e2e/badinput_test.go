@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
 func TestBadInputs(t *testing.T) {
@@ -81,7 +83,7 @@ functions:
 
 	t.Run("PayloadOverLimitChunked", func(t *testing.T) {
 		// No Content-Length: the limit must hold while reading.
-		req, err := http.NewRequest("POST", f.base+"/v1/functions/fa/tasks", io.MultiReader(bytes.NewReader(big)))
+		req, err := http.NewRequest("POST", f.URL("/v1/functions/fa/tasks"), io.MultiReader(bytes.NewReader(big)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +205,7 @@ func TestBadConfigs(t *testing.T) {
 func runFerry(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := exec.Command(ferryBin, args...)
+	cmd := exec.Command(ferrytest.Binary(t), args...)
 	cmd.Dir = repoRoot
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
 // counts are the reliability.md figures of one scenario.
@@ -74,7 +76,7 @@ func waitAllFinal(t *testing.T, f *ferryProc, ids []string, timeout time.Duratio
 	t.Helper()
 	final := map[string]taskView{}
 	pending := append([]string(nil), ids...)
-	waitFor(t, timeout, fmt.Sprintf("%d tasks to finish", len(ids)), func() bool {
+	ferrytest.WaitFor(t, timeout, fmt.Sprintf("%d tasks to finish", len(ids)), func() bool {
 		var still []string
 		for _, id := range pending {
 			r := f.mustDo(t, http.MethodGet, "/v1/tasks/"+id, nil, nil)
@@ -166,12 +168,12 @@ functions:
 	for _, err := range errs {
 		t.Errorf("submit: %v", err)
 	}
-	waitFor(t, 20*time.Second, "the backend to start 6 calls", func() bool { return be.count() >= 6 })
-	f.kill9()
+	ferrytest.WaitFor(t, 20*time.Second, "the backend to start 6 calls", func() bool { return be.count() >= 6 })
+	f.Kill9()
 	startedBefore := be.count()
 
 	restarted := time.Now()
-	f.restart()
+	f.Restart()
 	final := waitAllFinal(t, f, accepted, 60*time.Second)
 	recovery := time.Since(restarted)
 
@@ -214,22 +216,21 @@ functions:
     retry: { max_attempts: 1 }
 `, be.URL()))
 	f.key = "acme-key"
-	f.shutdown = 10 * time.Second
 
 	accepted, errs := submitMany(f, "work", n, 16, func(int) map[string]string { return nil })
 	close(gate)
 	for _, err := range errs {
 		t.Errorf("submit: %v", err)
 	}
-	waitFor(t, 20*time.Second, "the backend to see 40 calls", func() bool { return be.count() >= 40 })
-	f.term()
+	ferrytest.WaitFor(t, 20*time.Second, "the backend to see 40 calls", func() bool { return be.count() >= 40 })
+	f.Term()
 	seenBefore := be.count()
 	if seenBefore >= n {
 		t.Fatalf("all %d tasks ran before SIGTERM took effect: the test proves nothing", n)
 	}
 
 	restarted := time.Now()
-	f.restart()
+	f.Restart()
 	final := waitAllFinal(t, f, accepted, 60*time.Second)
 	c := tally(t, accepted, final, be.all(), true)
 	c.recovery = time.Since(restarted)
@@ -245,5 +246,5 @@ functions:
 			t.Errorf("call of %s (attempt %s) was cut short by the shutdown", cl.ID, cl.Attempt)
 		}
 	}
-	f.term()
+	f.Term()
 }

@@ -47,7 +47,7 @@ func TestQuickstart(t *testing.T) {
 	// Same commands, on the harness's port, with their scratch files in
 	// the test's temp dir rather than a /tmp shared with other runs.
 	tmp := t.TempDir()
-	script := strings.NewReplacer("127.0.0.1:8080", f.addr, "/tmp/", tmp+"/").Replace(block)
+	script := strings.NewReplacer("127.0.0.1:8080", f.Addr, "/tmp/", tmp+"/").Replace(block)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

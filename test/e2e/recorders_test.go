@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
+	"sort"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/ferrydev/ferry/sinks/webhook"
 )
 
 // call is one request the recording backend received.
@@ -132,78 +127,30 @@ func (b *backend) count() int {
 	return len(b.calls)
 }
 
-// hook is one verified webhook delivery.
-type hook struct {
-	WebhookID string
-	Hops      string // Ferry-Hops header
-	Body      map[string]any
-	Raw       []byte
-}
-
-// receiver is a webhook endpoint that verifies every request against its
-// secret and records the verified ones; a bad signature is answered 401
-// and counted in invalid.
-type receiver struct {
-	srv     *httptest.Server
-	secret  string
-	mu      sync.Mutex
-	hooks   []hook
-	invalid []string
-}
-
-func newReceiver(t *testing.T) *receiver {
-	t.Helper()
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
+// peak returns the most calls whose [Start, End] overlap, among those keep
+// selects. End is taken before the answer is written, so overlaps are
+// under- rather than over-counted.
+func peak(calls []call, keep func(call) bool) int {
+	type edge struct {
+		at    time.Time
+		delta int
 	}
-	rc := &receiver{secret: "whsec_" + base64.StdEncoding.EncodeToString(key)}
-	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
-	t.Cleanup(func() {
-		rc.srv.Close()
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
-		for _, e := range rc.invalid {
-			t.Errorf("webhook receiver got an invalid request: %s", e)
+	var edges []edge
+	for _, c := range calls {
+		if keep(c) && c.Completed {
+			edges = append(edges, edge{c.Start, +1}, edge{c.End, -1})
 		}
+	}
+	sort.Slice(edges, func(i, j int) bool {
+		if edges[i].at.Equal(edges[j].at) {
+			return edges[i].delta < edges[j].delta // an end before a start
+		}
+		return edges[i].at.Before(edges[j].at)
 	})
-	return rc
-}
-
-func (rc *receiver) URL() string { return rc.srv.URL + "/hook" }
-
-func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	if err := webhook.Verify(rc.secret, r.Header, body, time.Now(), 0); err != nil {
-		rc.mu.Lock()
-		rc.invalid = append(rc.invalid, err.Error())
-		rc.mu.Unlock()
-		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return
+	n, top := 0, 0
+	for _, e := range edges {
+		n += e.delta
+		top = max(top, n)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		rc.mu.Lock()
-		rc.invalid = append(rc.invalid, "body is not a JSON object: "+strconv.Quote(string(body)))
-		rc.mu.Unlock()
-		http.Error(w, "bad body", http.StatusBadRequest)
-		return
-	}
-	rc.mu.Lock()
-	rc.hooks = append(rc.hooks, hook{WebhookID: r.Header.Get("webhook-id"), Hops: r.Header.Get("Ferry-Hops"), Body: m, Raw: body})
-	rc.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// hooksFor returns the verified deliveries whose body names that task id.
-func (rc *receiver) hooksFor(id string) []hook {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	var out []hook
-	for _, h := range rc.hooks {
-		if h.Body["id"] == id {
-			out = append(out, h)
-		}
-	}
-	return out
+	return top
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
 // modeBackend answers by the payload's "mode" field: flaky (500 twice, then
@@ -33,7 +35,7 @@ func modeBackend(c *call, n int) reply {
 func TestRetries(t *testing.T) {
 	t.Parallel()
 	be := newBackend(t, modeBackend)
-	rc := newReceiver(t)
+	rc := ferrytest.NewReceiver(t)
 	f := startFerry(t, fmt.Sprintf(`
 server: { listen: "{{listen}}" }
 store: { embedded: { path: "{{data}}" } }
@@ -45,8 +47,8 @@ functions:
     backend: { http: { url: %q, timeout: 5s } }
     retry: { max_attempts: 3, initial_interval: 50ms, max_interval: 5s }
     destinations:
-      on_failure: [ { webhook: { url: %q, secret: %q, retry: { initial_interval: 50ms } } } ]
-`, be.URL(), rc.URL(), rc.secret))
+      on_failure: [ %s ]
+`, be.URL(), rc.YAML()))
 	f.key = "acme-key"
 
 	// Submit all four first so that they run side by side.
@@ -73,7 +75,7 @@ functions:
 				t.Errorf("call %d: ce-id %q, want %s (the same on every retry)", i+1, c.ID, id)
 			}
 		}
-		if len(rc.hooksFor(id)) != 0 {
+		if len(rc.Deliveries(id)) != 0 {
 			t.Errorf("a succeeded task went to on_failure")
 		}
 	})
@@ -105,7 +107,7 @@ functions:
 			t.Errorf("backend saw %d calls, want 3", n)
 		}
 		f.waitDelivered(t, id)
-		hooks := rc.hooksFor(id)
+		hooks := rc.Deliveries(id)
 		if len(hooks) != 1 {
 			t.Fatalf("on_failure webhook received %d times, want 1", len(hooks))
 		}
@@ -139,7 +141,8 @@ functions:
 func TestLoopGuard(t *testing.T) {
 	t.Parallel()
 	be := newBackend(t, nil)
-	rc := newReceiver(t)
+	rc := ferrytest.NewReceiver(t)
+	rc.RefuseFirst(1) // the outcome is redelivered, with the same webhook-id
 	f := startFerry(t, fmt.Sprintf(`
 server: { listen: "{{listen}}" }
 store: { embedded: { path: "{{data}}" } }
@@ -152,8 +155,8 @@ functions:
     backend: { http: { url: %q } }
     retry: { max_attempts: 3, initial_interval: 50ms }
     destinations:
-      on_failure: [ { webhook: { url: %q, secret: %q } } ]
-`, be.URL(), rc.URL(), rc.secret))
+      on_failure: [ %s ]
+`, be.URL(), rc.YAML()))
 	f.key = "acme-key"
 
 	looped := f.submitOK(t, "relay", `{"hop": "last"}`, map[string]string{"Ferry-Hops": "16"})
@@ -163,20 +166,26 @@ functions:
 	if v.Status != "failed" || v.Attempts != 0 || v.Error == nil || v.Error.Code != "loop_detected" {
 		t.Fatalf("task with 16 hops: %+v (error %+v), want failed, loop_detected, 0 attempts", v, v.Error)
 	}
-	f.waitDelivered(t, looped)
-	hooks := rc.hooksFor(looped)
-	if len(hooks) != 1 {
-		t.Fatalf("on_failure webhook received %d times, want 1", len(hooks))
+	dv := f.waitDelivered(t, looped)
+	hooks := rc.Deliveries(looped)
+	if len(hooks) != 2 || !hooks[0].Refused || hooks[1].Refused {
+		t.Fatalf("on_failure webhook received %d times, want 2 (the first refused, then redelivered)", len(hooks))
 	}
-	b := hooks[0].Body
+	if hooks[0].WebhookID != hooks[1].WebhookID || string(hooks[0].Raw) != string(hooks[1].Raw) {
+		t.Errorf("redelivery changed webhook-id (%s, %s) or body", hooks[0].WebhookID, hooks[1].WebhookID)
+	}
+	if dv.Deliveries[0].Attempts != 2 {
+		t.Errorf("delivery attempts = %d, want 2", dv.Deliveries[0].Attempts)
+	}
+	b := hooks[1].Body
 	if b["type"] != "ferry.task.failed" || b["hops"] != 17.0 || b["attempts"] != 0.0 {
-		t.Errorf("webhook body %s: want type ferry.task.failed, hops 17, attempts 0", hooks[0].Raw)
+		t.Errorf("webhook body %s: want type ferry.task.failed, hops 17, attempts 0", hooks[1].Raw)
 	}
 	if e, _ := b["error"].(map[string]any); e == nil || e["code"] != "loop_detected" {
 		t.Errorf("webhook error %v, want code loop_detected", b["error"])
 	}
-	if hooks[0].Hops != "17" {
-		t.Errorf("webhook Ferry-Hops header %q, want 17", hooks[0].Hops)
+	if hooks[1].Hops != "17" {
+		t.Errorf("webhook Ferry-Hops header %q, want 17", hooks[1].Hops)
 	}
 
 	v = f.waitFinal(t, ok)
@@ -190,7 +199,7 @@ functions:
 	if n := len(be.callsFor(looped)); n != 0 {
 		t.Errorf("backend saw the looping task %d times, want 0", n)
 	}
-	if len(rc.hooksFor(ok)) != 0 {
+	if len(rc.Deliveries(ok)) != 0 {
 		t.Errorf("the succeeded task went to on_failure")
 	}
 }

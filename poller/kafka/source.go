@@ -1,0 +1,409 @@
+// Package kafka is Ferry's Kafka trigger source, built on
+// github.com/segmentio/kafka-go's consumer-group Reader.
+//
+// Delivery: messages are fetched with FetchMessage (never ReadMessage, which
+// commits before processing: kafka-go #1179). Each message's Ack marks its
+// offset settled in a per-partition checkpoint; a committer goroutine commits,
+// every CommitInterval, the highest offset settled contiguously per partition
+// (never past an unsettled message), and Close commits once more before
+// leaving the group (the reader's own close-commit is not relied on: kafka-go
+// #711). A nack (Ack with an error) leaves the offset unsettled and makes the
+// next Read replace the reader, so the group fetches again from the committed
+// offset: the nacked message comes back, and so do the unsettled messages
+// after it; messages already acked are recognised and not delivered again.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/ferrydev/ferry/poller"
+)
+
+var (
+	_ poller.Source = (*Source)(nil)
+	_ poller.Lagger = (*Source)(nil)
+)
+
+// ErrClosed is returned by Connect, Read and Ack after Close.
+var ErrClosed = errors.New("kafka source closed")
+
+// Timeouts bounding every call to the brokers.
+const (
+	dialTimeout   = 5 * time.Second
+	commitTimeout = 5 * time.Second
+	// idleProbe is how long Read waits for a message before it checks, when
+	// kafka-go reported errors meanwhile, whether the brokers still answer.
+	idleProbe    = 2 * time.Second
+	probeTimeout = 3 * time.Second
+	// retireTimeout bounds the best-effort commit and close of a reader
+	// being replaced after a connection loss.
+	retireTimeout = 5 * time.Second
+)
+
+// Source reads one Kafka topic as a member of a consumer group. It
+// implements poller.Source and poller.Lagger. Create it with New.
+type Source struct {
+	cfg    Config
+	log    *slog.Logger
+	uri    string
+	client *kafkago.Client
+	tr     *kafkago.Transport
+
+	// errs counts errors kafka-go logged since the last fetched message.
+	errs atomic.Int64
+
+	// commitMu serialises commits (committer, rewind, Close).
+	commitMu sync.Mutex
+
+	mu      sync.Mutex
+	reader  *kafkago.Reader
+	epoch   uint64 // incremented for every new reader
+	rewind  bool   // a message of the current epoch was nacked
+	closed  bool
+	cp      *checkpoint
+	stop    chan struct{} // closes the committer
+	running bool          // committer started
+	wg      sync.WaitGroup
+}
+
+// New validates cfg, applies defaults and returns a Source that is not
+// connected yet.
+func New(cfg Config) (*Source, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	tr := &kafkago.Transport{DialTimeout: dialTimeout, ClientID: "ferry", IdleTimeout: 30 * time.Second}
+	return &Source{
+		cfg:    cfg,
+		log:    cfg.Logger.With("source", "kafka", "topic", cfg.Topic, "group", cfg.Group),
+		uri:    "kafka://" + cfg.Brokers[0] + "/" + cfg.Topic,
+		tr:     tr,
+		client: &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr},
+		cp:     newCheckpoint(),
+		stop:   make(chan struct{}),
+	}, nil
+}
+
+// Connect checks that the topic exists, and joins the group with a new
+// reader, replacing (after a best-effort commit) any previous one. With
+// Start "latest" it first commits the newest offsets for every partition
+// the group has no offset for (kafka-go #904, #1319).
+func (s *Source) Connect(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	old := s.reader
+	s.reader = nil
+	s.mu.Unlock()
+	if old != nil {
+		s.retire(ctx, old)
+	}
+
+	parts, err := s.partitions(ctx)
+	if err != nil {
+		return fmt.Errorf("kafka: connect to %v: %w", s.cfg.Brokers, err)
+	}
+	if s.cfg.Start == StartLatest {
+		if err := s.pinLatest(ctx, parts); err != nil {
+			return fmt.Errorf("kafka: connect: %w", err)
+		}
+	}
+
+	r := kafkago.NewReader(s.readerConfig())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		go r.Close() //nolint:errcheck // a reader that never fetched holds nothing to commit
+		return ErrClosed
+	}
+	s.reader = r
+	s.epoch++
+	s.rewind = false
+	s.errs.Store(0)
+	if !s.running {
+		s.running = true
+		s.wg.Add(1)
+		go s.committer()
+	}
+	return nil
+}
+
+// readerConfig sets the reader's options deliberately: small queue so memory
+// stays bounded, short MaxWait so fetches return, synchronous commits that
+// the committer batches, errors counted to notice a broker loss.
+func (s *Source) readerConfig() kafkago.ReaderConfig {
+	start := kafkago.FirstOffset
+	if s.cfg.Start == StartLatest {
+		start = kafkago.LastOffset
+	}
+	rc := kafkago.ReaderConfig{
+		Brokers:          s.cfg.Brokers,
+		GroupID:          s.cfg.Group,
+		Topic:            s.cfg.Topic,
+		Dialer:           &kafkago.Dialer{Timeout: dialTimeout, DualStack: true, ClientID: "ferry"},
+		QueueCapacity:    32,
+		MinBytes:         1,
+		MaxBytes:         1 << 20,
+		MaxWait:          500 * time.Millisecond,
+		ReadBatchTimeout: 5 * time.Second,
+		CommitInterval:   0, // synchronous: the committer batches commits itself
+		StartOffset:      start,
+		JoinGroupBackoff: time.Second,
+		// Short enough that a member lost with a broker restart is replaced
+		// within seconds (the group waits for it up to these timeouts).
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		ReadBackoffMin:    100 * time.Millisecond,
+		ReadBackoffMax:    time.Second,
+		// Detect partitions added to the topic.
+		WatchPartitionChanges: true,
+		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) {
+			s.errs.Add(1)
+			s.log.Warn("kafka-go: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
+		}),
+	}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		rc.Logger = kafkago.LoggerFunc(func(format string, args ...any) {
+			s.log.Debug("kafka-go: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
+		})
+	}
+	return rc
+}
+
+// Read blocks until a message is available and returns it. After a nack it
+// first replaces the reader (see the package doc). It returns an error
+// wrapping poller.ErrNotConnected when the reader fails, or when kafka-go
+// reports errors while no message arrives and the brokers do not answer a
+// metadata request; the caller then calls Connect.
+func (s *Source) Read(ctx context.Context) ([]*poller.Message, error) {
+	for {
+		s.mu.Lock()
+		r, closed, rewind, epoch := s.reader, s.closed, s.rewind, s.epoch
+		s.mu.Unlock()
+		switch {
+		case closed:
+			return nil, ErrClosed
+		case r == nil:
+			return nil, fmt.Errorf("kafka: read %s: %w", s.cfg.Topic, poller.ErrNotConnected)
+		case rewind:
+			if err := s.reopen(ctx, r); err != nil {
+				return nil, err
+			}
+			continue
+		}
+
+		fctx, cancel := context.WithTimeout(ctx, idleProbe)
+		m, err := r.FetchMessage(fctx)
+		cancel()
+		switch {
+		case err == nil:
+			s.errs.Store(0)
+			if msg := s.track(m, epoch); msg != nil {
+				return []*poller.Message{msg}, nil
+			}
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			if s.errs.Load() == 0 {
+				continue
+			}
+			if _, perr := s.partitions(ctx); perr != nil {
+				s.drop(r)
+				return nil, fmt.Errorf("kafka: read %s: brokers unreachable: %w: %w", s.cfg.Topic, poller.ErrNotConnected, perr)
+			}
+			s.errs.Store(0)
+		case errors.Is(err, io.EOF):
+			// The reader was closed under us (Close, or a concurrent Connect).
+			continue
+		case isTemporary(err):
+			// kafka-go retries these itself (coordinator moving or loading,
+			// leader election); a lasting outage is caught by the probe.
+			s.errs.Add(1)
+			s.log.Warn("kafka: transient fetch error; kafka-go retries", "err", err)
+		default:
+			s.drop(r)
+			return nil, fmt.Errorf("kafka: read %s: %w: %w", s.cfg.Topic, poller.ErrNotConnected, err)
+		}
+	}
+}
+
+// isTemporary reports whether err is a Kafka error code that kafka-go
+// classifies as retriable.
+func isTemporary(err error) bool {
+	var kerr kafkago.Error
+	return errors.As(err, &kerr) && kerr.Temporary()
+}
+
+// drop forgets reader r (if still current) so that Read reports
+// ErrNotConnected until Connect replaces it; Connect retires it.
+func (s *Source) drop(r *kafkago.Reader) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reader == r {
+		s.reader = nil
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), retireTimeout)
+			defer cancel()
+			s.closeReader(ctx, r)
+		}()
+	}
+}
+
+// reopen replaces reader r after a nack: it commits what is settled, closes
+// r (leaving the group) and joins again, so every partition is fetched from
+// its committed offset.
+func (s *Source) reopen(ctx context.Context, r *kafkago.Reader) error {
+	s.log.Debug("nack: re-reading from the committed offsets")
+	if err := s.flush(ctx, r); err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	if s.reader == r {
+		s.reader = nil
+	}
+	s.mu.Unlock()
+	s.closeReader(ctx, r)
+	if err := s.Connect(ctx); err != nil {
+		return fmt.Errorf("kafka: re-read after nack: %w: %w", poller.ErrNotConnected, err)
+	}
+	return nil
+}
+
+// retire commits what is settled through old and closes it, both bounded.
+func (s *Source) retire(ctx context.Context, old *kafkago.Reader) {
+	rctx, cancel := context.WithTimeout(ctx, retireTimeout)
+	defer cancel()
+	_ = s.flush(rctx, old) // logged by flush; the next reader commits it
+	s.closeReader(rctx, old)
+}
+
+// closeReader closes r, waiting at most until ctx ends (kafka-go's Close
+// may wait for a group leave to a dead broker); it then finishes in the
+// background, still tracked by s.wg.
+func (s *Source) closeReader(ctx context.Context, r *kafkago.Reader) {
+	done := make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(done)
+		if err := r.Close(); err != nil {
+			s.log.Warn("closing kafka reader", "err", err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// track registers a fetched message and converts it; nil means the message
+// was already settled (a re-read) and is skipped.
+func (s *Source) track(m kafkago.Message, epoch uint64) *poller.Message {
+	s.mu.Lock()
+	deliver := s.cp.read(m.Partition, m.Offset, epoch)
+	s.mu.Unlock()
+	if !deliver {
+		return nil
+	}
+	msg := s.convert(m)
+	var once atomic.Bool
+	part, off := m.Partition, m.Offset
+	msg.Ack = func(_ context.Context, err error) error {
+		if !once.CompareAndSwap(false, true) {
+			return fmt.Errorf("kafka: %s acked twice", msg.ID)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			return fmt.Errorf("kafka: ack %s: %w (it will be redelivered)", msg.ID, ErrClosed)
+		}
+		if err == nil {
+			s.cp.ack(part, off)
+			return nil
+		}
+		// Nack: leave the offset unsettled. A nack from an earlier reader
+		// needs nothing more: that reader's replacement reads from the
+		// committed offset, which cannot be past this message.
+		if epoch == s.epoch {
+			s.rewind = true
+		}
+		return nil
+	}
+	return msg
+}
+
+// convert maps a kafka-go message to a poller message (without Ack).
+func (s *Source) convert(m kafkago.Message) *poller.Message {
+	scope := "kafka:" + m.Topic + "/" + strconv.Itoa(m.Partition)
+	msg := &poller.Message{
+		ID:      scope + "/" + strconv.FormatInt(m.Offset, 10),
+		Scope:   scope,
+		Key:     string(m.Key),
+		Source:  s.uri,
+		Payload: m.Value,
+		Headers: make(map[string]string, len(m.Headers)),
+		Time:    m.Time,
+	}
+	for _, h := range m.Headers {
+		// A repeated header keeps its last value.
+		msg.Headers[h.Key] = string(h.Value)
+		if strings.EqualFold(h.Key, "content-type") {
+			msg.ContentType = string(h.Value)
+		}
+	}
+	if msg.Time.IsZero() {
+		msg.Time = time.Now()
+	}
+	return msg
+}
+
+// Close stops the committer, commits every offset settled contiguously,
+// then leaves the group and releases the connections. Messages read but not
+// acked are redelivered (to this group) later. Close is idempotent and safe
+// before Connect; acks after Close return an error wrapping ErrClosed.
+func (s *Source) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	r := s.reader
+	s.reader = nil
+	close(s.stop)
+	s.mu.Unlock()
+
+	var err error
+	if r != nil {
+		if ferr := s.flush(ctx, r); ferr != nil {
+			err = fmt.Errorf("kafka: final commit: %w", ferr)
+		}
+		s.closeReader(ctx, r)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("kafka: close: %w", ctx.Err()))
+	}
+	s.tr.CloseIdleConnections()
+	return err
+}

@@ -1,0 +1,222 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/kafka"
+)
+
+// TestReadAckAll: every message read once, in order per partition, and the
+// group's committed backlog reaches 0.
+func TestReadAckAll(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	tp, group := setup(t, 4)
+	tp.Produce(t, seqMsgs(0, n))
+	src := tp.Source(t, group)
+	connect(t, src, time.Now().Add(30*time.Second))
+
+	seen := map[int]int{}
+	lastPerScope := map[string]int{}
+	start := time.Now()
+	readLoop(t, src, time.Now().Add(60*time.Second), func(m *poller.Message) bool {
+		seq := seqOf(t, m)
+		seen[seq]++
+		if last, ok := lastPerScope[m.Scope]; ok && seq <= last {
+			t.Errorf("order broken in %s: %d after %d", m.Scope, seq, last)
+		}
+		lastPerScope[m.Scope] = seq
+		checkFields(t, tp.Name(), m)
+		ack(t, m, nil)
+		return len(seen) == n
+	})
+	elapsed := time.Since(start)
+	waitBacklog(t, tp, group, 0, 10*time.Second)
+	dups := 0
+	for _, c := range seen {
+		dups += c - 1
+	}
+	if dups != 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+	if len(lastPerScope) != 4 {
+		t.Errorf("messages came from %d scopes, want 4", len(lastPerScope))
+	}
+	t.Logf("read+acked %d messages from %d partitions in %v (%.0f msg/s), duplicates %d, backlog 0",
+		len(seen), len(lastPerScope), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), dups)
+	if lag, err := src.(poller.Lagger).Lag(context.Background()); err != nil || lag != 0 {
+		t.Errorf("Lag = %d, %v; want 0", lag, err)
+	}
+}
+
+func checkFields(t testing.TB, topic string, m *poller.Message) {
+	t.Helper()
+	parts := strings.Split(strings.TrimPrefix(m.ID, "kafka:"), "/")
+	if len(parts) != 3 || parts[0] != topic || !strings.HasPrefix(m.ID, m.Scope+"/") {
+		t.Fatalf("bad ID %q / scope %q", m.ID, m.Scope)
+	}
+	if want := "kafka://" + kafkaAddr() + "/" + topic; m.Source != want {
+		t.Fatalf("Source = %q, want %q", m.Source, want)
+	}
+	if m.Headers["seq"] != string(m.Payload) || m.Headers[poller.HeaderHops] != "1" {
+		t.Fatalf("headers %v for payload %q", m.Headers, m.Payload)
+	}
+	if !strings.HasPrefix(m.Key, "k") || m.Time.IsZero() || time.Since(m.Time) > time.Hour {
+		t.Fatalf("key %q time %v", m.Key, m.Time)
+	}
+}
+
+// TestOutOfOrderAckLeavesUnacked: acks in reverse order with one message
+// left unacked never commit past it; a new Source on the group gets it
+// back first (and, Kafka committing positions, the messages after it on
+// its partition), and nothing from the fully acked partition.
+func TestOutOfOrderAckLeavesUnacked(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	tp, group := setup(t, 2)
+	tp.Produce(t, seqMsgs(0, n))
+	src := tp.KafkaSource(t, kafka.Config{Group: group, CommitInterval: 20 * time.Millisecond})
+	connect(t, src, time.Now().Add(30*time.Second))
+
+	var all []*poller.Message
+	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+		all = append(all, m)
+		return len(all) == n
+	})
+	// Leave the 4th message of the first message's partition unacked.
+	scope := all[0].Scope
+	var held *poller.Message
+	k := 0
+	for _, m := range all {
+		if m.Scope == scope {
+			if k == 3 {
+				held = m
+			}
+			k++
+		}
+	}
+	var after []string // IDs past held on its partition: acked, but not committable
+	for i := len(all) - 1; i >= 0; i-- {
+		m := all[i]
+		if m == held {
+			continue
+		}
+		if m.Scope == scope && offsetOf(t, m) > offsetOf(t, held) {
+			after = append(after, m.ID)
+		}
+		ack(t, m, nil)
+	}
+	heldPart, heldOff := partOf(t, held), offsetOf(t, held)
+	waitBacklog(t, tp, group, int64(1+len(after)), 10*time.Second)
+	closeSrc(t, src)
+	committed := tp.Committed(t, group)
+	if committed[heldPart] != heldOff {
+		t.Fatalf("partition %d committed %d, want %d (the unacked offset)", heldPart, committed[heldPart], heldOff)
+	}
+
+	src2 := tp.Source(t, group)
+	connect(t, src2, time.Now().Add(30*time.Second))
+	var back []*poller.Message
+	readLoop(t, src2, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+		back = append(back, m)
+		ack(t, m, nil)
+		return len(back) == 1+len(after)
+	})
+	if back[0].ID != held.ID {
+		t.Fatalf("first redelivered %s, want the unacked %s", back[0].ID, held.ID)
+	}
+	for _, m := range back {
+		if m.Scope != scope {
+			t.Fatalf("redelivered %s from the fully acked partition", m.ID)
+		}
+	}
+	waitBacklog(t, tp, group, 0, 10*time.Second)
+	t.Logf("unacked %s came back first; %d acked messages past it on its partition came back too (Kafka commits positions); 0 from the other partition",
+		held.ID, len(after))
+}
+
+// TestNackRedelivers: a nacked message is read again by the same Source;
+// messages acked meanwhile are not delivered again.
+func TestNackRedelivers(t *testing.T) {
+	t.Parallel()
+	const n = 10
+	tp, group := setup(t, 1)
+	tp.Produce(t, seqMsgs(0, n))
+	src := tp.Source(t, group)
+	connect(t, src, time.Now().Add(30*time.Second))
+
+	var first []*poller.Message
+	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+		first = append(first, m)
+		return len(first) == n
+	})
+	for i, m := range first {
+		var err error
+		if i == 3 {
+			err = fmt.Errorf("backend failed")
+		}
+		ack(t, m, err)
+	}
+	start := time.Now()
+	var again *poller.Message
+	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+		again = m
+		return true
+	})
+	if again.ID != first[3].ID {
+		t.Fatalf("after nack of %s got %s", first[3].ID, again.ID)
+	}
+	ack(t, again, nil)
+	waitBacklog(t, tp, group, 0, 10*time.Second)
+	// Nothing else comes: the next message read is a new one.
+	tp.Produce(t, seqMsgs(n, 1))
+	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+		if seqOf(t, m) != n {
+			t.Fatalf("redelivered %s (seq %s) although it was acked", m.ID, m.Payload)
+		}
+		ack(t, m, nil)
+		return true
+	})
+	t.Logf("nacked %s redelivered after %v; acked messages not redelivered", again.ID, time.Since(start).Round(time.Millisecond))
+}
+
+// TestCloseCommitsAcked: a graceful Close commits what was acked even when
+// the commit interval has not passed, so a new Source sees no duplicates.
+func TestCloseCommitsAcked(t *testing.T) {
+	t.Parallel()
+	const n = 100
+	tp, group := setup(t, 2)
+	tp.Produce(t, seqMsgs(0, n))
+	src := tp.KafkaSource(t, kafka.Config{Group: group, CommitInterval: time.Hour})
+	connect(t, src, time.Now().Add(30*time.Second))
+	got := 0
+	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+		ack(t, m, nil)
+		got++
+		return got == n
+	})
+	if b := tp.Backlog(t, group); b != n {
+		t.Fatalf("backlog %d before Close, want %d: committed before the interval", b, n)
+	}
+	closeSrc(t, src)
+	if b := tp.Backlog(t, group); b != 0 {
+		t.Fatalf("backlog %d after Close, want 0", b)
+	}
+	// A new Source gets only what is produced next.
+	tp.Produce(t, seqMsgs(n, 1))
+	src2 := tp.Source(t, group)
+	connect(t, src2, time.Now().Add(30*time.Second))
+	readLoop(t, src2, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+		if seqOf(t, m) != n {
+			t.Fatalf("duplicate after graceful Close: %s", m.ID)
+		}
+		ack(t, m, nil)
+		return true
+	})
+	t.Logf("%d acked, Close committed them (interval 1h), new Source saw 0 duplicates", n)
+}

@@ -1,0 +1,150 @@
+package rabbitmq
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Defaults and limits of Config.
+const (
+	// PrefetchDefault is the channel QoS (unacknowledged deliveries in
+	// flight) when Config.Prefetch is 0.
+	PrefetchDefault = 64
+	// PrefetchMax is the largest prefetch count AMQP 0-9-1 can carry.
+	PrefetchMax = 65535
+	// DialTimeoutDefault bounds the TCP connect and the AMQP handshake when
+	// Config.DialTimeout is 0.
+	DialTimeoutDefault = 10 * time.Second
+	// CloseTimeoutDefault bounds Close when its context has no deadline.
+	CloseTimeoutDefault = 5 * time.Second
+)
+
+// Config configures a Source.
+type Config struct {
+	// URL is the AMQP URI, e.g. "amqp://guest:guest@127.0.0.1:5672/".
+	// Its credentials never appear in Message.Source, errors or logs.
+	// Required.
+	URL string
+	// Queue is the existing queue to consume. Ferry does not declare
+	// users' queues: a missing queue makes Connect fail (retryably).
+	// Required.
+	Queue string
+	// Prefetch is the channel QoS: how many unacknowledged deliveries the
+	// broker sends ahead. It bounds the memory held by the Source and the
+	// number of messages redelivered after a crash. Defaults to
+	// PrefetchDefault (64); at most PrefetchMax.
+	Prefetch int
+	// DialTimeout bounds the TCP connect and AMQP handshake of Connect (as
+	// does Connect's context). Defaults to DialTimeoutDefault (10s).
+	DialTimeout time.Duration
+	// Logger receives connection events. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// settings is a validated Config with its derived, credential-free names.
+type settings struct {
+	Config
+	// addr is host:port of the broker, without credentials.
+	addr string
+	// source is the CloudEvents source, "amqp://host:port/queue".
+	source string
+	// scope is the ordering scope, "rabbitmq:<queue>".
+	scope string
+	// password is removed from any error text that might echo the URL.
+	password string
+}
+
+func (c Config) settings() (settings, error) {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("missing URL"))
+	}
+	if c.Queue == "" {
+		errs = append(errs, errors.New("missing Queue"))
+	}
+	if c.Prefetch < 0 || c.Prefetch > PrefetchMax {
+		errs = append(errs, fmt.Errorf("bad Prefetch %[2]d: must be between 0 and %[1]d", PrefetchMax, c.Prefetch))
+	}
+	if c.DialTimeout < 0 {
+		errs = append(errs, fmt.Errorf("bad DialTimeout %s: must not be negative", c.DialTimeout))
+	}
+	var uri amqp.URI
+	if c.URL != "" {
+		var err error
+		uri, err = amqp.ParseURI(c.URL)
+		if err != nil {
+			// url.Error repeats the whole URL, credentials included.
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err
+			}
+			errs = append(errs, fmt.Errorf("bad URL: not an AMQP URI: %s", redact(err.Error(), c.URL, "")))
+		}
+	}
+	if len(errs) > 0 {
+		return settings{}, fmt.Errorf("rabbitmq: invalid config: %w", errors.Join(errs...))
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = PrefetchDefault
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DialTimeoutDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	addr := net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port))
+	s := settings{
+		Config:   c,
+		addr:     addr,
+		source:   uri.Scheme + "://" + addr + "/" + url.PathEscape(c.Queue),
+		scope:    "rabbitmq:" + c.Queue,
+		password: uri.Password,
+	}
+	s.Logger = c.Logger.With("broker", "rabbitmq", "addr", addr, "queue", c.Queue)
+	return s, nil
+}
+
+// redact removes the URL and the password from an error text.
+func redact(msg, rawURL, password string) string {
+	if rawURL != "" {
+		msg = strings.ReplaceAll(msg, rawURL, "<url>")
+	}
+	if password != "" {
+		msg = strings.ReplaceAll(msg, password, "xxxxx")
+		if esc := url.QueryEscape(password); esc != password {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// redactedError hides credentials in the text of a client error while
+// keeping it reachable with errors.Is / errors.As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// clean wraps err so that its text carries no credentials.
+func (s *settings) clean(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := redact(err.Error(), s.URL, s.password)
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}

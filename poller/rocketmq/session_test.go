@@ -1,0 +1,176 @@
+package rocketmq
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/ferrydev/ferry/poller"
+)
+
+// fakeClient stands in for the push consumer: it calls the session's
+// callback like the client does (one goroutine per batch) and records the
+// offset the client would commit for each ConsumeSuccess, unless shut down.
+type fakeClient struct {
+	sess *session
+
+	mu      sync.Mutex
+	commit  map[primitive.MessageQueue]int64
+	down    bool
+	results []consumer.ConsumeResult
+	wg      sync.WaitGroup
+}
+
+func newFake(t *testing.T, orderly bool) (*fakeClient, *Source) {
+	f := &fakeClient{commit: map[primitive.MessageQueue]int64{}}
+	f.sess = newSession("rocketmq://h:1/t", slog.New(slog.DiscardHandler), orderly)
+	f.sess.shutdown = func() error {
+		f.mu.Lock()
+		f.down = true
+		f.mu.Unlock()
+		return nil
+	}
+	f.sess.progress = func() map[primitive.MessageQueue]mqProgress {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		out := map[primitive.MessageQueue]mqProgress{}
+		for mq, c := range f.commit {
+			out[mq] = mqProgress{commit: c}
+		}
+		return out
+	}
+	t.Cleanup(f.wg.Wait)
+	return f, &Source{uri: f.sess.source, sess: f.sess}
+}
+
+// deliver runs the callback for offsets first..last of queue q.
+func (f *fakeClient) deliver(q int, first, last int64) {
+	mq := primitive.MessageQueue{Topic: "t", BrokerName: "b", QueueId: q}
+	var msgs []*primitive.MessageExt
+	for off := first; off <= last; off++ {
+		m := &primitive.MessageExt{QueueOffset: off}
+		m.Topic, m.Queue = "t", &mq
+		msgs = append(msgs, m)
+	}
+	f.mu.Lock()
+	if _, ok := f.commit[mq]; !ok {
+		f.commit[mq] = first
+	}
+	f.mu.Unlock()
+	f.wg.Go(func() {
+		res, _ := f.sess.consume(context.Background(), msgs...)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.results = append(f.results, res)
+		if res == consumer.ConsumeSuccess && !f.down {
+			f.commit[mq] = max(f.commit[mq], last+1) // batches here settle in order
+		}
+	})
+}
+
+func read(t *testing.T, src *Source, n int) []*poller.Message {
+	t.Helper()
+	var got []*poller.Message
+	for len(got) < n {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		msgs, err := src.Read(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Read after %d of %d messages: %v", len(got), n, err)
+		}
+		got = append(got, msgs...)
+	}
+	return got
+}
+
+// TestSessionSettlesAndCloses drives the hand-off under -race: batches of
+// two queues arrive concurrently and out of order, are read in order per
+// queue, acked out of order, one nacked and redelivered; Close waits for
+// the settled offsets, shuts the client down, and only then releases the
+// callback still waiting, with a failure the client ignores.
+func TestSessionSettlesAndCloses(t *testing.T) {
+	f, src := newFake(t, false)
+	f.deliver(0, 16, 31) // ahead of 0-15: held back until it comes
+	f.deliver(1, 0, 15)
+	f.deliver(0, 0, 15)
+	got := read(t, src, 48)
+	last := map[string]int64{}
+	for _, m := range got {
+		o := offsetFromID(t, m.ID)
+		if prev, ok := last[m.Scope]; ok && o != prev+1 {
+			t.Fatalf("scope %s: offset %d after %d", m.Scope, o, prev)
+		}
+		last[m.Scope] = o
+	}
+	// Ack out of order; nack one message of queue 0's second batch.
+	var nacked *poller.Message
+	for i := len(got) - 1; i >= 0; i-- {
+		m := got[i]
+		err := error(nil)
+		if m.ID == "rocketmq:t/b/0/20" {
+			err, nacked = errors.New("lost"), m
+		}
+		if aerr := m.Ack(context.Background(), err); aerr != nil {
+			t.Fatal(aerr)
+		}
+	}
+	again := read(t, src, 1)
+	if again[0].ID != nacked.ID {
+		t.Fatalf("redelivered %s, want %s", again[0].ID, nacked.ID)
+	}
+	if err := again[0].Ack(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := again[0].Ack(context.Background(), nil); err == nil {
+		t.Fatal("a second Ack of one message succeeded")
+	}
+
+	f.deliver(1, 16, 31) // read, never acked
+	pending := read(t, src, 16)
+	if err := src.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q0 := primitive.MessageQueue{Topic: "t", BrokerName: "b", QueueId: 0}
+	q1 := primitive.MessageQueue{Topic: "t", BrokerName: "b", QueueId: 1}
+	if f.commit[q0] != 32 || f.commit[q1] != 16 {
+		t.Fatalf("commits at shutdown %v, want queue 0 at 32 and queue 1 at 16", f.commit)
+	}
+	fails := 0
+	for _, r := range f.results {
+		if r != consumer.ConsumeSuccess {
+			fails++
+		}
+	}
+	if fails != 1 {
+		t.Fatalf("results %v: want one failure (the unacked batch, after shutdown)", f.results)
+	}
+	if err := pending[0].Ack(context.Background(), nil); !errors.Is(err, errSessionEnded) {
+		t.Fatalf("Ack after Close: %v, want errSessionEnded", err)
+	}
+	if _, err := src.Read(context.Background()); !errors.Is(err, poller.ErrNotConnected) {
+		t.Fatalf("Read after Close: %v, want ErrNotConnected", err)
+	}
+	if err := src.Close(context.Background()); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func offsetFromID(t *testing.T, id string) int64 {
+	t.Helper()
+	off, err := strconv.ParseInt(id[strings.LastIndexByte(id, '/')+1:], 10, 64)
+	if err != nil {
+		t.Fatalf("id %q: %v", id, err)
+	}
+	return off
+}

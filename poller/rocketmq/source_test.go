@@ -1,0 +1,401 @@
+//go:build !race
+
+// The tests against the real broker run in the non-race build: the client
+// library (rocketmq-client-go v2.1.2) races in its own goroutines, which
+// the race detector reports as a test failure whatever the test does:
+// pushConsumer.messageQueueChanged writes SubscriptionData.SubVersion while
+// the route updater clones it (consumer/push_consumer.go:505 vs
+// internal/model.go:70), and the orderly consumer polls its process queue
+// without the lock (consumer/process_queue.go:313). The adapter's own
+// concurrency is covered under -race by session_test.go, with a fake client.
+// Run: go test -count=1 -p 1 ./poller/rocketmq/...
+
+package rocketmq_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/rocketmq"
+	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
+	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/conformance"
+)
+
+// deadline bounds each phase: push consumer start-up and rebalancing take
+// seconds in RocketMQ.
+const deadline = 60 * time.Second
+
+func newTopic(t *testing.T, scopes int) *rocketmqtest.Topic {
+	t.Helper()
+	return rocketmqtest.New().NewTopic(t, scopes).(*rocketmqtest.Topic)
+}
+
+// produce sends n messages numbered from first, keyed k0..k7.
+func produce(t *testing.T, tp *rocketmqtest.Topic, first, n int) {
+	t.Helper()
+	msgs := make([]conformance.Msg, n)
+	for i := range msgs {
+		seq := first + i
+		msgs[i] = conformance.Msg{
+			Key:     fmt.Sprintf("k%d", seq%8),
+			Payload: []byte(strconv.Itoa(seq)),
+			Headers: map[string]string{"seq": strconv.Itoa(seq), poller.HeaderHops: "2"},
+		}
+	}
+	tp.Produce(t, msgs)
+}
+
+func connect(t *testing.T, s *rocketmq.Source) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	if err := s.Connect(ctx); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+}
+
+func closeSource(t *testing.T, s *rocketmq.Source) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// readUntil reads src, calling handle for each message, until done reports
+// true; it fails the test after timeout. On ErrNotConnected it connects
+// again, as the poller loop does.
+func readUntil(t *testing.T, src *rocketmq.Source, timeout time.Duration, handle func(*poller.Message), done func() bool) {
+	t.Helper()
+	end := time.Now().Add(timeout)
+	for !done() {
+		if time.Now().After(end) {
+			t.Fatalf("condition not reached within %v", timeout)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		msgs, err := src.Read(ctx)
+		cancel()
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, poller.ErrNotConnected):
+			t.Logf("Read: %v; connecting again", err)
+			connect(t, src)
+		case err != nil:
+			t.Fatalf("Read: %v", err)
+		}
+		for _, m := range msgs {
+			handle(m)
+		}
+	}
+}
+
+func ack(t *testing.T, m *poller.Message, err error) {
+	t.Helper()
+	if aerr := m.Ack(context.Background(), err); aerr != nil {
+		t.Fatalf("Ack(%s): %v", m.ID, aerr)
+	}
+}
+
+// offsetOf is the queue offset at the end of a message id.
+func offsetOf(t *testing.T, id string) int64 {
+	t.Helper()
+	off, err := strconv.ParseInt(id[strings.LastIndexByte(id, '/')+1:], 10, 64)
+	if err != nil {
+		t.Fatalf("id %q does not end with an offset: %v", id, err)
+	}
+	return off
+}
+
+func waitBacklog(t *testing.T, tp *rocketmqtest.Topic, group string, want func(int64) bool) int64 {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for {
+		n := tp.Backlog(t, group)
+		if want(n) {
+			return n
+		}
+		if time.Now().After(end) {
+			t.Fatalf("backlog of %s stuck at %d", group, n)
+		}
+		<-time.After(200 * time.Millisecond) // polling the broker's offsets
+	}
+}
+
+// order checks that each scope's offsets and each key's sequence numbers
+// only grow.
+type order struct {
+	t       *testing.T
+	lastOff map[string]int64
+	lastSeq map[string]int
+}
+
+func newOrder(t *testing.T) *order {
+	return &order{t: t, lastOff: map[string]int64{}, lastSeq: map[string]int{}}
+}
+
+func (o *order) see(m *poller.Message) {
+	o.t.Helper()
+	off := offsetOf(o.t, m.ID)
+	if last, ok := o.lastOff[m.Scope]; ok && off <= last {
+		o.t.Errorf("scope %s: offset %d read after %d", m.Scope, off, last)
+	}
+	o.lastOff[m.Scope] = off
+	seq, _ := strconv.Atoi(m.Headers["seq"])
+	if last, ok := o.lastSeq[m.Key]; ok && seq <= last {
+		o.t.Errorf("key %s: seq %d read after %d", m.Key, seq, last)
+	}
+	o.lastSeq[m.Key] = seq
+}
+
+func TestReadAckAll(t *testing.T) { readAckAll(t, false) }
+
+func TestReadAckAllOrderly(t *testing.T) { readAckAll(t, true) }
+
+// readAckAll reads and acks 300 messages of a 4-queue topic: each is read
+// once, in order per queue and per key, and the backlog reaches 0.
+func readAckAll(t *testing.T, orderly bool) {
+	const n = 300
+	tp := newTopic(t, 4)
+	produce(t, tp, 0, n)
+	group := rocketmqtest.UniqueName(t, "g")
+	cfg := tp.Config(group)
+	cfg.Orderly = orderly
+	src := tp.NewSource(t, cfg)
+	connect(t, src)
+
+	seen := map[string]int{}
+	ord := newOrder(t)
+	var start time.Time
+	readUntil(t, src, deadline, func(m *poller.Message) {
+		if start.IsZero() {
+			start = time.Now()
+		}
+		seen[m.ID]++
+		if seen[m.ID] > 1 {
+			t.Errorf("message %s read %d times", m.ID, seen[m.ID])
+		}
+		ord.see(m)
+		if want := "rocketmq://" + brokers.Addr("rocketmq") + "/" + tp.Name(); m.Source != want {
+			t.Errorf("Source = %q, want %q", m.Source, want)
+		}
+		if m.Headers[poller.HeaderHops] != "2" || m.Key == "" || m.Time.IsZero() {
+			t.Errorf("message %s: headers %v, key %q, time %v", m.ID, m.Headers, m.Key, m.Time)
+		}
+		ack(t, m, nil)
+	}, func() bool { return len(seen) == n })
+	elapsed := time.Since(start)
+	t.Logf("read and acked %d messages in %v (%.0f msg/s) over %d scopes",
+		n, elapsed.Round(time.Millisecond), n/elapsed.Seconds(), len(ord.lastOff))
+	if len(ord.lastOff) != 4 {
+		t.Errorf("messages came from %d scopes, want 4", len(ord.lastOff))
+	}
+
+	waitBacklog(t, tp, group, func(b int64) bool { return b == 0 })
+	lag, err := src.Lag(context.Background())
+	if err != nil || lag != 0 {
+		t.Errorf("Lag = %d, %v; want 0", lag, err)
+	}
+	closeSource(t, src)
+}
+
+// TestUnackedComesBack leaves one message unacked (acking the others in
+// reverse order): nothing past it is committed, and a new Source on the
+// group reads it again.
+func TestUnackedComesBack(t *testing.T) {
+	const n, skip = 50, 20
+	tp := newTopic(t, 1)
+	produce(t, tp, 0, n)
+	group := rocketmqtest.UniqueName(t, "g")
+	src := tp.NewSource(t, tp.Config(group))
+	connect(t, src)
+
+	var got []*poller.Message
+	readUntil(t, src, deadline, func(m *poller.Message) { got = append(got, m) },
+		func() bool { return len(got) == n })
+	for i := len(got) - 1; i >= 0; i-- {
+		if offsetOf(t, got[i].ID) != skip {
+			ack(t, got[i], nil)
+		}
+	}
+	// Acks of the batches after the unacked message commit nothing past it.
+	backlog := waitBacklog(t, tp, group, func(b int64) bool { return b < n })
+	closeSource(t, src)
+	after := waitBacklog(t, tp, group, func(int64) bool { return true })
+	committed := n - after
+	t.Logf("backlog %d while running, %d after Close: committed offset %d, unacked offset %d",
+		backlog, after, committed, skip)
+	if committed > skip {
+		t.Fatalf("committed offset %d is past the unacked message %d", committed, skip)
+	}
+
+	again := tp.NewSource(t, tp.Config(group))
+	connect(t, again)
+	var back []int64
+	readUntil(t, again, deadline, func(m *poller.Message) {
+		back = append(back, offsetOf(t, m.ID))
+		ack(t, m, nil)
+	}, func() bool { return len(back) == int(after) })
+	if back[0] != committed {
+		t.Errorf("redelivery starts at offset %d, want the committed offset %d", back[0], committed)
+	}
+	found := false
+	for _, off := range back {
+		found = found || off == skip
+	}
+	if !found {
+		t.Errorf("the unacked message (offset %d) did not come back; got offsets %v", skip, back)
+	}
+	t.Logf("redelivered %d messages (offsets %d..%d) to the new Source", len(back), back[0], back[len(back)-1])
+	waitBacklog(t, tp, group, func(b int64) bool { return b == 0 })
+}
+
+func TestNackRedelivers(t *testing.T) { nackRedelivers(t, false) }
+
+func TestNackRedeliversOrderly(t *testing.T) { nackRedelivers(t, true) }
+
+// nackRedelivers nacks one message once: it is read again, with the same
+// id, and everything is committed in the end.
+func nackRedelivers(t *testing.T, orderly bool) {
+	const n, nacked = 10, 3
+	tp := newTopic(t, 1)
+	produce(t, tp, 0, n)
+	group := rocketmqtest.UniqueName(t, "g")
+	cfg := tp.Config(group)
+	cfg.Orderly = orderly
+	src := tp.NewSource(t, cfg)
+	connect(t, src)
+
+	reads := map[string]int{}
+	var nackedID string
+	readUntil(t, src, deadline, func(m *poller.Message) {
+		reads[m.ID]++
+		if offsetOf(t, m.ID) == nacked && reads[m.ID] == 1 {
+			nackedID = m.ID
+			ack(t, m, errors.New("handler lost"))
+			return
+		}
+		ack(t, m, nil)
+	}, func() bool { return len(reads) == n && nackedID != "" && reads[nackedID] == 2 })
+	t.Logf("nacked %s, read it %d times; %d distinct messages", nackedID, reads[nackedID], len(reads))
+	waitBacklog(t, tp, group, func(b int64) bool { return b == 0 })
+}
+
+// TestCloseAfterAcksNoDuplicates: a graceful Close right after the last
+// ack commits everything, so a new Source on the group reads only new
+// messages.
+func TestCloseAfterAcksNoDuplicates(t *testing.T) {
+	const n = 100
+	tp := newTopic(t, 1)
+	produce(t, tp, 0, n)
+	group := rocketmqtest.UniqueName(t, "g")
+	src := tp.NewSource(t, tp.Config(group))
+	connect(t, src)
+	seen := 0
+	readUntil(t, src, deadline, func(m *poller.Message) { seen++; ack(t, m, nil) },
+		func() bool { return seen == n })
+	closeSource(t, src)
+	waitBacklog(t, tp, group, func(b int64) bool { return b == 0 })
+
+	produce(t, tp, n, 1) // a marker after the acked messages
+	again := tp.NewSource(t, tp.Config(group))
+	connect(t, again)
+	var got []string
+	readUntil(t, again, deadline, func(m *poller.Message) {
+		got = append(got, m.Headers["seq"])
+		ack(t, m, nil)
+	}, func() bool { return len(got) > 0 && got[len(got)-1] == strconv.Itoa(n) })
+	if len(got) != 1 {
+		t.Fatalf("after a graceful Close the new Source read %d messages (seq %v), want only the marker", len(got), got)
+	}
+	t.Logf("acked %d, closed; the new Source read only the marker", n)
+}
+
+// TestBrokerRestart restarts the broker mid-stream: the client reconnects
+// by itself and every message is read and acked.
+func TestBrokerRestart(t *testing.T) {
+	const n = 200
+	tp := newTopic(t, 4)
+	produce(t, tp, 0, n/2)
+	group := rocketmqtest.UniqueName(t, "g")
+	src := tp.NewSource(t, tp.Config(group))
+	connect(t, src)
+
+	seen := map[string]int{}
+	reads := 0
+	handle := func(m *poller.Message) {
+		reads++
+		seen[m.Headers["seq"]]++
+		ack(t, m, nil)
+	}
+	readUntil(t, src, deadline, handle, func() bool { return len(seen) >= n/4 })
+	begin := time.Now()
+	brokers.Restart(t, "rocketmq")
+	t.Logf("broker restarted in %v after %d reads", time.Since(begin).Round(time.Millisecond), reads)
+	produce(t, tp, n/2, n/2)
+	readUntil(t, src, 2*deadline, handle, func() bool { return len(seen) == n })
+	t.Logf("recovered %v after the restart began: %d distinct messages, %d reads (%d duplicates), lost 0",
+		time.Since(begin).Round(time.Millisecond), len(seen), reads, reads-len(seen))
+	waitBacklog(t, tp, group, func(b int64) bool { return b == 0 })
+}
+
+// TestTwoSourcesShareAGroup: two Sources in one group split a 4-queue
+// topic; when one closes, the other takes its queues and nothing is lost.
+func TestTwoSourcesShareAGroup(t *testing.T) {
+	const n = 200
+	tp := newTopic(t, 4)
+	group := rocketmqtest.UniqueName(t, "g")
+	a := tp.NewSource(t, tp.Config(group))
+	b := tp.NewSource(t, tp.Config(group))
+	connect(t, a)
+	connect(t, b)
+	produce(t, tp, 0, n/2)
+
+	seen := map[string]int{}
+	scopes := map[*rocketmq.Source]map[string]bool{a: {}, b: {}}
+	handle := func(src *rocketmq.Source) func(*poller.Message) {
+		return func(m *poller.Message) {
+			seen[m.Headers["seq"]]++
+			scopes[src][m.Scope] = true
+			ack(t, m, nil)
+		}
+	}
+	// Both read (in turns, on this goroutine) until the first half is in.
+	end := time.Now().Add(deadline)
+	for len(seen) < n/2 {
+		if time.Now().After(end) {
+			t.Fatalf("only %d of %d messages read", len(seen), n/2)
+		}
+		for _, src := range []*rocketmq.Source{a, b} {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			msgs, err := src.Read(ctx)
+			cancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Read: %v", err)
+			}
+			for _, m := range msgs {
+				handle(src)(m)
+			}
+		}
+	}
+	t.Logf("before Close: A read scopes %d, B read scopes %d", len(scopes[a]), len(scopes[b]))
+	closeSource(t, a)
+	produce(t, tp, n/2, n/2)
+	readUntil(t, b, deadline, handle(b), func() bool { return len(seen) == n })
+	dups := 0
+	for _, c := range seen {
+		dups += c - 1
+	}
+	t.Logf("after A closed, B read %d scopes; %d distinct messages, %d duplicates, lost 0", len(scopes[b]), len(seen), dups)
+	if len(scopes[b]) != 4 {
+		t.Errorf("B read %d scopes, want all 4", len(scopes[b]))
+	}
+	waitBacklog(t, tp, group, func(v int64) bool { return v == 0 })
+}

@@ -1,0 +1,89 @@
+package ferry
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/config"
+	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/kafka"
+	"github.com/ferrydev/ferry/poller/rabbitmq"
+	"github.com/ferrydev/ferry/poller/redisstream"
+	"github.com/ferrydev/ferry/poller/rocketmq"
+)
+
+// buildTriggers builds a Poller per configured trigger.
+func buildTriggers(cfg *config.Config, d *dispatcher.Dispatcher, m *poller.Metrics, log *slog.Logger) ([]*poller.Poller, error) {
+	var out []*poller.Poller
+	for i := range cfg.Triggers {
+		t := &cfg.Triggers[i]
+		f := cfg.FunctionOf(t)
+		if f == nil {
+			return nil, fmt.Errorf("trigger %s: function %q not found", t.Name, t.Function)
+		}
+		fn := d.Function(async.Lane{Tenant: f.Tenant, Function: f.Name})
+		tlog := log.With("trigger", t.Name)
+		src, err := buildSource(t, tlog)
+		if err != nil {
+			return nil, fmt.Errorf("trigger %s: %w", t.Name, err)
+		}
+		pc := poller.Config{
+			Name: t.Name, Kind: t.Source.Kind(), Source: src, Dispatcher: d, Function: fn,
+			BatchSize: t.Batch.Size, BatchWindow: t.Batch.Window.D(), BisectOnError: t.Batch.BisectOnError,
+			Concurrency: t.Concurrency, MaxHops: cfg.LoopGuard.MaxHops,
+			DrainTimeout: cfg.Server.ShutdownTimeout.D(), Metrics: m, Logger: log,
+		}
+		if t.Retry != nil {
+			r := retryPolicy(*t.Retry)
+			pc.Retry = &r
+		}
+		if len(t.Destinations.OnFailure) > 0 {
+			if pc.OnFailure, err = buildDestinations("triggers["+t.Name+"].on_failure", t.Destinations.OnFailure, log); err != nil {
+				return nil, fmt.Errorf("trigger %s: %w", t.Name, err)
+			}
+		}
+		if t.Filter != nil {
+			pc.Filter = &poller.Filter{Headers: lists(t.Filter.Headers), JSON: lists(t.Filter.JSON)}
+		}
+		p, err := poller.New(pc)
+		if err != nil {
+			return nil, fmt.Errorf("trigger %s: %w", t.Name, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// buildSource builds the broker adapter of a trigger.
+func buildSource(t *config.Trigger, log *slog.Logger) (poller.Source, error) {
+	switch s := t.Source; {
+	case s.Kafka != nil:
+		return kafka.New(kafka.Config{Brokers: s.Kafka.Brokers, Topic: s.Kafka.Topic, Group: s.Kafka.Group, Start: t.Start, Logger: log})
+	case s.RocketMQ != nil:
+		return rocketmq.New(rocketmq.Config{
+			NameServers: s.RocketMQ.NameServers, Topic: s.RocketMQ.Topic, Group: s.RocketMQ.Group,
+			Tags: s.RocketMQ.Tags, Start: t.Start, Orderly: t.Concurrency == 1, Logger: log,
+		})
+	case s.RabbitMQ != nil:
+		return rabbitmq.New(rabbitmq.Config{URL: s.RabbitMQ.URL, Queue: s.RabbitMQ.Queue, Prefetch: s.RabbitMQ.Prefetch, Logger: log})
+	case s.Redis != nil:
+		return redisstream.New(redisstream.Config{
+			URL: s.Redis.URL, Stream: s.Redis.Stream, Group: s.Redis.Group, Consumer: s.Redis.Consumer,
+			Start: t.Start, ClaimIdle: s.Redis.ClaimIdle.D(), Logger: log,
+		})
+	}
+	return nil, fmt.Errorf("no source configured")
+}
+
+func lists(m map[string]config.StringList) map[string][]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
