@@ -61,33 +61,47 @@ func (s *Source) flush(ctx context.Context, r *kafkago.Reader) error {
 	return nil
 }
 
-// partitions asks the brokers for the topic's partition ids; it fails when
-// no broker answers or the topic does not exist.
+// partitions asks a broker for the topic's partition ids over a fresh
+// connection (kafka-go's Transport answers metadata from its cache, so it
+// cannot tell that the brokers are gone); it fails when no broker answers
+// or the topic does not exist.
 func (s *Source) partitions(ctx context.Context) ([]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	md, err := s.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{s.cfg.Topic}})
+	d := &kafkago.Dialer{Timeout: probeTimeout, DualStack: true, ClientID: "ferry"}
+	var errs []error
+	for _, b := range s.cfg.Brokers {
+		ids, err := readPartitions(ctx, d, b, s.cfg.Topic)
+		if err == nil {
+			return ids, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", b, err))
+	}
+	return nil, errors.Join(errs...)
+}
+
+func readPartitions(ctx context.Context, d *kafkago.Dialer, broker, topic string) ([]int, error) {
+	conn, err := d.DialContext(ctx, "tcp", broker)
 	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
+		return nil, err
 	}
-	for _, t := range md.Topics {
-		if t.Name != s.cfg.Topic {
-			continue
-		}
-		if t.Error != nil {
-			return nil, fmt.Errorf("topic %q: %w", s.cfg.Topic, t.Error)
-		}
-		ids := make([]int, 0, len(t.Partitions))
-		for _, p := range t.Partitions {
-			ids = append(ids, p.ID)
-		}
-		if len(ids) == 0 {
-			return nil, fmt.Errorf("topic %q has no partitions", s.cfg.Topic)
-		}
-		sort.Ints(ids)
-		return ids, nil
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
 	}
-	return nil, fmt.Errorf("topic %q not found", s.cfg.Topic)
+	ps, err := conn.ReadPartitions(topic)
+	if err != nil {
+		return nil, fmt.Errorf("topic %q: %w", topic, err)
+	}
+	ids := make([]int, 0, len(ps))
+	for _, p := range ps {
+		ids = append(ids, p.ID)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("topic %q not found", topic)
+	}
+	sort.Ints(ids)
+	return ids, nil
 }
 
 // offsets returns the group's committed offset (-1: none) and the next

@@ -11,6 +11,17 @@
 // next Read replace the reader, so the group fetches again from the committed
 // offset: the nacked message comes back, and so do the unsettled messages
 // after it; messages already acked are recognised and not delivered again.
+//
+// Connection loss: kafka-go retries internally and FetchMessage just waits.
+// Read therefore returns an error wrapping poller.ErrNotConnected when the
+// reader reports a non-retriable error, or when no message came for 2s while
+// kafka-go logged errors and a fresh connection to the brokers fails (a real
+// dial: kafka-go's Transport answers metadata from its cache). Connect then
+// replaces the reader; it fails until a broker answers again.
+//
+// Lag comes from the brokers (the group's committed offsets against the
+// partitions' end offsets), not from Reader.Stats, whose lag covers only the
+// partition of the last fetched message in group mode.
 package kafka
 
 import (
@@ -127,7 +138,9 @@ func (s *Source) Connect(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		go r.Close() //nolint:errcheck // a reader that never fetched holds nothing to commit
+		s.mu.Unlock()
+		s.closeReader(ctx, r) // never fetched: nothing to commit
+		s.mu.Lock()
 		return ErrClosed
 	}
 	s.reader = r

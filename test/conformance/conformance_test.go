@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/ferrydev/ferry/poller/kafka/kafkatest"
 	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
 	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
 	"github.com/ferrydev/ferry/test/conformance"
@@ -14,6 +15,10 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	ferrytest.Cleanup()
 	os.Exit(code)
+}
+
+func TestKafka(t *testing.T) {
+	conformance.Run(t, kafkatest.New(), conformance.Features{SharedGroup: true})
 }
 
 func TestRabbitMQ(t *testing.T) {
