@@ -26,18 +26,7 @@ const PartitionKeyExtension = "partitionkey"
 func EncodeBatch(inv *dispatcher.Invocation) ([]byte, error) {
 	events := make([]event.Event, len(inv.Batch))
 	for i, e := range inv.Batch {
-		ev := event.New(event.CloudEventsVersionV1)
-		ev.SetID(e.ID)
-		ev.SetSource(e.Source)
-		ev.SetType(e.Type)
-		if e.Type == "" {
-			ev.SetType(DefaultEventType)
-		}
-		t := e.Time
-		if t.IsZero() {
-			t = time.Now()
-		}
-		ev.SetTime(t)
+		ev := newEvent(e.ID, e.Source, e.Type, e.Time)
 		for k, v := range e.Headers {
 			if name := extensionName(k); name != "" {
 				ev.SetExtension(name, v)
@@ -60,6 +49,23 @@ func EncodeBatch(inv *dispatcher.Invocation) ([]byte, error) {
 		return nil, dispatcher.Permanent("bad_event", err)
 	}
 	return b, nil
+}
+
+// newEvent starts a CloudEvent with its required attributes; an empty type
+// is DefaultEventType and a zero time is now.
+func newEvent(id, source, typ string, t time.Time) event.Event {
+	ev := event.New(event.CloudEventsVersionV1)
+	ev.SetID(id)
+	ev.SetSource(source)
+	if typ == "" {
+		typ = DefaultEventType
+	}
+	ev.SetType(typ)
+	if t.IsZero() {
+		t = time.Now()
+	}
+	ev.SetTime(t)
+	return ev
 }
 
 // batchData returns the content type and data of e: JSON payloads (typed

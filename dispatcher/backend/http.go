@@ -20,7 +20,6 @@ import (
 	"time"
 
 	cebinding "github.com/cloudevents/sdk-go/v2/binding"
-	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/ferrydev/ferry/async"
@@ -184,21 +183,11 @@ func (h *HTTP) newRequest(ctx context.Context, inv *dispatcher.Invocation) (*htt
 	if inv.Batch != nil {
 		return h.newBatchRequest(ctx, inv)
 	}
-	ev := event.New(event.CloudEventsVersionV1)
-	ev.SetID(inv.ID)
-	ev.SetSource(inv.Source)
-	if ev.Source() == "" {
-		ev.SetSource("/ferry/" + inv.Tenant + "/" + inv.Function)
+	source := inv.Source
+	if source == "" {
+		source = "/ferry/" + inv.Tenant + "/" + inv.Function
 	}
-	ev.SetType(inv.Type)
-	if inv.Type == "" {
-		ev.SetType(DefaultEventType)
-	}
-	t := inv.Time
-	if t.IsZero() {
-		t = time.Now()
-	}
-	ev.SetTime(t)
+	ev := newEvent(inv.ID, source, inv.Type, inv.Time)
 	ev.SetExtension(HopsExtension, inv.OutHops())
 	ct := inv.ContentType
 	if ct == "" {

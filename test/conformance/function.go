@@ -27,6 +27,9 @@ type function struct {
 	srv   *httptest.Server
 	fail  func(seq, try int) int
 	delay time.Duration
+	// wholeBatch fails a whole batch with the first failing item's status
+	// instead of reporting items (to exercise bisect_on_error).
+	wholeBatch bool
 
 	mu      sync.Mutex
 	tries   map[int]int
@@ -65,24 +68,34 @@ func (f *function) serve(w http.ResponseWriter, r *http.Request) {
 	if batch {
 		f.batches = append(f.batches, len(items))
 	}
-	var failed []string
-	status := http.StatusOK
-	for _, it := range items {
+	codes := make([]int, len(items))
+	anyFailed := false
+	for i, it := range items {
 		f.ids[it.id] = it.seq
 		f.tries[it.seq]++
-		code := 0
 		if f.fail != nil {
-			code = f.fail(it.seq, f.tries[it.seq])
+			codes[i] = f.fail(it.seq, f.tries[it.seq])
 		}
-		if code == 0 || code == http.StatusOK {
+		if codes[i] == http.StatusOK {
+			codes[i] = 0
+		}
+		anyFailed = anyFailed || codes[i] != 0
+	}
+	if batch && f.wholeBatch && anyFailed {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	var failed []string
+	status := http.StatusOK
+	for i, it := range items {
+		switch {
+		case codes[i] == 0:
 			f.success[it.seq]++
 			f.order = append(f.order, it.seq)
-			continue
-		}
-		if batch {
+		case batch:
 			failed = append(failed, fmt.Sprintf(`{"itemIdentifier":%q}`, it.id))
-		} else {
-			status = code
+		default:
+			status = codes[i]
 		}
 	}
 	if batch {

@@ -31,6 +31,9 @@ func Run(t *testing.T, b Broker, feat Features) {
 	t.Run("KeepsOrderWithConcurrencyOne", s.keepsOrder)
 	t.Run("PermanentFailuresGoToOnFailure", s.permanentFailures)
 	t.Run("BatchesAndPartialFailures", s.batches)
+	t.Run("BisectRetriesAndOnFailure", s.bisect)
+	t.Run("MaxAge", s.maxAge)
+	t.Run("FilterCommitsUnmatched", s.filter)
 	t.Run("Kill9AndRestartLosesNothing", func(t *testing.T) { s.restart(t, false) })
 	t.Run("SigtermAndRestartNoDuplicates", func(t *testing.T) { s.restart(t, true) })
 	t.Run("BrokerRestart", s.brokerRestart)
@@ -47,6 +50,8 @@ type trigger struct {
 	concurrency int
 	batch       int
 	window      string
+	bisect      bool
+	extra       string // more trigger keys, each line indented by 4 spaces
 }
 
 // config is Ferry's config: one tenant, function f on fn, on_failure to
@@ -74,8 +79,8 @@ triggers:
     function: f
     source: %s
     concurrency: %d
-    batch: { size: %d, window: %s }
-`, fn.url(), rcv.YAML(), tr.source, tr.concurrency, tr.batch, tr.window)
+    batch: { size: %d, window: %s, bisect_on_error: %v }
+%s`, fn.url(), rcv.YAML(), tr.source, tr.concurrency, tr.batch, tr.window, tr.bisect, tr.extra)
 }
 
 // messages builds n messages numbered from first, spread over keys keys.
@@ -85,7 +90,8 @@ func messages(first, n, keys int) []Msg {
 		seq := first + i
 		key := fmt.Sprintf("k%d", seq%keys)
 		body, _ := json.Marshal(payload{Seq: seq, Key: key})
-		msgs[i] = Msg{Key: key, Payload: body, Headers: map[string]string{"seq": fmt.Sprint(seq)}}
+		parity := map[bool]string{true: "even", false: "odd"}[seq%2 == 0]
+		msgs[i] = Msg{Key: key, Payload: body, Headers: map[string]string{"seq": fmt.Sprint(seq), "parity": parity}}
 	}
 	return msgs
 }
@@ -226,6 +232,87 @@ func (s *suite) batches(t *testing.T) {
 		}
 		if tries[seq] != want {
 			t.Fatalf("message %d invoked %d times, want %d (only reported items are retried)", seq, tries[seq], want)
+		}
+	}
+}
+
+// bisect: batches that fail without a per-item report are split to find
+// the failing messages; a message that keeps failing goes to on_failure
+// after max_attempts, one that fails once is retried and succeeds.
+func (s *suite) bisect(t *testing.T) {
+	const n = 64
+	bad := func(seq int) bool { return seq%16 == 5 }
+	flaky := func(seq int) bool { return seq%16 == 9 }
+	topic := s.b.NewTopic(t, 1)
+	fn := newFunction(t, func(seq, try int) int {
+		if bad(seq) || (flaky(seq) && try == 1) {
+			return http.StatusInternalServerError
+		}
+		return 0
+	}, 0)
+	fn.wholeBatch = true
+	rcv := ferrytest.NewReceiver(t)
+	topic.Produce(t, messages(0, n, 1))
+	ferrytest.Start(t, config(fn, rcv, trigger{source: topic.SourceYAML("g-bisect"), batch: 8, window: "200ms", bisect: true}))
+	failed := map[int]bool{}
+	for seq := range n {
+		failed[seq] = bad(seq)
+	}
+	waitDone(t, topic, "g-bisect", n, []*function{fn}, failed)
+	ferrytest.WaitFor(t, 30*time.Second, "the on_failure outcomes", func() bool { return len(rcv.Outcomes()) >= 4 })
+	for _, o := range rcv.Outcomes() {
+		seq, ok := fn.seqOf(o.ID)
+		if !ok || !bad(seq) || o.Error == nil || o.Error.Code != "retries_exhausted" || o.Attempts != 3 {
+			t.Fatalf("unexpected on_failure outcome %+v (seq %d)", o, seq)
+		}
+	}
+	if got := len(rcv.Outcomes()); got != 4 {
+		t.Fatalf("on_failure got %d outcomes, want the 4 bad messages once each", got)
+	}
+	_, success, _ := fn.snapshot()
+	for seq := range n {
+		if !bad(seq) && success[seq] != 1 {
+			t.Fatalf("message %d succeeded %d times, want 1", seq, success[seq])
+		}
+	}
+}
+
+// maxAge: a failing message whose next attempt would start after
+// retry.max_age goes to on_failure without further attempts.
+func (s *suite) maxAge(t *testing.T) {
+	topic := s.b.NewTopic(t, 1)
+	fn := newFunction(t, func(seq, _ int) int {
+		if seq == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}, 0)
+	rcv := ferrytest.NewReceiver(t)
+	topic.Produce(t, messages(0, 3, 1))
+	ferrytest.Start(t, config(fn, rcv, trigger{source: topic.SourceYAML("g-age"),
+		extra: "    retry: { max_attempts: 10, initial_interval: 50ms, max_age: 1ms }\n"}))
+	waitDone(t, topic, "g-age", 3, []*function{fn}, map[int]bool{1: true})
+	ferrytest.WaitFor(t, 30*time.Second, "the on_failure outcome", func() bool { return len(rcv.Outcomes()) == 1 })
+	if o := rcv.Outcomes()[0]; o.Error == nil || o.Error.Code != "max_age_exceeded" || o.Attempts != 1 {
+		t.Fatalf("outcome %+v, want max_age_exceeded after 1 attempt", o)
+	}
+}
+
+// filter: messages that do not match are committed without invoking; the
+// filter reads the broker's headers and the JSON payload.
+func (s *suite) filter(t *testing.T) {
+	const n = 100
+	topic := s.b.NewTopic(t, 2)
+	fn, rcv := newFunction(t, nil, 0), ferrytest.NewReceiver(t)
+	topic.Produce(t, messages(0, n, 4))
+	ferrytest.Start(t, config(fn, rcv, trigger{source: topic.SourceYAML("g-filter"), concurrency: 2,
+		extra: "    filter: { headers: { parity: even }, json: { key: [k0, k1, k2] } }\n"}))
+	ferrytest.WaitFor(t, settle, "the backlog committed", func() bool { return topic.Backlog(t, "g-filter") == 0 })
+	tries, _, _ := fn.snapshot()
+	for seq := range n {
+		want := seq%4 == 0 || seq%4 == 2 // even, and key k0 or k2
+		if (tries[seq] > 0) != want {
+			t.Fatalf("message %d (key k%d) invoked %d times; want invoked=%v", seq, seq%4, tries[seq], want)
 		}
 	}
 }
