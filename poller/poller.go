@@ -98,22 +98,25 @@ func New(cfg Config) (*Poller, error) {
 }
 
 // Run consumes until ctx ends, reconnecting with backoff whenever the source
-// loses its connection. On return the invocations in flight have finished
-// (or were cancelled after DrainTimeout and their messages left for
-// redelivery), messages read but not started were handed back, and the
-// source is closed with its final commit.
+// loses its connection. When ctx ends it stops reading and finishes the
+// messages already read (at most two batches per worker), so a graceful
+// stop duplicates nothing; after DrainTimeout the invocations still running
+// are cancelled and their messages left for redelivery, as are messages
+// waiting for a retry. Then the source is closed with its final commit.
 func (p *Poller) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	var wg sync.WaitGroup
+	readerDone := make(chan struct{})
 	for _, w := range p.workers {
-		wg.Go(func() { w.run(ctx, workCtx) })
+		wg.Go(func() { w.run(ctx, readerDone, workCtx) })
 	}
 	if lg, ok := p.cfg.Source.(Lagger); ok {
 		wg.Go(func() { p.watchLag(ctx, lg) })
 	}
 
-	p.consume(ctx)
+	p.consume(ctx, workCtx)
+	close(readerDone)
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -134,8 +137,9 @@ func (p *Poller) Run(ctx context.Context) error {
 	return nil
 }
 
-// consume connects and reads until ctx ends.
-func (p *Poller) consume(ctx context.Context) {
+// consume connects and reads until ctx ends; the messages of the last read
+// are still handed to the workers, until work ends.
+func (p *Poller) consume(ctx, work context.Context) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 200*time.Millisecond, 30*time.Second, 0
 	connected := false
@@ -178,7 +182,7 @@ func (p *Poller) consume(ctx context.Context) {
 		}
 		bo.Reset()
 		for i, m := range msgs {
-			if !p.dispatch(ctx, m) {
+			if !p.dispatch(work, m) {
 				p.nack(msgs[i:])
 				return
 			}
@@ -219,8 +223,8 @@ func (p *Poller) route(m *Message) chan *Message {
 	return p.shared
 }
 
-// handBack nacks the messages read but never started, so the broker
-// redelivers them (they were never invoked: no duplicates).
+// handBack nacks the messages still in the channels after the drain was cut
+// short, so the broker redelivers them (they were never invoked).
 func (p *Poller) handBack() {
 	var left []*Message
 	drain := func(ch chan *Message) {

@@ -35,11 +35,14 @@ func newItem(m *Message) *item {
 	return &item{m: m, hops: hops, first: first}
 }
 
-// run processes batches until stop ends. work bounds invocations: it ends
-// only when the drain after stop takes too long.
-func (w *worker) run(stop, work context.Context) {
+// run processes batches until the reader has stopped and every message it
+// read is done: a graceful stop finishes what was read, so it leaves no gap
+// in a partition for the broker to redeliver past (no duplicates). Retry
+// backoffs end at stop; work bounds invocations and ends only when the
+// drain takes longer than DrainTimeout.
+func (w *worker) run(stop context.Context, readerDone <-chan struct{}, work context.Context) {
 	for {
-		batch := w.collect(stop)
+		batch := w.collect(stop, readerDone)
 		if batch == nil {
 			return
 		}
@@ -48,14 +51,20 @@ func (w *worker) run(stop, work context.Context) {
 }
 
 // collect waits for a first message, then fills the batch up to BatchSize
-// for at most BatchWindow (with no window: what has already arrived).
-func (w *worker) collect(stop context.Context) []*item {
+// for at most BatchWindow (with no window: what has already arrived). It
+// returns nil once the reader is done and nothing is left.
+func (w *worker) collect(stop context.Context, readerDone <-chan struct{}) []*item {
 	var m *Message
 	select {
 	case m = <-w.in:
 	case m = <-w.p.shared:
-	case <-stop.Done():
-		return nil
+	case <-readerDone:
+		select {
+		case m = <-w.in:
+		case m = <-w.p.shared:
+		default:
+			return nil
+		}
 	}
 	items := []*item{newItem(m)}
 	size, window := w.p.cfg.BatchSize, w.p.cfg.BatchWindow
@@ -108,14 +117,10 @@ func (w *worker) process(stop, work context.Context, items []*item) {
 // partial batch failures retry only the named items; a failing batch
 // without a report is bisected (when enabled) without spending attempts;
 // otherwise every item spends an attempt and waits for the retry policy's
-// backoff. On shutdown, items not yet settled are handed back.
+// backoff. Items waiting for a retry when stop ends are handed back.
 func (w *worker) attempt(stop, work context.Context, items []*item) {
 	cfg := &w.p.cfg
 	for len(items) > 0 {
-		if stop.Err() != nil {
-			w.handBack(items)
-			return
-		}
 		res, err := w.invoke(work, items)
 		if work.Err() != nil {
 			w.handBack(items)

@@ -47,8 +47,12 @@ func newFake(t *testing.T, orderly bool) (*fakeClient, *Source) {
 		}
 		return out
 	}
-	t.Cleanup(f.wg.Wait)
-	return f, &Source{uri: f.sess.source, sess: f.sess}
+	src := &Source{uri: f.sess.source, sess: f.sess}
+	t.Cleanup(func() {
+		_ = src.Close(context.Background()) // releases callbacks left waiting by a failed test
+		f.wg.Wait()
+	})
+	return f, src
 }
 
 // deliver runs the callback for offsets first..last of queue q.
@@ -98,10 +102,12 @@ func read(t *testing.T, src *Source, n int) []*poller.Message {
 // callback still waiting, with a failure the client ignores.
 func TestSessionSettlesAndCloses(t *testing.T) {
 	f, src := newFake(t, false)
-	f.deliver(0, 16, 31) // ahead of 0-15: held back until it comes
-	f.deliver(1, 0, 15)
 	f.deliver(0, 0, 15)
-	got := read(t, src, 48)
+	got := read(t, src, 16)
+	f.deliver(0, 32, 47) // ahead of 16-31: held back until it comes
+	f.deliver(1, 0, 15)
+	f.deliver(0, 16, 31)
+	got = append(got, read(t, src, 48)...)
 	last := map[string]int64{}
 	for _, m := range got {
 		o := offsetFromID(t, m.ID)
@@ -143,8 +149,8 @@ func TestSessionSettlesAndCloses(t *testing.T) {
 	defer f.mu.Unlock()
 	q0 := primitive.MessageQueue{Topic: "t", BrokerName: "b", QueueId: 0}
 	q1 := primitive.MessageQueue{Topic: "t", BrokerName: "b", QueueId: 1}
-	if f.commit[q0] != 32 || f.commit[q1] != 16 {
-		t.Fatalf("commits at shutdown %v, want queue 0 at 32 and queue 1 at 16", f.commit)
+	if f.commit[q0] != 48 || f.commit[q1] != 16 {
+		t.Fatalf("commits at shutdown %v, want queue 0 at 48 and queue 1 at 16", f.commit)
 	}
 	fails := 0
 	for _, r := range f.results {

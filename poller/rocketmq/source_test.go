@@ -169,6 +169,7 @@ func readAckAll(t *testing.T, orderly bool) {
 	cfg := tp.Config(group)
 	cfg.Orderly = orderly
 	src := tp.NewSource(t, cfg)
+	began := time.Now()
 	connect(t, src)
 
 	seen := map[string]int{}
@@ -192,8 +193,8 @@ func readAckAll(t *testing.T, orderly bool) {
 		ack(t, m, nil)
 	}, func() bool { return len(seen) == n })
 	elapsed := time.Since(start)
-	t.Logf("read and acked %d messages in %v (%.0f msg/s) over %d scopes",
-		n, elapsed.Round(time.Millisecond), n/elapsed.Seconds(), len(ord.lastOff))
+	t.Logf("first message %v after Connect (group join, rebalance); then read and acked %d messages in %v (%.0f msg/s) over %d scopes",
+		start.Sub(began).Round(time.Millisecond), n, elapsed.Round(time.Millisecond), n/elapsed.Seconds(), len(ord.lastOff))
 	if len(ord.lastOff) != 4 {
 		t.Errorf("messages came from %d scopes, want 4", len(ord.lastOff))
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/ferrydev/ferry/poller/kafka/kafkatest"
 	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
 	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
+	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
 	"github.com/ferrydev/ferry/test/conformance"
 	"github.com/ferrydev/ferry/test/ferrytest"
 )
@@ -27,4 +28,8 @@ func TestRabbitMQ(t *testing.T) {
 
 func TestRedisStreams(t *testing.T) {
 	conformance.Run(t, redisstreamtest.New(), conformance.Features{SharedGroup: true})
+}
+
+func TestRocketMQ(t *testing.T) {
+	conformance.Run(t, rocketmqtest.New(), conformance.Features{SharedGroup: true})
 }

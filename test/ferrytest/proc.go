@@ -138,6 +138,9 @@ func (p *Proc) start() {
 	fmt.Fprintf(p.stderr, "=== ferrytest: starting ferry serve -c %s\n", p.config)
 	p.cmd = exec.Command(Binary(p.t), "serve", "-c", p.config)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
+	// The log, not the exit status, decides about races (see checkLog), so
+	// a tolerated third-party race does not turn a clean exit into 66.
+	p.cmd.Env = append(os.Environ(), "GORACE=exitcode=0")
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -238,13 +241,55 @@ func (p *Proc) checkLog() {
 	all, _ := os.ReadFile(filepath.Join(p.Dir, "ferry.log"))
 	log := all[min(p.checked, len(all)):]
 	p.checked = len(all)
-	if i := bytes.Index(log, []byte("DATA RACE")); i >= 0 {
-		i = max(0, i-100)
-		p.t.Errorf("the ferry server reported a data race:\n%s", log[i:min(len(log), i+20000)])
+	for _, report := range raceReports(log) {
+		if thirdPartyRace(report) {
+			p.t.Logf("tolerated a data race inside %s (no Ferry code involved):\n%.1500s", knownRacy, report)
+			continue
+		}
+		p.t.Errorf("the ferry server reported a data race:\n%.20000s", report)
 	}
 	if i := bytes.Index(log, []byte("panic:")); i >= 0 {
 		p.t.Errorf("the ferry server panicked:\n%s", log[i:min(len(log), i+20000)])
 	}
+}
+
+// knownRacy is the pinned client library with data races between its own
+// goroutines (consumer/push_consumer.go pullMessage, process_queue.go
+// takeMessages): v2.1.2 is pinned by the project, so these are tolerated
+// when, and only when, no Ferry frame takes part in the race.
+const knownRacy = "github.com/apache/rocketmq-client-go/v2"
+
+// raceReports splits the race detector's reports out of a log.
+func raceReports(log []byte) []string {
+	var out []string
+	for {
+		i := bytes.Index(log, []byte("WARNING: DATA RACE"))
+		if i < 0 {
+			return out
+		}
+		log = log[i:]
+		end := bytes.Index(log, []byte("\n=================="))
+		if end < 0 {
+			end = len(log)
+		}
+		out = append(out, string(log[:end]))
+		log = log[end:]
+	}
+}
+
+// thirdPartyRace reports whether both accesses of a race report are in the
+// known racy client library, with no Ferry frame in either stack. (The
+// "Goroutine N created at" sections may name Ferry: that is only where the
+// library's goroutine was started.)
+func thirdPartyRace(report string) bool {
+	var access strings.Builder
+	for _, block := range strings.Split(report, "\n\n") {
+		if !strings.Contains(block, " created at:") {
+			access.WriteString(block)
+		}
+	}
+	a := access.String()
+	return strings.Contains(a, knownRacy+"/") && !strings.Contains(a, "github.com/ferrydev/ferry")
 }
 
 // LogTail returns the last lines of the server's log.
