@@ -33,7 +33,6 @@ type Option func(*options)
 type options struct {
 	backends map[async.Lane]dispatcher.Backend
 	logger   *slog.Logger
-	now      func() time.Time
 }
 
 // WithFunction registers an in-process Go backend for the tenant's function
@@ -65,7 +64,7 @@ type Server struct {
 // New builds a Server from a validated config: it opens the store and binds
 // the listener (so Addr is known before Run), but runs nothing yet.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
-	o := &options{backends: map[async.Lane]dispatcher.Backend{}, now: time.Now}
+	o := &options{backends: map[async.Lane]dispatcher.Backend{}}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -104,7 +103,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.registry.MustRegister(newQueueCollector(q))
 	s.outbox = dispatcher.NewOutbox(d, q)
 	s.runner = dispatcher.NewTaskRunner(d, q, s.outbox, dispatcher.TaskRunnerConfig{
-		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(), Now: o.now,
+		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(),
 	})
 
 	s.http = &http.Server{

@@ -8,14 +8,14 @@ import (
 
 // Trigger defaults.
 const (
-	DefaultBatchSize        = 1
-	DefaultTriggerConc      = 1
-	DefaultRabbitPrefetch   = 64
-	DefaultRedisClaimIdle   = 30 * time.Second
-	DefaultStart            = "earliest"
-	DefaultRedisGroup       = "ferry"
-	MaxBatchSize            = 10000
-	DefaultTriggerMaxBuffer = 1000
+	DefaultBatchSize      = 1
+	DefaultTriggerConc    = 1
+	DefaultRabbitPrefetch = 64
+	MaxRabbitPrefetch     = 65535
+	DefaultRedisClaimIdle = 30 * time.Second
+	DefaultStart          = "earliest"
+	DefaultRedisGroup     = "ferry"
+	MaxBatchSize          = 10000
 )
 
 // StringList is a list of strings that may be written as one scalar.
@@ -52,19 +52,26 @@ type Source struct {
 	Redis    *RedisSource    `yaml:"redis"`
 }
 
-// Kind returns the source's broker kind.
+// Kind returns the source's broker kind ("" when none is set).
 func (s Source) Kind() string {
-	switch {
-	case s.Kafka != nil:
-		return "kafka"
-	case s.RocketMQ != nil:
-		return "rocketmq"
-	case s.RabbitMQ != nil:
-		return "rabbitmq"
-	case s.Redis != nil:
-		return "redis"
+	if k := s.kinds(); len(k) > 0 {
+		return k[0]
 	}
 	return ""
+}
+
+// kinds lists every broker kind set.
+func (s Source) kinds() []string {
+	var k []string
+	for _, c := range []struct {
+		set  bool
+		name string
+	}{{s.Kafka != nil, "kafka"}, {s.RocketMQ != nil, "rocketmq"}, {s.RabbitMQ != nil, "rabbitmq"}, {s.Redis != nil, "redis"}} {
+		if c.set {
+			k = append(k, c.name)
+		}
+	}
+	return k
 }
 
 // KafkaSource reads a topic with a consumer group.
@@ -87,7 +94,8 @@ type RocketMQSource struct {
 type RabbitMQSource struct {
 	URL   string `yaml:"url"`
 	Queue string `yaml:"queue"`
-	// Prefetch is the channel's QoS prefetch count. Defaults to 64.
+	// Prefetch is the channel's QoS prefetch count. Defaults to 64, or
+	// batch.size × concurrency when that is larger.
 	Prefetch int `yaml:"prefetch"`
 }
 
@@ -151,7 +159,10 @@ func (t *Trigger) applyDefaults() {
 	setDefault(&t.Batch.Size, DefaultBatchSize)
 	setDefault(&t.Concurrency, DefaultTriggerConc)
 	if s := t.Source.RabbitMQ; s != nil {
-		setDefault(&s.Prefetch, DefaultRabbitPrefetch)
+		// Unacked deliveries beyond the prefetch are not sent, so a smaller
+		// prefetch than the workers' batches would leave them waiting out
+		// their window.
+		setDefault(&s.Prefetch, min(max(DefaultRabbitPrefetch, t.Batch.Size*t.Concurrency), MaxRabbitPrefetch))
 	}
 	if s := t.Source.Redis; s != nil {
 		setDefault(&s.Group, DefaultRedisGroup)
@@ -182,7 +193,7 @@ func (v *validator) triggers(c *Config) {
 		} else if c.FunctionOf(t) == nil {
 			v.report(p+".function", []string{"functions"}, "function %q is not defined%s", t.Function, ambiguity(c, t))
 		}
-		v.exactlyOne(p+".source", []string{t.Source.Kind()}, "kafka", "rocketmq", "rabbitmq", "redis")
+		v.exactlyOne(p+".source", t.Source.kinds(), "kafka", "rocketmq", "rabbitmq", "redis")
 		v.source(p+".source", t.Source)
 		v.oneOf(p+".start", t.Start, "earliest", "latest")
 		if t.Batch.Size < 1 || t.Batch.Size > MaxBatchSize {
@@ -252,5 +263,5 @@ func (v *validator) brokerURL(p, s string, schemes ...string) {
 			}
 		}
 	}
-	v.report(p, nil, "must be a %s:// URL with a host", schemes[0])
+	v.report(p, nil, "must be a URL with a host and the scheme %s://", schemes[0])
 }

@@ -27,7 +27,6 @@ type Outbox struct {
 	d     *Dispatcher
 	store DeliveryStore
 	log   *slog.Logger
-	now   func() time.Time
 
 	jobs    chan job
 	done    chan struct{}
@@ -44,7 +43,7 @@ type job struct {
 // NewOutbox returns an Outbox; workers bounds concurrent delivery attempts.
 func NewOutbox(d *Dispatcher, store DeliveryStore) *Outbox {
 	return &Outbox{
-		d: d, store: store, log: d.log, now: time.Now,
+		d: d, store: store, log: d.log,
 		jobs:   make(chan job, 1024),
 		done:   make(chan struct{}),
 		timers: map[*time.Timer]struct{}{},
@@ -68,7 +67,7 @@ func (o *Outbox) schedule(j job, at time.Time) {
 		return // still pending in the store: resumed at the next start
 	}
 	var tm *time.Timer
-	tm = time.AfterFunc(max(at.Sub(o.now()), 0), func() {
+	tm = time.AfterFunc(max(at.Sub(time.Now()), 0), func() {
 		o.mu.Lock()
 		_, live := o.timers[tm]
 		delete(o.timers, tm)
@@ -134,7 +133,7 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 		o.record(t, d)
 		return
 	}
-	now := o.now()
+	now := time.Now()
 	if d.FirstAttemptAt.IsZero() {
 		d.FirstAttemptAt = now
 	}
