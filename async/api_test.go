@@ -194,3 +194,26 @@ func isHeaderValue(v string) bool {
 	}
 	return strings.TrimSpace(v) == v
 }
+
+// TestAPIStoreUnavailable: when the store cannot write, a submit answers 503
+// with Retry-After, never 202, and reads answer 503 too (not 500).
+func TestAPIStoreUnavailable(t *testing.T) {
+	srv, q := newAPI(t)
+	ok := call(t, srv, "POST", "/v1/functions/f/tasks", "key-a", "x", nil)
+	if ok.status != http.StatusAccepted {
+		t.Fatalf("submit before the store closed = %d", ok.status)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := call(t, srv, "POST", "/v1/functions/f/tasks", "key-a", "x", nil)
+	if r.status != http.StatusServiceUnavailable || errCode(r) != "unavailable" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("submit with the store closed = %d %s Retry-After %q; want 503 unavailable with Retry-After",
+			r.status, errCode(r), r.header.Get("Retry-After"))
+	}
+	for _, path := range []string{"/v1/tasks/" + ok.body["id"].(string), "/v1/tasks"} {
+		if r := call(t, srv, "GET", path, "key-a", "", nil); r.status != http.StatusServiceUnavailable {
+			t.Fatalf("GET %s with the store closed = %d, want 503", path, r.status)
+		}
+	}
+}
