@@ -91,8 +91,9 @@ type LoopGuard struct {
 
 // Dispatcher sizes the shared worker pool.
 type Dispatcher struct {
-	// Workers bounds the invocations in flight across all tenants; fairness
-	// decides who gets a free worker. Defaults to 64.
+	// Workers bounds the async tasks in flight across all tenants; fairness
+	// decides who gets a free worker. Triggers are bounded by their own
+	// concurrency; both by the tenant and function limits. Defaults to 64.
 	Workers int `yaml:"workers"`
 }
 
