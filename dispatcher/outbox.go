@@ -67,7 +67,7 @@ func (o *Outbox) schedule(j job, at time.Time) {
 		return // still pending in the store: resumed at the next start
 	}
 	var tm *time.Timer
-	tm = time.AfterFunc(max(at.Sub(time.Now()), 0), func() {
+	tm = time.AfterFunc(max(time.Until(at), 0), func() {
 		o.mu.Lock()
 		_, live := o.timers[tm]
 		delete(o.timers, tm)

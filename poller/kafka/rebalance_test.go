@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/kafka"
+	"github.com/ferrydev/ferry/poller/pollertest"
 )
 
 type got struct {
@@ -45,8 +46,8 @@ func TestRebalanceHandsOverInFlight(t *testing.T) {
 	tp, group := setup(t, 4)
 	cfg := kafka.Config{Group: group, CommitInterval: 20 * time.Millisecond}
 	a, b := tp.KafkaSource(t, cfg), tp.KafkaSource(t, cfg)
-	connect(t, a, time.Now().Add(30*time.Second))
-	connect(t, b, time.Now().Add(30*time.Second))
+	pollertest.ConnectRetry(t, a, 30*time.Second)
+	pollertest.ConnectRetry(t, b, 30*time.Second)
 
 	out := make(chan got)
 	errs := make(chan error, 2)
@@ -60,7 +61,7 @@ func TestRebalanceHandsOverInFlight(t *testing.T) {
 	go reader(ctxB, &wgB, b, 1, out, errs)
 
 	produced := 0
-	produce := func(n int) { tp.Produce(t, seqMsgs(produced, n)); produced += n }
+	produce := func(n int) { tp.Produce(t, pollertest.SeqMsgs(produced, n, "1")); produced += n }
 	ackedByA := map[int]bool{}
 	var heldByB []*poller.Message
 	reads := 0
@@ -75,7 +76,7 @@ func TestRebalanceHandsOverInFlight(t *testing.T) {
 			reads++
 			if g.src == 0 {
 				ackedByA[seqOf(t, g.m)] = true
-				ack(t, g.m, nil)
+				pollertest.Ack(t, g.m, nil)
 			} else {
 				heldByB = append(heldByB, g.m)
 			}
@@ -92,7 +93,7 @@ func TestRebalanceHandsOverInFlight(t *testing.T) {
 	// Close B without acking what it holds.
 	cancelB()
 	wgB.Wait()
-	closeSrc(t, b)
+	pollertest.Close(t, b)
 	for _, m := range heldByB {
 		if err := m.Ack(context.Background(), nil); err == nil {
 			t.Fatalf("ack after Close of %s succeeded", m.ID)
@@ -104,7 +105,7 @@ func TestRebalanceHandsOverInFlight(t *testing.T) {
 		case g := <-out:
 			reads++
 			ackedByA[seqOf(t, g.m)] = true
-			ack(t, g.m, nil)
+			pollertest.Ack(t, g.m, nil)
 		case err := <-errs:
 			t.Fatalf("read: %v", err)
 		case <-deadline:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/test/brokers"
 )
 
@@ -17,18 +18,17 @@ import (
 func TestBrokerRestart(t *testing.T) {
 	const before, after = 100, 100
 	tp, group := setup(t, 2)
-	tp.Produce(t, seqMsgs(0, before))
+	tp.Produce(t, pollertest.SeqMsgs(0, before, "1"))
 	src := tp.Source(t, group)
-	connect(t, src, time.Now().Add(30*time.Second))
+	pollertest.ConnectRetry(t, src, 30*time.Second)
 
 	acked := map[int]bool{}
 	reads := 0
-	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+	pollertest.ReadUntil(t, src, 30*time.Second, func(m *poller.Message) {
 		reads++
 		acked[seqOf(t, m)] = true
-		ack(t, m, nil)
-		return len(acked) == before/2
-	})
+		pollertest.Ack(t, m, nil)
+	}, func() bool { return len(acked) == before/2 })
 	start := time.Now()
 	brokers.Stop(t, brokers.Kafka)
 	// With the broker down, Read must not hang: after the messages it had
@@ -54,19 +54,18 @@ func TestBrokerRestart(t *testing.T) {
 		for _, m := range msgs { // fetched before the stop
 			reads++
 			acked[seqOf(t, m)] = true
-			ack(t, m, nil)
+			pollertest.Ack(t, m, nil)
 		}
 	}
 	brokers.Start(t, brokers.Kafka)
 	t.Logf("kafka restarted in %v", time.Since(start).Round(time.Millisecond))
-	tp.Produce(t, seqMsgs(before, after))
+	tp.Produce(t, pollertest.SeqMsgs(before, after, "1"))
 
-	lost := readLoop(t, src, time.Now().Add(120*time.Second), func(m *poller.Message) bool {
+	lost := pollertest.ReadUntil(t, src, 120*time.Second, func(m *poller.Message) {
 		reads++
 		acked[seqOf(t, m)] = true
-		ack(t, m, nil)
-		return len(acked) == before+after
-	})
+		pollertest.Ack(t, m, nil)
+	}, func() bool { return len(acked) == before+after })
 	waitBacklog(t, tp, group, 0, 30*time.Second)
 	t.Logf("produced %d, acked %d unique (%d reads, %d duplicates), ErrNotConnected seen %d times, recovered in %v, lost 0",
 		before+after, len(acked), reads, reads-len(acked), lost, time.Since(start).Round(time.Millisecond))

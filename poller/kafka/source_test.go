@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/kafka"
+	"github.com/ferrydev/ferry/poller/pollertest"
 )
 
 // TestReadAckAll: every message read once, in order per partition, and the
@@ -17,14 +18,14 @@ func TestReadAckAll(t *testing.T) {
 	t.Parallel()
 	const n = 300
 	tp, group := setup(t, 4)
-	tp.Produce(t, seqMsgs(0, n))
+	tp.Produce(t, pollertest.SeqMsgs(0, n, "1"))
 	src := tp.Source(t, group)
-	connect(t, src, time.Now().Add(30*time.Second))
+	pollertest.ConnectRetry(t, src, 30*time.Second)
 
 	seen := map[int]int{}
 	lastPerScope := map[string]int{}
 	start := time.Now()
-	readLoop(t, src, time.Now().Add(60*time.Second), func(m *poller.Message) bool {
+	pollertest.ReadUntil(t, src, 60*time.Second, func(m *poller.Message) {
 		seq := seqOf(t, m)
 		seen[seq]++
 		if last, ok := lastPerScope[m.Scope]; ok && seq <= last {
@@ -32,9 +33,8 @@ func TestReadAckAll(t *testing.T) {
 		}
 		lastPerScope[m.Scope] = seq
 		checkFields(t, tp.Name(), m)
-		ack(t, m, nil)
-		return len(seen) == n
-	})
+		pollertest.Ack(t, m, nil)
+	}, func() bool { return len(seen) == n })
 	elapsed := time.Since(start)
 	waitBacklog(t, tp, group, 0, 10*time.Second)
 	dups := 0
@@ -79,15 +79,13 @@ func TestOutOfOrderAckLeavesUnacked(t *testing.T) {
 	t.Parallel()
 	const n = 40
 	tp, group := setup(t, 2)
-	tp.Produce(t, seqMsgs(0, n))
+	tp.Produce(t, pollertest.SeqMsgs(0, n, "1"))
 	src := tp.KafkaSource(t, kafka.Config{Group: group, CommitInterval: 20 * time.Millisecond})
-	connect(t, src, time.Now().Add(30*time.Second))
+	pollertest.ConnectRetry(t, src, 30*time.Second)
 
 	var all []*poller.Message
-	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
-		all = append(all, m)
-		return len(all) == n
-	})
+	pollertest.ReadUntil(t, src, 30*time.Second, func(m *poller.Message) { all = append(all, m) },
+		func() bool { return len(all) == n })
 	// Leave the 4th message of the first message's partition unacked.
 	scope := all[0].Scope
 	var held *poller.Message
@@ -109,24 +107,23 @@ func TestOutOfOrderAckLeavesUnacked(t *testing.T) {
 		if m.Scope == scope && offsetOf(t, m) > offsetOf(t, held) {
 			after = append(after, m.ID)
 		}
-		ack(t, m, nil)
+		pollertest.Ack(t, m, nil)
 	}
 	heldPart, heldOff := partOf(t, held), offsetOf(t, held)
 	waitBacklog(t, tp, group, int64(1+len(after)), 10*time.Second)
-	closeSrc(t, src)
+	pollertest.Close(t, src)
 	committed := tp.Committed(t, group)
 	if committed[heldPart] != heldOff {
 		t.Fatalf("partition %d committed %d, want %d (the unacked offset)", heldPart, committed[heldPart], heldOff)
 	}
 
 	src2 := tp.Source(t, group)
-	connect(t, src2, time.Now().Add(30*time.Second))
+	pollertest.ConnectRetry(t, src2, 30*time.Second)
 	var back []*poller.Message
-	readLoop(t, src2, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+	pollertest.ReadUntil(t, src2, 30*time.Second, func(m *poller.Message) {
 		back = append(back, m)
-		ack(t, m, nil)
-		return len(back) == 1+len(after)
-	})
+		pollertest.Ack(t, m, nil)
+	}, func() bool { return len(back) == 1+len(after) })
 	if back[0].ID != held.ID {
 		t.Fatalf("first redelivered %s, want the unacked %s", back[0].ID, held.ID)
 	}
@@ -146,42 +143,39 @@ func TestNackRedelivers(t *testing.T) {
 	t.Parallel()
 	const n = 10
 	tp, group := setup(t, 1)
-	tp.Produce(t, seqMsgs(0, n))
+	tp.Produce(t, pollertest.SeqMsgs(0, n, "1"))
 	src := tp.Source(t, group)
-	connect(t, src, time.Now().Add(30*time.Second))
+	pollertest.ConnectRetry(t, src, 30*time.Second)
 
 	var first []*poller.Message
-	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
-		first = append(first, m)
-		return len(first) == n
-	})
+	pollertest.ReadUntil(t, src, 30*time.Second, func(m *poller.Message) { first = append(first, m) },
+		func() bool { return len(first) == n })
 	for i, m := range first {
 		var err error
 		if i == 3 {
 			err = fmt.Errorf("backend failed")
 		}
-		ack(t, m, err)
+		pollertest.Ack(t, m, err)
 	}
 	start := time.Now()
 	var again *poller.Message
-	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
-		again = m
-		return true
-	})
+	pollertest.ReadUntil(t, src, 30*time.Second, func(m *poller.Message) { again = m },
+		func() bool { return again != nil })
 	if again.ID != first[3].ID {
 		t.Fatalf("after nack of %s got %s", first[3].ID, again.ID)
 	}
-	ack(t, again, nil)
+	pollertest.Ack(t, again, nil)
 	waitBacklog(t, tp, group, 0, 10*time.Second)
 	// Nothing else comes: the next message read is a new one.
-	tp.Produce(t, seqMsgs(n, 1))
-	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+	tp.Produce(t, pollertest.SeqMsgs(n, 1, "1"))
+	next := 0
+	pollertest.ReadUntil(t, src, 30*time.Second, func(m *poller.Message) {
 		if seqOf(t, m) != n {
 			t.Fatalf("redelivered %s (seq %s) although it was acked", m.ID, m.Payload)
 		}
-		ack(t, m, nil)
-		return true
-	})
+		pollertest.Ack(t, m, nil)
+		next++
+	}, func() bool { return next > 0 })
 	t.Logf("nacked %s redelivered after %v; acked messages not redelivered", again.ID, time.Since(start).Round(time.Millisecond))
 }
 
@@ -191,32 +185,32 @@ func TestCloseCommitsAcked(t *testing.T) {
 	t.Parallel()
 	const n = 100
 	tp, group := setup(t, 2)
-	tp.Produce(t, seqMsgs(0, n))
+	tp.Produce(t, pollertest.SeqMsgs(0, n, "1"))
 	src := tp.KafkaSource(t, kafka.Config{Group: group, CommitInterval: time.Hour})
-	connect(t, src, time.Now().Add(30*time.Second))
+	pollertest.ConnectRetry(t, src, 30*time.Second)
 	got := 0
-	readLoop(t, src, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
-		ack(t, m, nil)
+	pollertest.ReadUntil(t, src, 30*time.Second, func(m *poller.Message) {
+		pollertest.Ack(t, m, nil)
 		got++
-		return got == n
-	})
+	}, func() bool { return got == n })
 	if b := tp.Backlog(t, group); b != n {
 		t.Fatalf("backlog %d before Close, want %d: committed before the interval", b, n)
 	}
-	closeSrc(t, src)
+	pollertest.Close(t, src)
 	if b := tp.Backlog(t, group); b != 0 {
 		t.Fatalf("backlog %d after Close, want 0", b)
 	}
 	// A new Source gets only what is produced next.
-	tp.Produce(t, seqMsgs(n, 1))
+	tp.Produce(t, pollertest.SeqMsgs(n, 1, "1"))
 	src2 := tp.Source(t, group)
-	connect(t, src2, time.Now().Add(30*time.Second))
-	readLoop(t, src2, time.Now().Add(30*time.Second), func(m *poller.Message) bool {
+	pollertest.ConnectRetry(t, src2, 30*time.Second)
+	next := 0
+	pollertest.ReadUntil(t, src2, 30*time.Second, func(m *poller.Message) {
 		if seqOf(t, m) != n {
 			t.Fatalf("duplicate after graceful Close: %s", m.ID)
 		}
-		ack(t, m, nil)
-		return true
-	})
+		pollertest.Ack(t, m, nil)
+		next++
+	}, func() bool { return next > 0 })
 	t.Logf("%d acked, Close committed them (interval 1h), new Source saw 0 duplicates", n)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/poller/rabbitmq"
 	"github.com/ferrydev/ferry/test/brokers"
 )
@@ -38,7 +39,7 @@ func TestBrokerRestart(t *testing.T) {
 		expected[fmt.Sprintf("after-%d", i)] = true
 	}
 	src := q.NewSource(t, rabbitmq.Config{Prefetch: 20})
-	connect(t, src)
+	pollertest.Connect(t, src, 20*time.Second)
 
 	held := make(chan struct{})      // the consumer holds unacked messages
 	restarted := make(chan struct{}) // the broker is back
@@ -82,7 +83,7 @@ func TestBrokerRestart(t *testing.T) {
 	if r.reconnects == 0 || r.stale == 0 {
 		t.Fatalf("reconnects %d, stale acks %d: the restart was not seen mid-stream", r.reconnects, r.stale)
 	}
-	waitBacklog(t, q, 0, 30*time.Second)
+	pollertest.WaitBacklog(t, q, "", 0, 30*time.Second)
 }
 
 // consumeThroughRestart reads and acks until every expected payload was
@@ -174,8 +175,8 @@ func TestConnectionKilledDuringRead(t *testing.T) {
 	q := setup(t)
 	produce(t, q, "k", 1, nil)
 	src := q.NewSource(t, rabbitmq.Config{})
-	connect(t, src)
-	held := readN(t, src, 1, 10*time.Second)[0]
+	pollertest.Connect(t, src, 20*time.Second)
+	held := pollertest.ReadN(t, src, 1, 10*time.Second)[0]
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -196,10 +197,10 @@ func TestConnectionKilledDuringRead(t *testing.T) {
 	if err := reconnect(ctx, src); err != nil {
 		t.Fatal(err)
 	}
-	again := readN(t, src, 1, 10*time.Second)[0]
+	again := pollertest.ReadN(t, src, 1, 10*time.Second)[0]
 	if again.ID != held.ID {
 		t.Fatalf("redelivered %s, want %s", again.ID, held.ID)
 	}
-	ack(t, again, nil)
-	waitBacklog(t, q, 0, 20*time.Second)
+	pollertest.Ack(t, again, nil)
+	pollertest.WaitBacklog(t, q, "", 0, 20*time.Second)
 }

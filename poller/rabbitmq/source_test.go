@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/poller/rabbitmq"
 	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
 )
@@ -52,8 +53,8 @@ func TestCloseBeforeConnectAndTwice(t *testing.T) {
 	if _, err := src.Read(context.Background()); !errors.Is(err, poller.ErrNotConnected) {
 		t.Fatalf("Read before Connect: %v, want ErrNotConnected", err)
 	}
-	closeSrc(t, src)
-	closeSrc(t, src)
+	pollertest.Close(t, src)
+	pollertest.Close(t, src)
 	if err := src.Connect(context.Background()); !errors.Is(err, rabbitmq.ErrClosed) {
 		t.Fatalf("Connect after Close: %v, want ErrClosed", err)
 	}
@@ -72,7 +73,7 @@ func TestConnectErrors(t *testing.T) {
 		if !errors.Is(err, rabbitmq.ErrQueueNotFound) || !strings.Contains(err.Error(), q.Name()+"-missing") {
 			t.Fatalf("Connect to a missing queue: %v, want ErrQueueNotFound naming the queue", err)
 		}
-		closeSrc(t, bad)
+		pollertest.Close(t, bad)
 	})
 	t.Run("NoBrokerHidesPassword", func(t *testing.T) {
 		src, err := rabbitmq.New(rabbitmq.Config{URL: "amqp://u:hunter22@127.0.0.1:1/", Queue: "q", DialTimeout: 2 * time.Second})
@@ -110,7 +111,7 @@ func TestReadAckAll(t *testing.T) {
 		"ferry-key":    "k1",
 	})
 	src := q.NewSource(t, rabbitmq.Config{})
-	connect(t, src)
+	pollertest.Connect(t, src, 20*time.Second)
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -127,7 +128,7 @@ func TestReadAckAll(t *testing.T) {
 		for _, m := range msgs {
 			seen[m.ID]++
 			got = append(got, string(m.Payload))
-			ack(t, m, nil)
+			pollertest.Ack(t, m, nil)
 		}
 	}
 	elapsed := time.Since(start)
@@ -141,8 +142,8 @@ func TestReadAckAll(t *testing.T) {
 			t.Fatalf("message %d is %q, want %q (queue order broken)", i, got[i], want[i])
 		}
 	}
-	waitBacklog(t, q, 0, 20*time.Second)
-	closeSrc(t, src)
+	pollertest.WaitBacklog(t, q, "", 0, 20*time.Second)
+	pollertest.Close(t, src)
 }
 
 func TestMessageFields(t *testing.T) {
@@ -156,9 +157,9 @@ func TestMessageFields(t *testing.T) {
 		"x-other":      "v",
 	})
 	src := q.NewSource(t, rabbitmq.Config{})
-	connect(t, src)
-	m := readN(t, src, 1, 10*time.Second)[0]
-	defer ack(t, m, nil)
+	pollertest.Connect(t, src, 20*time.Second)
+	m := pollertest.ReadN(t, src, 1, 10*time.Second)[0]
+	defer pollertest.Ack(t, m, nil)
 
 	checks := []struct{ field, got, want string }{
 		{"ID", m.ID, q.Name() + "-1"},
@@ -193,8 +194,8 @@ func TestUnackedComeBack(t *testing.T) {
 	q := setup(t)
 	produce(t, q, "u", n, nil)
 	src := q.NewSource(t, rabbitmq.Config{})
-	connect(t, src)
-	msgs := readN(t, src, n, 10*time.Second)
+	pollertest.Connect(t, src, 20*time.Second)
+	msgs := pollertest.ReadN(t, src, n, 10*time.Second)
 	left := map[string]bool{"u-3": true, "u-11": true}
 	ids := map[string]string{}
 	for i := len(msgs) - 1; i >= 0; i-- { // reverse order
@@ -203,9 +204,9 @@ func TestUnackedComeBack(t *testing.T) {
 			ids[string(m.Payload)] = m.ID
 			continue
 		}
-		ack(t, m, nil)
+		pollertest.Ack(t, m, nil)
 	}
-	closeSrc(t, src)
+	pollertest.Close(t, src)
 	if got := q.Backlog(t, ""); got != 2 {
 		t.Fatalf("backlog after Close = %d, want 2", got)
 	}
@@ -214,16 +215,16 @@ func TestUnackedComeBack(t *testing.T) {
 	}
 
 	src2 := q.NewSource(t, rabbitmq.Config{})
-	connect(t, src2)
-	back := readN(t, src2, 2, 10*time.Second)
+	pollertest.Connect(t, src2, 20*time.Second)
+	back := pollertest.ReadN(t, src2, 2, 10*time.Second)
 	for i, want := range []string{"u-3", "u-11"} {
 		if string(back[i].Payload) != want || back[i].ID != ids[want] {
 			t.Errorf("redelivered %d: %q id %s, want %q id %s", i, back[i].Payload, back[i].ID, want, ids[want])
 		}
-		ack(t, back[i], nil)
+		pollertest.Ack(t, back[i], nil)
 	}
 	t.Logf("%d read, %d acked out of order, %d redelivered after Close", n, n-2, len(back))
-	waitBacklog(t, q, 0, 20*time.Second)
+	pollertest.WaitBacklog(t, q, "", 0, 20*time.Second)
 }
 
 // (3) A nack requeues: the same message comes again.
@@ -232,20 +233,20 @@ func TestNackRedelivers(t *testing.T) {
 	q := setup(t)
 	produce(t, q, "n", 3, nil)
 	src := q.NewSource(t, rabbitmq.Config{})
-	connect(t, src)
-	msgs := readN(t, src, 3, 10*time.Second)
-	ack(t, msgs[0], nil)
-	ack(t, msgs[1], errors.New("backend failed"))
-	ack(t, msgs[2], nil)
+	pollertest.Connect(t, src, 20*time.Second)
+	msgs := pollertest.ReadN(t, src, 3, 10*time.Second)
+	pollertest.Ack(t, msgs[0], nil)
+	pollertest.Ack(t, msgs[1], errors.New("backend failed"))
+	pollertest.Ack(t, msgs[2], nil)
 	if err := msgs[1].Ack(context.Background(), nil); !errors.Is(err, rabbitmq.ErrAlreadySettled) {
 		t.Fatalf("second Ack: %v, want ErrAlreadySettled", err)
 	}
-	again := readN(t, src, 1, 10*time.Second)[0]
+	again := pollertest.ReadN(t, src, 1, 10*time.Second)[0]
 	if again.ID != msgs[1].ID || string(again.Payload) != "n-1" {
 		t.Fatalf("redelivered %s %q, want %s %q", again.ID, again.Payload, msgs[1].ID, "n-1")
 	}
-	ack(t, again, nil)
-	waitBacklog(t, q, 0, 20*time.Second)
+	pollertest.Ack(t, again, nil)
+	pollertest.WaitBacklog(t, q, "", 0, 20*time.Second)
 	t.Logf("nacked %s came back and was acked", again.ID)
 }
 
@@ -256,15 +257,15 @@ func TestCloseAfterAcksNoDuplicates(t *testing.T) {
 	q := setup(t)
 	produce(t, q, "c", n, nil)
 	src := q.NewSource(t, rabbitmq.Config{})
-	connect(t, src)
-	readAck(t, src, n, 20*time.Second)
-	closeSrc(t, src) // no wait between the last Ack and Close
+	pollertest.Connect(t, src, 20*time.Second)
+	pollertest.ReadAck(t, src, n, 20*time.Second)
+	pollertest.Close(t, src) // no wait between the last Ack and Close
 	if got := q.Backlog(t, ""); got != 0 {
 		t.Fatalf("backlog right after Close = %d, want 0 (acks lost on close)", got)
 	}
 	src2 := q.NewSource(t, rabbitmq.Config{})
-	connect(t, src2)
-	readNone(t, src2, time.Second)
+	pollertest.Connect(t, src2, 20*time.Second)
+	pollertest.ReadNone(t, src2, time.Second)
 	t.Logf("%d acked then closed: backlog 0, nothing redelivered", n)
 }
 
@@ -276,15 +277,15 @@ func TestCloseWithBufferedDeliveries(t *testing.T) {
 	q := setup(t)
 	produce(t, q, "b", n, nil)
 	src := q.NewSource(t, rabbitmq.Config{Prefetch: 10})
-	connect(t, src)
+	pollertest.Connect(t, src, 20*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msgs, err := src.Read(ctx) // one or more; only the first is acked
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	ack(t, msgs[0], nil)
-	closeSrc(t, src)
+	pollertest.Ack(t, msgs[0], nil)
+	pollertest.Close(t, src)
 	if got := q.Backlog(t, ""); got != n-1 {
 		t.Fatalf("backlog after Close = %d, want %d", got, n-1)
 	}
@@ -298,7 +299,7 @@ func TestLag(t *testing.T) {
 	if _, err := src.Lag(context.Background()); !errors.Is(err, poller.ErrNotConnected) {
 		t.Fatalf("Lag before Connect: %v, want ErrNotConnected", err)
 	}
-	connect(t, src)
+	pollertest.Connect(t, src, 20*time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		lag, err := src.Lag(context.Background())
@@ -313,11 +314,11 @@ func TestLag(t *testing.T) {
 		}
 	}
 	for i := range 5 {
-		m := readN(t, src, 1, 10*time.Second)[0]
+		m := pollertest.ReadN(t, src, 1, 10*time.Second)[0]
 		if string(m.Payload) != fmt.Sprintf("l-%d", i) {
 			t.Fatalf("message %d is %q", i, m.Payload)
 		}
-		ack(t, m, nil)
+		pollertest.Ack(t, m, nil)
 	}
 }
 
@@ -327,7 +328,7 @@ func TestQueueDeleted(t *testing.T) {
 	t.Parallel()
 	q := setup(t)
 	src := q.NewSource(t, rabbitmq.Config{})
-	connect(t, src)
+	pollertest.Connect(t, src, 20*time.Second)
 	q.Delete(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

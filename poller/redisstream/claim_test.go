@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/poller/redisstream"
 )
 
@@ -24,8 +25,8 @@ func TestDeadConsumerClaimed(t *testing.T) {
 		}
 	}
 	a := tp.NewSource(t, "g", withName("a"))
-	connect(t, a)
-	gotA := readN(t, a, n, 10*time.Second)
+	pollertest.Connect(t, a, 20*time.Second)
+	gotA := pollertest.ReadN(t, a, n, 10*time.Second)
 	readAt := time.Now()
 	if err := a.Close(context.Background()); err != nil { // dies: nothing acked
 		t.Fatalf("Close A: %v", err)
@@ -37,8 +38,8 @@ func TestDeadConsumerClaimed(t *testing.T) {
 	}
 
 	b := tp.NewSource(t, "g", withName("b"))
-	connect(t, b)
-	gotB := readN(t, b, n, 15*time.Second)
+	pollertest.Connect(t, b, 20*time.Second)
+	gotB := pollertest.ReadN(t, b, n, 15*time.Second)
 	took := time.Since(readAt)
 	t.Logf("B claimed %d entries of dead consumer A %v after A read them (ClaimIdle 1s)", len(gotB), took)
 	if took < time.Second {
@@ -52,8 +53,8 @@ func TestDeadConsumerClaimed(t *testing.T) {
 			t.Fatalf("entry %d: ID %s at A, %s at B", i, gotA[i].ID, gotB[i].ID)
 		}
 	}
-	ackAll(t, gotB)
-	waitBacklog(t, tp, "g", 0, 10*time.Second)
+	pollertest.AckAll(t, gotB)
+	pollertest.WaitBacklog(t, tp, "g", 0, 10*time.Second)
 
 	consumers, err := tp.Client().XInfoConsumers(ctx, tp.Name(), "g").Result()
 	if err != nil {
@@ -81,13 +82,13 @@ func TestInFlightNotClaimed(t *testing.T) {
 		}
 	}
 	a := tp.NewSource(t, "g", fast("a"))
-	connect(t, a)
-	held := readN(t, a, 5, 10*time.Second)
+	pollertest.Connect(t, a, 20*time.Second)
+	held := pollertest.ReadN(t, a, 5, 10*time.Second)
 	b := tp.NewSource(t, "g", fast("b"))
-	connect(t, b)
-	readNone(t, b, 2500*time.Millisecond) // A still works on them: 4 × ClaimIdle
-	ackAll(t, held)
-	waitBacklog(t, tp, "g", 0, 10*time.Second)
+	pollertest.Connect(t, b, 20*time.Second)
+	pollertest.ReadNone(t, b, 2500*time.Millisecond) // A still works on them: 4 × ClaimIdle
+	pollertest.AckAll(t, held)
+	pollertest.WaitBacklog(t, tp, "g", 0, 10*time.Second)
 }
 
 // TestSameConsumerResumes: a Source coming back under the same consumer
@@ -99,20 +100,20 @@ func TestSameConsumerResumes(t *testing.T) {
 	want := produce(t, tp, "m", 5)
 	named := func(c *redisstream.Config) { c.Consumer, c.ClaimIdle = "x", time.Minute }
 	a := tp.NewSource(t, "g", named)
-	connect(t, a)
-	got := readN(t, a, 5, 10*time.Second)
-	ackAll(t, got[:2])
+	pollertest.Connect(t, a, 20*time.Second)
+	got := pollertest.ReadN(t, a, 5, 10*time.Second)
+	pollertest.AckAll(t, got[:2])
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	b := tp.NewSource(t, "g", named)
-	connect(t, b)
-	back := readN(t, b, 3, 5*time.Second) // far below ClaimIdle
+	pollertest.Connect(t, b, 20*time.Second)
+	back := pollertest.ReadN(t, b, 3, 5*time.Second) // far below ClaimIdle
 	if !slices.Equal(payloads(back), want[2:]) {
 		t.Fatalf("resumed %v, want %v", payloads(back), want[2:])
 	}
-	ackAll(t, back)
-	waitBacklog(t, tp, "g", 0, 10*time.Second)
+	pollertest.AckAll(t, back)
+	pollertest.WaitBacklog(t, tp, "g", 0, 10*time.Second)
 }
 
 // TestStartLatest: a group created with StartLatest skips the entries
@@ -122,13 +123,13 @@ func TestStartLatest(t *testing.T) {
 	tp := setup(t)
 	produce(t, tp, "old", 3)
 	src := tp.NewSource(t, "g", func(c *redisstream.Config) { c.Start = redisstream.StartLatest })
-	connect(t, src)
+	pollertest.Connect(t, src, 20*time.Second)
 	msgs, want := batch("new", 0, 2)
 	tp.Produce(t, msgs)
-	got := readN(t, src, 2, 10*time.Second)
+	got := pollertest.ReadN(t, src, 2, 10*time.Second)
 	if !slices.Equal(payloads(got), want) {
 		t.Fatalf("read %v, want %v", payloads(got), want)
 	}
-	ackAll(t, got)
-	waitBacklog(t, tp, "g", 0, 10*time.Second)
+	pollertest.AckAll(t, got)
+	pollertest.WaitBacklog(t, tp, "g", 0, 10*time.Second)
 }

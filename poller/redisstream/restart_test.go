@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/poller/redisstream"
 	"github.com/ferrydev/ferry/test/brokers"
 )
@@ -23,7 +24,7 @@ func TestBrokerRestart(t *testing.T) {
 	const before, after = 200, 100
 	produce(t, tp, "m", before)
 	src := tp.NewSource(t, "g", func(c *redisstream.Config) { c.Count = 10 })
-	connect(t, src)
+	pollertest.Connect(t, src, 20*time.Second)
 
 	var (
 		mu         sync.Mutex

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/poller/redisstream"
 	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
 )
@@ -68,15 +69,15 @@ func TestReadAckAll(t *testing.T) {
 	const n = 300
 	want := produce(t, tp, "m", n)
 	src := tp.NewSource(t, "g", nil)
-	connect(t, src)
+	pollertest.Connect(t, src, 20*time.Second)
 	if lag, err := src.Lag(context.Background()); err != nil || lag != n {
 		t.Fatalf("Lag before reading = %d, %v; want %d", lag, err, n)
 	}
 
 	start := time.Now()
-	got := readN(t, src, n, 30*time.Second)
-	ackAll(t, got)
-	waitBacklog(t, tp, "g", 0, 10*time.Second)
+	got := pollertest.ReadN(t, src, n, 30*time.Second)
+	pollertest.AckAll(t, got)
+	pollertest.WaitBacklog(t, tp, "g", 0, 10*time.Second)
 	elapsed := time.Since(start)
 	t.Logf("read+acked %d entries in %v (%.0f msg/s, backlog 0 confirmed by Redis)", n, elapsed, float64(n)/elapsed.Seconds())
 
@@ -122,9 +123,9 @@ func TestMessageFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := tp.NewSource(t, "g", nil)
-	connect(t, src)
-	got := readN(t, src, 2, 10*time.Second)
-	ackAll(t, got)
+	pollertest.Connect(t, src, 20*time.Second)
+	got := pollertest.ReadN(t, src, 2, 10*time.Second)
+	pollertest.AckAll(t, got)
 
 	m := got[0]
 	if m.ID != "redis:"+tp.Name()+"/"+id1 || m.Scope != "redis:"+tp.Name() ||
@@ -163,8 +164,8 @@ func TestUnackedComeBack(t *testing.T) {
 	const n = 40
 	produce(t, tp, "m", n)
 	src := tp.NewSource(t, "g", nil)
-	connect(t, src)
-	got := readN(t, src, n, 20*time.Second)
+	pollertest.Connect(t, src, 20*time.Second)
+	got := pollertest.ReadN(t, src, n, 20*time.Second)
 
 	skip := map[int]bool{7: true, 23: true}
 	order := rand.Perm(n)
@@ -175,7 +176,7 @@ func TestUnackedComeBack(t *testing.T) {
 			}
 		}
 	}
-	waitBacklog(t, tp, "g", int64(len(skip)), 10*time.Second)
+	pollertest.WaitBacklog(t, tp, "g", int64(len(skip)), 10*time.Second)
 	if err := src.Close(context.Background()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -185,8 +186,8 @@ func TestUnackedComeBack(t *testing.T) {
 
 	start := time.Now()
 	src2 := tp.NewSource(t, "g", nil)
-	connect(t, src2)
-	back := readN(t, src2, len(skip), 20*time.Second)
+	pollertest.Connect(t, src2, 20*time.Second)
+	back := pollertest.ReadN(t, src2, len(skip), 20*time.Second)
 	t.Logf("%d unacked entries came back after %v (ClaimIdle %v)", len(back), time.Since(start), src2.Config().ClaimIdle)
 	if want := []string{"m-7", "m-23"}; !slices.Equal(payloads(back), want) {
 		t.Fatalf("came back: %v, want %v", payloads(back), want)
@@ -194,9 +195,9 @@ func TestUnackedComeBack(t *testing.T) {
 	if back[0].ID != got[7].ID || back[1].ID != got[23].ID {
 		t.Fatalf("IDs changed across redelivery: %s %s vs %s %s", back[0].ID, back[1].ID, got[7].ID, got[23].ID)
 	}
-	ackAll(t, back)
-	waitBacklog(t, tp, "g", 0, 10*time.Second)
-	readNone(t, src2, src2.Config().ClaimIdle+time.Second)
+	pollertest.AckAll(t, back)
+	pollertest.WaitBacklog(t, tp, "g", 0, 10*time.Second)
+	pollertest.ReadNone(t, src2, src2.Config().ClaimIdle+time.Second)
 }
 
 // TestNackRedelivered: a nacked entry comes back to the same Source, with
@@ -206,8 +207,8 @@ func TestNackRedelivered(t *testing.T) {
 	tp := setup(t)
 	produce(t, tp, "m", 5)
 	src := tp.NewSource(t, "g", nil)
-	connect(t, src)
-	got := readN(t, src, 5, 10*time.Second)
+	pollertest.Connect(t, src, 20*time.Second)
+	got := pollertest.ReadN(t, src, 5, 10*time.Second)
 	for i, m := range got {
 		var err error
 		if i == 2 {
@@ -218,7 +219,7 @@ func TestNackRedelivered(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	again := readN(t, src, 1, 10*time.Second)
+	again := pollertest.ReadN(t, src, 1, 10*time.Second)
 	t.Logf("nacked entry redelivered after %v", time.Since(start))
 	if string(again[0].Payload) != "m-2" || again[0].ID != got[2].ID {
 		t.Fatalf("redelivered %s (%s), want m-2 (%s)", again[0].Payload, again[0].ID, got[2].ID)
@@ -227,13 +228,13 @@ func TestNackRedelivered(t *testing.T) {
 	if err := again[0].Ack(context.Background(), errors.New("again")); err != nil {
 		t.Fatal(err)
 	}
-	again = readN(t, src, 1, 10*time.Second)
+	again = pollertest.ReadN(t, src, 1, 10*time.Second)
 	if string(again[0].Payload) != "m-2" {
 		t.Fatalf("second redelivery: %s", again[0].Payload)
 	}
-	ackAll(t, again)
-	waitBacklog(t, tp, "g", 0, 10*time.Second)
-	readNone(t, src, time.Second)
+	pollertest.AckAll(t, again)
+	pollertest.WaitBacklog(t, tp, "g", 0, 10*time.Second)
+	pollertest.ReadNone(t, src, time.Second)
 }
 
 // TestCloseAfterAcksNoDuplicates: Close right after the acks flushes the
@@ -244,8 +245,8 @@ func TestCloseAfterAcksNoDuplicates(t *testing.T) {
 	const n = 100
 	produce(t, tp, "m", n)
 	src := tp.NewSource(t, "g", nil)
-	connect(t, src)
-	ackAll(t, readN(t, src, n, 20*time.Second))
+	pollertest.Connect(t, src, 20*time.Second)
+	pollertest.AckAll(t, pollertest.ReadN(t, src, n, 20*time.Second))
 	if err := src.Close(context.Background()); err != nil { // no wait: Close must flush
 		t.Fatalf("Close: %v", err)
 	}
@@ -256,8 +257,8 @@ func TestCloseAfterAcksNoDuplicates(t *testing.T) {
 		t.Fatal("Read after Close succeeded")
 	}
 	src2 := tp.NewSource(t, "g", nil)
-	connect(t, src2)
-	readNone(t, src2, redisstreamtest.ClaimIdle+time.Second)
+	pollertest.Connect(t, src2, 20*time.Second)
+	pollertest.ReadNone(t, src2, redisstreamtest.ClaimIdle+time.Second)
 }
 
 // got0Ack reads from a closed source.
@@ -272,7 +273,7 @@ func TestCloseDuringRead(t *testing.T) {
 	t.Parallel()
 	tp := setup(t)
 	src := tp.NewSource(t, "g", func(c *redisstream.Config) { c.Block = 5 * time.Second })
-	connect(t, src)
+	pollertest.Connect(t, src, 20*time.Second)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := src.Read(context.Background())
@@ -313,8 +314,8 @@ func TestDeletedPendingEntry(t *testing.T) {
 	produce(t, tp, "m", 3)
 	named := func(c *redisstream.Config) { c.Consumer = "x" }
 	a := tp.NewSource(t, "g", named)
-	connect(t, a)
-	got := readN(t, a, 3, 10*time.Second)
+	pollertest.Connect(t, a, 20*time.Second)
+	got := pollertest.ReadN(t, a, 3, 10*time.Second)
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -323,11 +324,11 @@ func TestDeletedPendingEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := tp.NewSource(t, "g", named)
-	connect(t, b)
-	back := readN(t, b, 2, 10*time.Second)
+	pollertest.Connect(t, b, 20*time.Second)
+	back := pollertest.ReadN(t, b, 2, 10*time.Second)
 	if want := []string{"m-0", "m-2"}; !slices.Equal(payloads(back), want) {
 		t.Fatalf("resumed %v, want %v", payloads(back), want)
 	}
-	ackAll(t, back)
-	waitBacklog(t, tp, "g", 0, 10*time.Second)
+	pollertest.AckAll(t, back)
+	pollertest.WaitBacklog(t, tp, "g", 0, 10*time.Second)
 }

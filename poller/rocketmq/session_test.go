@@ -14,6 +14,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/pollertest"
 )
 
 // fakeClient stands in for the push consumer: it calls the session's
@@ -80,21 +81,6 @@ func (f *fakeClient) deliver(q int, first, last int64) {
 	})
 }
 
-func read(t *testing.T, src *Source, n int) []*poller.Message {
-	t.Helper()
-	var got []*poller.Message
-	for len(got) < n {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		msgs, err := src.Read(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("Read after %d of %d messages: %v", len(got), n, err)
-		}
-		got = append(got, msgs...)
-	}
-	return got
-}
-
 // TestSessionSettlesAndCloses drives the hand-off under -race: batches of
 // two queues arrive concurrently and out of order, are read in order per
 // queue, acked out of order, one nacked and redelivered; Close waits for
@@ -103,11 +89,11 @@ func read(t *testing.T, src *Source, n int) []*poller.Message {
 func TestSessionSettlesAndCloses(t *testing.T) {
 	f, src := newFake(t, false)
 	f.deliver(0, 0, 15)
-	got := read(t, src, 16)
+	got := pollertest.ReadN(t, src, 16, 5*time.Second)
 	f.deliver(0, 32, 47) // ahead of 16-31: held back until it comes
 	f.deliver(1, 0, 15)
 	f.deliver(0, 16, 31)
-	got = append(got, read(t, src, 48)...)
+	got = append(got, pollertest.ReadN(t, src, 48, 5*time.Second)...)
 	last := map[string]int64{}
 	for _, m := range got {
 		o := offsetFromID(t, m.ID)
@@ -128,7 +114,7 @@ func TestSessionSettlesAndCloses(t *testing.T) {
 			t.Fatal(aerr)
 		}
 	}
-	again := read(t, src, 1)
+	again := pollertest.ReadN(t, src, 1, 5*time.Second)
 	if again[0].ID != nacked.ID {
 		t.Fatalf("redelivered %s, want %s", again[0].ID, nacked.ID)
 	}
@@ -140,7 +126,7 @@ func TestSessionSettlesAndCloses(t *testing.T) {
 	}
 
 	f.deliver(1, 16, 31) // read, never acked
-	pending := read(t, src, 16)
+	pending := pollertest.ReadN(t, src, 16, 5*time.Second)
 	if err := src.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

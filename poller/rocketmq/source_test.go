@@ -15,17 +15,16 @@ package rocketmq_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/poller/rocketmq"
 	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
 	"github.com/ferrydev/ferry/test/brokers"
-	"github.com/ferrydev/ferry/test/conformance"
 )
 
 // deadline bounds each phase: push consumer start-up and rebalancing take
@@ -40,68 +39,7 @@ func newTopic(t *testing.T, scopes int) *rocketmqtest.Topic {
 // produce sends n messages numbered from first, keyed k0..k7.
 func produce(t *testing.T, tp *rocketmqtest.Topic, first, n int) {
 	t.Helper()
-	msgs := make([]conformance.Msg, n)
-	for i := range msgs {
-		seq := first + i
-		msgs[i] = conformance.Msg{
-			Key:     fmt.Sprintf("k%d", seq%8),
-			Payload: []byte(strconv.Itoa(seq)),
-			Headers: map[string]string{"seq": strconv.Itoa(seq), poller.HeaderHops: "2"},
-		}
-	}
-	tp.Produce(t, msgs)
-}
-
-func connect(t *testing.T, s *rocketmq.Source) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	if err := s.Connect(ctx); err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
-}
-
-func closeSource(t *testing.T, s *rocketmq.Source) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-}
-
-// readUntil reads src, calling handle for each message, until done reports
-// true; it fails the test after timeout. On ErrNotConnected it connects
-// again, as the poller loop does.
-func readUntil(t *testing.T, src *rocketmq.Source, timeout time.Duration, handle func(*poller.Message), done func() bool) {
-	t.Helper()
-	end := time.Now().Add(timeout)
-	for !done() {
-		if time.Now().After(end) {
-			t.Fatalf("condition not reached within %v", timeout)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		msgs, err := src.Read(ctx)
-		cancel()
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-		case errors.Is(err, poller.ErrNotConnected):
-			t.Logf("Read: %v; connecting again", err)
-			connect(t, src)
-		case err != nil:
-			t.Fatalf("Read: %v", err)
-		}
-		for _, m := range msgs {
-			handle(m)
-		}
-	}
-}
-
-func ack(t *testing.T, m *poller.Message, err error) {
-	t.Helper()
-	if aerr := m.Ack(context.Background(), err); aerr != nil {
-		t.Fatalf("Ack(%s): %v", m.ID, aerr)
-	}
+	tp.Produce(t, pollertest.SeqMsgs(first, n, "2"))
 }
 
 // offsetOf is the queue offset at the end of a message id.
@@ -112,21 +50,6 @@ func offsetOf(t *testing.T, id string) int64 {
 		t.Fatalf("id %q does not end with an offset: %v", id, err)
 	}
 	return off
-}
-
-func waitBacklog(t *testing.T, tp *rocketmqtest.Topic, group string, want func(int64) bool) int64 {
-	t.Helper()
-	end := time.Now().Add(deadline)
-	for {
-		n := tp.Backlog(t, group)
-		if want(n) {
-			return n
-		}
-		if time.Now().After(end) {
-			t.Fatalf("backlog of %s stuck at %d", group, n)
-		}
-		<-time.After(200 * time.Millisecond) // polling the broker's offsets
-	}
 }
 
 // order checks that each scope's offsets and each key's sequence numbers
@@ -170,12 +93,12 @@ func readAckAll(t *testing.T, orderly bool) {
 	cfg.Orderly = orderly
 	src := tp.NewSource(t, cfg)
 	began := time.Now()
-	connect(t, src)
+	pollertest.Connect(t, src, deadline)
 
 	seen := map[string]int{}
 	ord := newOrder(t)
 	var start time.Time
-	readUntil(t, src, deadline, func(m *poller.Message) {
+	pollertest.ReadUntil(t, src, deadline, func(m *poller.Message) {
 		if start.IsZero() {
 			start = time.Now()
 		}
@@ -190,7 +113,7 @@ func readAckAll(t *testing.T, orderly bool) {
 		if m.Headers[poller.HeaderHops] != "2" || m.Key == "" || m.Time.IsZero() {
 			t.Errorf("message %s: headers %v, key %q, time %v", m.ID, m.Headers, m.Key, m.Time)
 		}
-		ack(t, m, nil)
+		pollertest.Ack(t, m, nil)
 	}, func() bool { return len(seen) == n })
 	elapsed := time.Since(start)
 	t.Logf("first message %v after Connect (group join, rebalance); then read and acked %d messages in %v (%.0f msg/s) over %d scopes",
@@ -199,12 +122,12 @@ func readAckAll(t *testing.T, orderly bool) {
 		t.Errorf("messages came from %d scopes, want 4", len(ord.lastOff))
 	}
 
-	waitBacklog(t, tp, group, func(b int64) bool { return b == 0 })
+	pollertest.WaitBacklog(t, tp, group, 0, deadline)
 	lag, err := src.Lag(context.Background())
 	if err != nil || lag != 0 {
 		t.Errorf("Lag = %d, %v; want 0", lag, err)
 	}
-	closeSource(t, src)
+	pollertest.Close(t, src)
 }
 
 // TestUnackedComesBack leaves one message unacked (acking the others in
@@ -216,20 +139,23 @@ func TestUnackedComesBack(t *testing.T) {
 	produce(t, tp, 0, n)
 	group := rocketmqtest.UniqueName(t, "g")
 	src := tp.NewSource(t, tp.Config(group))
-	connect(t, src)
+	pollertest.Connect(t, src, deadline)
 
 	var got []*poller.Message
-	readUntil(t, src, deadline, func(m *poller.Message) { got = append(got, m) },
+	pollertest.ReadUntil(t, src, deadline, func(m *poller.Message) { got = append(got, m) },
 		func() bool { return len(got) == n })
 	for i := len(got) - 1; i >= 0; i-- {
 		if offsetOf(t, got[i].ID) != skip {
-			ack(t, got[i], nil)
+			pollertest.Ack(t, got[i], nil)
 		}
 	}
 	// Acks of the batches after the unacked message commit nothing past it.
-	backlog := waitBacklog(t, tp, group, func(b int64) bool { return b < n })
-	closeSource(t, src)
-	after := waitBacklog(t, tp, group, func(int64) bool { return true })
+	backlog, ok := pollertest.PollBacklog(t, tp, group, func(b int64) bool { return b < n }, deadline)
+	if !ok {
+		t.Fatalf("backlog of %s stuck at %d", group, backlog)
+	}
+	pollertest.Close(t, src)
+	after := tp.Backlog(t, group)
 	committed := n - after
 	t.Logf("backlog %d while running, %d after Close: committed offset %d, unacked offset %d",
 		backlog, after, committed, skip)
@@ -238,11 +164,11 @@ func TestUnackedComesBack(t *testing.T) {
 	}
 
 	again := tp.NewSource(t, tp.Config(group))
-	connect(t, again)
+	pollertest.Connect(t, again, deadline)
 	var back []int64
-	readUntil(t, again, deadline, func(m *poller.Message) {
+	pollertest.ReadUntil(t, again, deadline, func(m *poller.Message) {
 		back = append(back, offsetOf(t, m.ID))
-		ack(t, m, nil)
+		pollertest.Ack(t, m, nil)
 	}, func() bool { return len(back) == int(after) })
 	if back[0] != committed {
 		t.Errorf("redelivery starts at offset %d, want the committed offset %d", back[0], committed)
@@ -255,7 +181,7 @@ func TestUnackedComesBack(t *testing.T) {
 		t.Errorf("the unacked message (offset %d) did not come back; got offsets %v", skip, back)
 	}
 	t.Logf("redelivered %d messages (offsets %d..%d) to the new Source", len(back), back[0], back[len(back)-1])
-	waitBacklog(t, tp, group, func(b int64) bool { return b == 0 })
+	pollertest.WaitBacklog(t, tp, group, 0, deadline)
 }
 
 func TestNackRedelivers(t *testing.T) { nackRedelivers(t, false) }
@@ -272,21 +198,21 @@ func nackRedelivers(t *testing.T, orderly bool) {
 	cfg := tp.Config(group)
 	cfg.Orderly = orderly
 	src := tp.NewSource(t, cfg)
-	connect(t, src)
+	pollertest.Connect(t, src, deadline)
 
 	reads := map[string]int{}
 	var nackedID string
-	readUntil(t, src, deadline, func(m *poller.Message) {
+	pollertest.ReadUntil(t, src, deadline, func(m *poller.Message) {
 		reads[m.ID]++
 		if offsetOf(t, m.ID) == nacked && reads[m.ID] == 1 {
 			nackedID = m.ID
-			ack(t, m, errors.New("handler lost"))
+			pollertest.Ack(t, m, errors.New("handler lost"))
 			return
 		}
-		ack(t, m, nil)
+		pollertest.Ack(t, m, nil)
 	}, func() bool { return len(reads) == n && nackedID != "" && reads[nackedID] == 2 })
 	t.Logf("nacked %s, read it %d times; %d distinct messages", nackedID, reads[nackedID], len(reads))
-	waitBacklog(t, tp, group, func(b int64) bool { return b == 0 })
+	pollertest.WaitBacklog(t, tp, group, 0, deadline)
 }
 
 // TestCloseAfterAcksNoDuplicates: a graceful Close right after the last
@@ -298,20 +224,20 @@ func TestCloseAfterAcksNoDuplicates(t *testing.T) {
 	produce(t, tp, 0, n)
 	group := rocketmqtest.UniqueName(t, "g")
 	src := tp.NewSource(t, tp.Config(group))
-	connect(t, src)
+	pollertest.Connect(t, src, deadline)
 	seen := 0
-	readUntil(t, src, deadline, func(m *poller.Message) { seen++; ack(t, m, nil) },
+	pollertest.ReadUntil(t, src, deadline, func(m *poller.Message) { seen++; pollertest.Ack(t, m, nil) },
 		func() bool { return seen == n })
-	closeSource(t, src)
-	waitBacklog(t, tp, group, func(b int64) bool { return b == 0 })
+	pollertest.Close(t, src)
+	pollertest.WaitBacklog(t, tp, group, 0, deadline)
 
 	produce(t, tp, n, 1) // a marker after the acked messages
 	again := tp.NewSource(t, tp.Config(group))
-	connect(t, again)
+	pollertest.Connect(t, again, deadline)
 	var got []string
-	readUntil(t, again, deadline, func(m *poller.Message) {
+	pollertest.ReadUntil(t, again, deadline, func(m *poller.Message) {
 		got = append(got, m.Headers["seq"])
-		ack(t, m, nil)
+		pollertest.Ack(t, m, nil)
 	}, func() bool { return len(got) > 0 && got[len(got)-1] == strconv.Itoa(n) })
 	if len(got) != 1 {
 		t.Fatalf("after a graceful Close the new Source read %d messages (seq %v), want only the marker", len(got), got)
@@ -327,24 +253,24 @@ func TestBrokerRestart(t *testing.T) {
 	produce(t, tp, 0, n/2)
 	group := rocketmqtest.UniqueName(t, "g")
 	src := tp.NewSource(t, tp.Config(group))
-	connect(t, src)
+	pollertest.Connect(t, src, deadline)
 
 	seen := map[string]int{}
 	reads := 0
 	handle := func(m *poller.Message) {
 		reads++
 		seen[m.Headers["seq"]]++
-		ack(t, m, nil)
+		pollertest.Ack(t, m, nil)
 	}
-	readUntil(t, src, deadline, handle, func() bool { return len(seen) >= n/4 })
+	pollertest.ReadUntil(t, src, deadline, handle, func() bool { return len(seen) >= n/4 })
 	begin := time.Now()
 	brokers.Restart(t, "rocketmq")
 	t.Logf("broker restarted in %v after %d reads", time.Since(begin).Round(time.Millisecond), reads)
 	produce(t, tp, n/2, n/2)
-	readUntil(t, src, 2*deadline, handle, func() bool { return len(seen) == n })
+	pollertest.ReadUntil(t, src, 2*deadline, handle, func() bool { return len(seen) == n })
 	t.Logf("recovered %v after the restart began: %d distinct messages, %d reads (%d duplicates), lost 0",
 		time.Since(begin).Round(time.Millisecond), len(seen), reads, reads-len(seen))
-	waitBacklog(t, tp, group, func(b int64) bool { return b == 0 })
+	pollertest.WaitBacklog(t, tp, group, 0, deadline)
 }
 
 // TestTwoSourcesShareAGroup: two Sources in one group split a 4-queue
@@ -355,8 +281,8 @@ func TestTwoSourcesShareAGroup(t *testing.T) {
 	group := rocketmqtest.UniqueName(t, "g")
 	a := tp.NewSource(t, tp.Config(group))
 	b := tp.NewSource(t, tp.Config(group))
-	connect(t, a)
-	connect(t, b)
+	pollertest.Connect(t, a, deadline)
+	pollertest.Connect(t, b, deadline)
 	produce(t, tp, 0, n/2)
 
 	seen := map[string]int{}
@@ -365,7 +291,7 @@ func TestTwoSourcesShareAGroup(t *testing.T) {
 		return func(m *poller.Message) {
 			seen[m.Headers["seq"]]++
 			scopes[src][m.Scope] = true
-			ack(t, m, nil)
+			pollertest.Ack(t, m, nil)
 		}
 	}
 	// Both read (in turns, on this goroutine) until the first half is in.
@@ -387,9 +313,9 @@ func TestTwoSourcesShareAGroup(t *testing.T) {
 		}
 	}
 	t.Logf("before Close: A read scopes %d, B read scopes %d", len(scopes[a]), len(scopes[b]))
-	closeSource(t, a)
+	pollertest.Close(t, a)
 	produce(t, tp, n/2, n/2)
-	readUntil(t, b, deadline, handle(b), func() bool { return len(seen) == n })
+	pollertest.ReadUntil(t, b, deadline, handle(b), func() bool { return len(seen) == n })
 	dups := 0
 	for _, c := range seen {
 		dups += c - 1
@@ -398,5 +324,5 @@ func TestTwoSourcesShareAGroup(t *testing.T) {
 	if len(scopes[b]) != 4 {
 		t.Errorf("B read %d scopes, want all 4", len(scopes[b]))
 	}
-	waitBacklog(t, tp, group, func(v int64) bool { return v == 0 })
+	pollertest.WaitBacklog(t, tp, group, 0, deadline)
 }
