@@ -142,16 +142,18 @@ func (p *Poller) Run(ctx context.Context) error {
 func (p *Poller) consume(ctx, work context.Context) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 200*time.Millisecond, 30*time.Second, 0
+	// pause logs a failure and waits out the next backoff; false when ctx
+	// ended first.
+	pause := func(what string, err error) bool {
+		wait := bo.NextBackOff()
+		p.log.Warn(what+"; retrying", "in", wait, "error", err)
+		return sleep(ctx, wait) == nil
+	}
 	connected := false
 	for ctx.Err() == nil {
 		if !connected {
 			if err := p.cfg.Source.Connect(ctx); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				wait := bo.NextBackOff()
-				p.log.Warn("cannot connect; retrying", "in", wait, "error", err)
-				if sleep(ctx, wait) != nil {
+				if ctx.Err() != nil || !pause("cannot connect", err) {
 					return
 				}
 				continue
@@ -161,21 +163,16 @@ func (p *Poller) consume(ctx, work context.Context) {
 			p.log.Info("trigger connected")
 		}
 		msgs, err := p.cfg.Source.Read(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if errors.Is(err, ErrEndOfInput) {
-				return
-			}
-			if errors.Is(err, ErrNotConnected) {
-				connected = false
-				p.log.Warn("connection lost; reconnecting", "error", err)
-				continue
-			}
-			wait := bo.NextBackOff()
-			p.log.Warn("read failed; retrying", "in", wait, "error", err)
-			if sleep(ctx, wait) != nil {
+		switch {
+		case err == nil:
+		case ctx.Err() != nil, errors.Is(err, ErrEndOfInput):
+			return
+		case errors.Is(err, ErrNotConnected):
+			connected = false
+			p.log.Warn("connection lost; reconnecting", "error", err)
+			continue
+		default:
+			if !pause("read failed", err) {
 				return
 			}
 			continue

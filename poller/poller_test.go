@@ -412,3 +412,64 @@ func TestShutdownFinishesWhatWasReadAndStopsReading(t *testing.T) {
 		t.Fatalf("settled %d of %d read (of %d); want every read message settled and reading stopped", len(src.acked), src.next, len(src.msgs))
 	}
 }
+
+// flakySource fails its first connects, and loses the connection once
+// after the first read.
+type flakySource struct {
+	*memSource
+	mu          sync.Mutex
+	connects    int
+	failConnect int
+	dropped     bool
+}
+
+func (f *flakySource) Connect(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.connects++
+	if f.connects <= f.failConnect {
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+func (f *flakySource) Read(ctx context.Context) ([]*poller.Message, error) {
+	f.mu.Lock()
+	drop := !f.dropped && f.memSource.read() > 0
+	f.dropped = f.dropped || drop
+	f.mu.Unlock()
+	if drop {
+		return nil, fmt.Errorf("socket closed: %w", poller.ErrNotConnected)
+	}
+	return f.memSource.Read(ctx)
+}
+
+func TestReconnectsWithBackoff(t *testing.T) {
+	c := &calls{}
+	mem := newMemSource(20, 1, 5, nil)
+	src := &flakySource{memSource: mem, failConnect: 2}
+	sink := &failSink{}
+	fn := &dispatcher.Function{Lane: async.Lane{Tenant: "t", Function: "f"}, Backend: ok(c),
+		Retry: dispatcher.RetryPolicy{MaxAttempts: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Multiplier: 1},
+		OnFailure: []dispatcher.Destination{{Name: "on_failure[0]", Kind: "test", Sink: sink, Timeout: time.Second}}}
+	d, err := dispatcher.New(dispatcher.Config{Functions: []*dispatcher.Function{fn}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := poller.New(poller.Config{Name: "trig", Source: src, Dispatcher: d, Function: fn, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	mem.waitSettled(t, 20)
+	cancel()
+	<-done
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	// Two refused connects, the successful one, and one after the drop.
+	if src.connects != 4 || !src.dropped || len(c.all()) != 20 {
+		t.Fatalf("connects %d, dropped %v, invoked %d; want 4 connects, the drop, all 20 invoked", src.connects, src.dropped, len(c.all()))
+	}
+}
