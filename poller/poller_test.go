@@ -450,7 +450,7 @@ func TestReconnectsWithBackoff(t *testing.T) {
 	src := &flakySource{memSource: mem, failConnect: 2}
 	sink := &failSink{}
 	fn := &dispatcher.Function{Lane: async.Lane{Tenant: "t", Function: "f"}, Backend: ok(c),
-		Retry: dispatcher.RetryPolicy{MaxAttempts: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Multiplier: 1},
+		Retry:     dispatcher.RetryPolicy{MaxAttempts: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Multiplier: 1},
 		OnFailure: []dispatcher.Destination{{Name: "on_failure[0]", Kind: "test", Sink: sink, Timeout: time.Second}}}
 	d, err := dispatcher.New(dispatcher.Config{Functions: []*dispatcher.Function{fn}, Logger: quiet})
 	if err != nil {
