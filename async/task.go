@@ -70,12 +70,11 @@ func (l Lane) String() string { return l.Tenant + "/" + l.Function }
 
 // Error codes recorded on failed tasks (TaskError.Code).
 const (
-	CodeLoopDetected      = "loop_detected"      // hop or trace count reached loop_guard.max_hops
-	CodeRejected          = "rejected"           // the backend answered with a permanent failure (4xx other than 408/429)
-	CodeRetriesExhausted  = "retries_exhausted"  // retryable failures until retry.max_attempts
-	CodeMaxAgeExceeded    = "max_age_exceeded"   // the next retry would start after retry.max_age
-	CodeFunctionNotFound  = "function_not_found" // the function left the config while the task was queued
-	CodeInvalidInvocation = "invalid_invocation" // the backend could not be invoked with this task
+	CodeLoopDetected     = "loop_detected"      // hop or trace count reached loop_guard.max_hops
+	CodeRejected         = "rejected"           // the backend answered with a permanent failure (4xx other than 408/429)
+	CodeRetriesExhausted = "retries_exhausted"  // retryable failures until retry.max_attempts
+	CodeMaxAgeExceeded   = "max_age_exceeded"   // the next retry would start after retry.max_age
+	CodeFunctionNotFound = "function_not_found" // the function left the config while the task was queued
 )
 
 // TaskError describes why a task failed, or why its last attempt failed.

@@ -30,20 +30,48 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) count(trigger, event string, n int) {
-	if m != nil && n > 0 {
-		m.messages.WithLabelValues(trigger, event).Add(float64(n))
+// triggerEvents are the values of the event label.
+var triggerEvents = []string{"consumed", "filtered", "invoked", "succeeded", "failed", "redelivered"}
+
+// triggerMetrics are one trigger's series, resolved once so the per-message
+// path does not look label values up again. A nil *triggerMetrics records
+// nothing.
+type triggerMetrics struct {
+	events   map[string]prometheus.Counter
+	inFlight prometheus.Gauge
+	lag      prometheus.Gauge
+}
+
+// trigger resolves the series of one trigger (nil when m is nil).
+func (m *Metrics) trigger(name string) *triggerMetrics {
+	if m == nil {
+		return nil
+	}
+	t := &triggerMetrics{
+		events:   make(map[string]prometheus.Counter, len(triggerEvents)),
+		inFlight: m.inFlight.WithLabelValues(name),
+		lag:      m.lag.WithLabelValues(name),
+	}
+	for _, e := range triggerEvents {
+		t.events[e] = m.messages.WithLabelValues(name, e)
+	}
+	return t
+}
+
+func (t *triggerMetrics) count(event string, n int) {
+	if t != nil && n > 0 {
+		t.events[event].Add(float64(n))
 	}
 }
 
-func (m *Metrics) inflight(trigger string, delta int) {
-	if m != nil {
-		m.inFlight.WithLabelValues(trigger).Add(float64(delta))
+func (t *triggerMetrics) inflight(delta int) {
+	if t != nil {
+		t.inFlight.Add(float64(delta))
 	}
 }
 
-func (m *Metrics) setLag(trigger string, n int64) {
-	if m != nil {
-		m.lag.WithLabelValues(trigger).Set(float64(n))
+func (t *triggerMetrics) setLag(n int64) {
+	if t != nil {
+		t.lag.Set(float64(n))
 	}
 }

@@ -58,6 +58,7 @@ type Poller struct {
 	log     *slog.Logger
 	typ     string
 	workers []*worker
+	metrics *triggerMetrics
 	shared  chan *Message // keyless messages, taken by any worker
 	seed    maphash.Seed
 }
@@ -91,6 +92,7 @@ func New(cfg Config) (*Poller, error) {
 		shared: make(chan *Message, cfg.BatchSize),
 		seed:   maphash.MakeSeed(),
 	}
+	p.metrics = cfg.Metrics.trigger(cfg.Name)
 	for range cfg.Concurrency {
 		p.workers = append(p.workers, &worker{p: p, in: make(chan *Message, cfg.BatchSize)})
 	}
@@ -189,19 +191,19 @@ func (p *Poller) consume(ctx, work context.Context) {
 
 // dispatch filters m and hands it to a worker; false when ctx ended first.
 func (p *Poller) dispatch(ctx context.Context, m *Message) bool {
-	p.cfg.Metrics.count(p.cfg.Name, "consumed", 1)
+	p.metrics.count("consumed", 1)
 	if !p.cfg.Filter.Match(m) {
-		p.cfg.Metrics.count(p.cfg.Name, "filtered", 1)
+		p.metrics.count("filtered", 1)
 		p.settle(m, nil)
 		return true
 	}
-	p.cfg.Metrics.inflight(p.cfg.Name, 1)
+	p.metrics.inflight(1)
 	ch := p.route(m)
 	select {
 	case ch <- m:
 		return true
 	case <-ctx.Done():
-		p.cfg.Metrics.inflight(p.cfg.Name, -1)
+		p.metrics.inflight(-1)
 		return false
 	}
 }
@@ -238,7 +240,7 @@ func (p *Poller) handBack() {
 	for _, w := range p.workers {
 		drain(w.in)
 	}
-	p.cfg.Metrics.inflight(p.cfg.Name, -len(left))
+	p.metrics.inflight(-len(left))
 	p.nack(left)
 }
 
@@ -246,7 +248,7 @@ func (p *Poller) nack(msgs []*Message) {
 	for _, m := range msgs {
 		p.settle(m, errHandedBack)
 	}
-	p.cfg.Metrics.count(p.cfg.Name, "redelivered", len(msgs))
+	p.metrics.count("redelivered", len(msgs))
 }
 
 var errHandedBack = errors.New("handed back for redelivery")
@@ -271,7 +273,7 @@ func (p *Poller) watchLag(ctx context.Context, lg Lagger) {
 			return
 		case <-t.C:
 			if n, err := lg.Lag(ctx); err == nil {
-				p.cfg.Metrics.setLag(p.cfg.Name, n)
+				p.metrics.setLag(n)
 			}
 		}
 	}

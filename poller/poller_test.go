@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/poller"
@@ -348,13 +351,31 @@ func TestFilterCommitsUnmatchedWithoutInvoking(t *testing.T) {
 			m.Payload = []byte(`{"status":"paid"}`)
 		}
 	})
+	reg := prometheus.NewRegistry()
 	r := start(t, src, ok(c), 10, func(cfg *poller.Config) {
 		cfg.Filter = &poller.Filter{JSON: map[string][]string{"status": {"paid", "shipped"}}}
+		cfg.Metrics = poller.NewMetrics(reg)
 	})
 	src.waitSettled(t, 10)
 	r.stop()
 	if n := len(c.all()); n != 5 {
 		t.Fatalf("invoked %d messages, want the 5 that match", n)
+	}
+	want := `
+# HELP ferry_trigger_messages_total Trigger messages by event: consumed, filtered, invoked, succeeded, failed, redelivered.
+# TYPE ferry_trigger_messages_total counter
+ferry_trigger_messages_total{event="consumed",trigger="trig"} 10
+ferry_trigger_messages_total{event="failed",trigger="trig"} 0
+ferry_trigger_messages_total{event="filtered",trigger="trig"} 5
+ferry_trigger_messages_total{event="invoked",trigger="trig"} 5
+ferry_trigger_messages_total{event="redelivered",trigger="trig"} 0
+ferry_trigger_messages_total{event="succeeded",trigger="trig"} 5
+# HELP ferry_trigger_in_flight Messages read and not yet settled, per trigger.
+# TYPE ferry_trigger_in_flight gauge
+ferry_trigger_in_flight{trigger="trig"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ferry_trigger_messages_total", "ferry_trigger_in_flight"); err != nil {
+		t.Fatal(err)
 	}
 }
 

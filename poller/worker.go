@@ -184,7 +184,7 @@ func (w *worker) invoke(ctx context.Context, items []*item) (*dispatcher.Result,
 		return nil, err
 	}
 	defer cfg.Dispatcher.Limits().Release(fn.Lane)
-	cfg.Metrics.count(cfg.Name, "invoked", len(items))
+	w.p.metrics.count("invoked", len(items))
 	return cfg.Dispatcher.Invoke(ctx, fn, w.invocation(items))
 }
 
@@ -231,8 +231,8 @@ func carried(h map[string]string) map[string]string {
 
 func (w *worker) succeed(it *item) {
 	w.p.settle(it.m, nil)
-	w.p.cfg.Metrics.inflight(w.p.cfg.Name, -1)
-	w.p.cfg.Metrics.count(w.p.cfg.Name, "succeeded", 1)
+	w.p.metrics.inflight(-1)
+	w.p.metrics.count("succeeded", 1)
 }
 
 // fail delivers the message's failure to the on_failure destinations and
@@ -254,8 +254,8 @@ func (w *worker) fail(ctx context.Context, it *item, code string, c dispatcher.C
 		return
 	}
 	w.p.settle(it.m, nil)
-	cfg.Metrics.inflight(cfg.Name, -1)
-	cfg.Metrics.count(cfg.Name, "failed", 1)
+	w.p.metrics.inflight(-1)
+	w.p.metrics.count("failed", 1)
 }
 
 func (w *worker) handBack(items []*item) {
@@ -263,7 +263,7 @@ func (w *worker) handBack(items []*item) {
 	for i, it := range items {
 		msgs[i] = it.m
 	}
-	w.p.cfg.Metrics.inflight(w.p.cfg.Name, -len(items))
+	w.p.metrics.inflight(-len(items))
 	w.p.nack(msgs)
 }
 
