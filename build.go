@@ -15,7 +15,7 @@ import (
 
 // buildFunctions resolves every configured function: backend, retry policy
 // and destinations.
-func buildFunctions(cfg *config.Config, registered map[async.Lane]dispatcher.Backend, log *slog.Logger) ([]*dispatcher.Function, error) {
+func buildFunctions(cfg *config.Config, registered map[async.Lane]dispatcher.Backend, prods *producers, log *slog.Logger) ([]*dispatcher.Function, error) {
 	fns := make([]*dispatcher.Function, 0, len(cfg.Functions))
 	for _, f := range cfg.Functions {
 		lane := async.Lane{Tenant: f.Tenant, Function: f.Name}
@@ -27,10 +27,10 @@ func buildFunctions(cfg *config.Config, registered map[async.Lane]dispatcher.Bac
 			Lane: lane, Backend: b, Timeout: f.Backend.Timeout(),
 			MaxConcurrency: f.MaxConcurrency, Retry: retryPolicy(f.Retry),
 		}
-		if fn.OnSuccess, err = buildDestinations("on_success", f.Destinations.OnSuccess, log); err != nil {
+		if fn.OnSuccess, err = buildDestinations("on_success", f.Destinations.OnSuccess, prods, log); err != nil {
 			return nil, fmt.Errorf("function %s: %w", lane, err)
 		}
-		if fn.OnFailure, err = buildDestinations("on_failure", f.Destinations.OnFailure, log); err != nil {
+		if fn.OnFailure, err = buildDestinations("on_failure", f.Destinations.OnFailure, prods, log); err != nil {
 			return nil, fmt.Errorf("function %s: %w", lane, err)
 		}
 		fns = append(fns, fn)
@@ -57,7 +57,7 @@ func buildBackend(f config.Function, registered dispatcher.Backend) (dispatcher.
 	return nil, fmt.Errorf("no backend configured")
 }
 
-func buildDestinations(kind string, ds []config.Destination, log *slog.Logger) ([]dispatcher.Destination, error) {
+func buildDestinations(kind string, ds []config.Destination, prods *producers, log *slog.Logger) ([]dispatcher.Destination, error) {
 	out := make([]dispatcher.Destination, 0, len(ds))
 	for i, d := range ds {
 		dest := dispatcher.Destination{
@@ -65,17 +65,25 @@ func buildDestinations(kind string, ds []config.Destination, log *slog.Logger) (
 			Retry:   retryPolicy(defaultSinkRetry),
 			Timeout: config.DefaultWebhookTimeout,
 		}
-		var sink sinks.Sink
+		if timeout, retry := d.Delivery(); timeout != nil {
+			dest.Timeout, dest.Retry = timeout.D(), retryPolicy(*retry)
+		}
+		var (
+			sink sinks.Sink
+			err  error
+		)
 		switch {
 		case d.Webhook != nil:
-			w, err := webhook.New(webhook.Config{URL: d.Webhook.URL, Secret: d.Webhook.Secret, Timeout: d.Webhook.Timeout.D()})
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", dest.Name, err)
-			}
-			sink, dest.Retry, dest.Timeout = w, retryPolicy(d.Webhook.Retry), d.Webhook.Timeout.D()
+			sink, err = webhook.New(webhook.Config{URL: d.Webhook.URL, Secret: d.Webhook.Secret, Timeout: d.Webhook.Timeout.D()})
 		case d.Log != nil:
 			sink = logsink.New(log)
 		default:
+			sink, err = prods.sink(d)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", dest.Name, err)
+		}
+		if sink == nil {
 			return nil, fmt.Errorf("%s: no sink configured", dest.Name)
 		}
 		dest.Sink = sink

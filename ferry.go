@@ -47,18 +47,19 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 
 // Server is a running Ferry: API, queue, dispatcher and outbox.
 type Server struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	queue    *embedded.Queue
-	registry *prometheus.Registry
-	tracer   *sdktrace.TracerProvider
-	runner   *dispatcher.TaskRunner
-	outbox   *dispatcher.Outbox
-	pollers  []*poller.Poller
-	http     *http.Server
-	ln       net.Listener
-	ready    atomic.Bool
-	closed   sync.Once
+	cfg       *config.Config
+	log       *slog.Logger
+	queue     *embedded.Queue
+	registry  *prometheus.Registry
+	tracer    *sdktrace.TracerProvider
+	runner    *dispatcher.TaskRunner
+	producers *producers
+	outbox    *dispatcher.Outbox
+	pollers   []*poller.Poller
+	http      *http.Server
+	ln        net.Listener
+	ready     atomic.Bool
+	closed    sync.Once
 }
 
 // New builds a Server from a validated config: it opens the store and binds
@@ -76,27 +77,41 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := dispatcher.NewMetrics(s.registry)
 
-	fns, err := buildFunctions(cfg, o.backends, log)
+	s.producers = newProducers(log)
+	fns, err := buildFunctions(cfg, o.backends, s.producers, log)
 	if err != nil {
+		_ = s.producers.Close()
 		return nil, err
 	}
-	tenantConc := map[string]int{}
-	for _, t := range cfg.Tenants {
-		tenantConc[t.Name] = t.MaxConcurrency
+	for _, w := range cfg.Warnings {
+		log.Warn("config: " + w.String())
 	}
-	d, err := dispatcher.New(dispatcher.Config{
-		Functions: fns, TenantConcurrency: tenantConc, MaxHops: cfg.LoopGuard.MaxHops, Metrics: metrics, Logger: log,
-	})
+	dc := dispatcher.Config{
+		Functions: fns, TenantConcurrency: map[string]int{},
+		TenantRates: map[string]dispatcher.RateLimit{}, FunctionRates: map[async.Lane]dispatcher.RateLimit{},
+		MaxHops: cfg.LoopGuard.MaxHops, TraceWindow: cfg.LoopGuard.TraceWindow.D(),
+		Tracer: s.tracer.Tracer("github.com/ferrydev/ferry"), Metrics: metrics, Logger: log,
+	}
+	for _, t := range cfg.Tenants {
+		dc.TenantConcurrency[t.Name] = t.MaxConcurrency
+		dc.TenantRates[t.Name] = dispatcher.RateLimit{PerSecond: t.Rate, Burst: t.Burst}
+	}
+	for _, f := range cfg.Functions {
+		dc.FunctionRates[async.Lane{Tenant: f.Tenant, Function: f.Name}] = dispatcher.RateLimit{PerSecond: f.Rate, Burst: f.Burst}
+	}
+	d, err := dispatcher.New(dc)
 	if err != nil {
 		return nil, err
 	}
 
-	if s.pollers, err = buildTriggers(cfg, d, poller.NewMetrics(s.registry), log); err != nil {
+	if s.pollers, err = buildTriggers(cfg, d, s.producers, poller.NewMetrics(s.registry), log); err != nil {
+		_ = s.producers.Close()
 		return nil, err
 	}
 
 	q, err := embedded.Open(cfg.Store.Embedded.Path, embedded.Options{Retention: cfg.Store.Retention.D(), Logger: log})
 	if err != nil {
+		_ = s.producers.Close()
 		return nil, fmt.Errorf("open store %s: %w", cfg.Store.Embedded.Path, err)
 	}
 	s.queue = q
@@ -118,6 +133,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.ln, err = net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		_ = q.Close()
+		_ = s.producers.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
 	}
 	return s, nil
@@ -195,13 +211,14 @@ func (s *Server) Run(ctx context.Context) error {
 // outboxWorkers bounds concurrent outcome delivery attempts.
 const outboxWorkers = 8
 
-// Close releases the store and the listener; Run calls it on return.
+// Close releases the store, the destinations' producers and the listener;
+// Run calls it on return.
 func (s *Server) Close() error {
 	var err error
 	s.closed.Do(func() {
 		_ = s.ln.Close()
 		_ = s.tracer.Shutdown(context.Background())
-		err = s.queue.Close()
+		err = errors.Join(s.producers.Close(), s.queue.Close())
 	})
 	return err
 }

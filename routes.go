@@ -2,6 +2,7 @@ package ferry
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,6 +27,7 @@ func (s *Server) routes(cfg *config.Config, q async.Queue, d *dispatcher.Dispatc
 			return d.Function(async.Lane{Tenant: tenant, Function: fn}) != nil
 		},
 		MaxQueued:  func(tenant string) int { return maxQueued[tenant] },
+		Admit:      admission(cfg),
 		MaxPayload: int64(cfg.Server.MaxPayload),
 		Tracer:     s.tracer.Tracer("github.com/ferrydev/ferry"),
 		Registerer: s.registry,
@@ -50,6 +52,28 @@ func (s *Server) routes(cfg *config.Config, q async.Queue, d *dispatcher.Dispatc
 		async.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// admission holds submissions to the tenants' and functions' rates, with
+// token buckets of their own: the dispatcher's buckets pace the
+// invocations of what was admitted (and of triggers).
+func admission(cfg *config.Config) func(tenant, function string) time.Duration {
+	rates := dispatcher.NewRates()
+	limited := false
+	for _, t := range cfg.Tenants {
+		rates.SetTenant(t.Name, t.Rate, t.Burst)
+		limited = limited || t.Rate > 0
+	}
+	for _, f := range cfg.Functions {
+		rates.SetFunction(async.Lane{Tenant: f.Tenant, Function: f.Name}, f.Rate, f.Burst)
+		limited = limited || f.Rate > 0
+	}
+	if !limited {
+		return nil
+	}
+	return func(tenant, function string) time.Duration {
+		return rates.Take(async.Lane{Tenant: tenant, Function: function}, time.Now())
+	}
 }
 
 // queueCollector exports the queue depth per tenant from the queue's

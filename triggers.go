@@ -15,7 +15,7 @@ import (
 )
 
 // buildTriggers builds a Poller per configured trigger.
-func buildTriggers(cfg *config.Config, d *dispatcher.Dispatcher, m *poller.Metrics, log *slog.Logger) ([]*poller.Poller, error) {
+func buildTriggers(cfg *config.Config, d *dispatcher.Dispatcher, prods *producers, m *poller.Metrics, log *slog.Logger) ([]*poller.Poller, error) {
 	var out []*poller.Poller
 	for i := range cfg.Triggers {
 		t := &cfg.Triggers[i]
@@ -32,7 +32,7 @@ func buildTriggers(cfg *config.Config, d *dispatcher.Dispatcher, m *poller.Metri
 		pc := poller.Config{
 			Name: t.Name, Kind: t.Source.Kind(), Source: src, Dispatcher: d, Function: fn,
 			BatchSize: t.Batch.Size, BatchWindow: t.Batch.Window.D(), BisectOnError: t.Batch.BisectOnError,
-			Concurrency: t.Concurrency, MaxHops: cfg.LoopGuard.MaxHops,
+			Concurrency: t.Concurrency,
 			DrainTimeout: cfg.Server.ShutdownTimeout.D(), Metrics: m, Logger: log,
 		}
 		if t.Retry != nil {
@@ -40,7 +40,7 @@ func buildTriggers(cfg *config.Config, d *dispatcher.Dispatcher, m *poller.Metri
 			pc.Retry = &r
 		}
 		if len(t.Destinations.OnFailure) > 0 {
-			if pc.OnFailure, err = buildDestinations("triggers["+t.Name+"].on_failure", t.Destinations.OnFailure, log); err != nil {
+			if pc.OnFailure, err = buildDestinations("triggers["+t.Name+"].on_failure", t.Destinations.OnFailure, prods, log); err != nil {
 				return nil, fmt.Errorf("trigger %s: %w", t.Name, err)
 			}
 		}

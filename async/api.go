@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,6 +31,7 @@ type TaskStore interface {
 	Enqueue(ctx context.Context, t *Task, maxQueued int) (*Task, bool, error)
 	Get(ctx context.Context, tenant, id string) (*Task, error)
 	Cancel(ctx context.Context, tenant, id string) (*Task, error)
+	Replay(ctx context.Context, tenant, id string) (*Task, error)
 	List(ctx context.Context, opts ListOptions) ([]*Task, string, error)
 }
 
@@ -41,6 +43,10 @@ type APIConfig struct {
 	Functions func(tenant, function string) bool
 	// MaxQueued returns a tenant's max_queued (<= 0: unlimited).
 	MaxQueued func(tenant string) int
+	// Admit takes a submission of the tenant's function against their
+	// rates: it returns 0 when admitted, else how long until it would be
+	// (the answer is then 429 with Retry-After). Nil admits everything.
+	Admit func(tenant, function string) time.Duration
 	// MaxPayload bounds a task's body in bytes. Defaults to 256 KiB.
 	MaxPayload int64
 	// Tracer starts a span per submission; the task carries its
@@ -77,6 +83,9 @@ func NewAPI(cfg APIConfig) *API {
 	if cfg.MaxQueued == nil {
 		cfg.MaxQueued = func(string) int { return 0 }
 	}
+	if cfg.Admit == nil {
+		cfg.Admit = func(string, string) time.Duration { return 0 }
+	}
 	a := &API{cfg: cfg, submits: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ferry_api_submissions_total",
 		Help: "Task submissions by tenant and result (accepted, duplicate, rejected code).",
@@ -91,6 +100,7 @@ func NewAPI(cfg APIConfig) *API {
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/v1/functions/{fn}/tasks", a.authed(a.submit, http.MethodPost))
 	mux.HandleFunc("/v1/tasks/{id}", a.authed(a.task, http.MethodGet, http.MethodDelete))
+	mux.HandleFunc("/v1/tasks/{id}/replay", a.authed(a.replay, http.MethodPost))
 	mux.HandleFunc("/v1/tasks", a.authed(a.list, http.MethodGet))
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -189,6 +199,12 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		Hops: hops, TraceParent: traceParent,
 		CreatedAt: now, UpdatedAt: now, ReadyAt: now.Add(delay),
 	}
+	if wait := a.cfg.Admit(tenant, fn); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		a.reject(w, tenant, http.StatusTooManyRequests, "rate_limited",
+			fmt.Sprintf("over the rate limit of tenant %q or function %q; retry after %s", tenant, fn, wait.Round(time.Millisecond)))
+		return
+	}
 	got, created, err := a.cfg.Store.Enqueue(r.Context(), t, a.cfg.MaxQueued(tenant))
 	switch {
 	case errors.Is(err, ErrQuotaExceeded):
@@ -242,6 +258,27 @@ func (a *API) task(w http.ResponseWriter, r *http.Request, tenant string) {
 	case err != nil:
 		a.unavailable(w, err)
 	default:
+		writeJSON(w, http.StatusOK, viewOf(t))
+	}
+}
+
+// replay queues a failed task again with a fresh retry budget.
+func (a *API) replay(w http.ResponseWriter, r *http.Request, tenant string) {
+	id := r.PathValue("id")
+	t, err := a.cfg.Store.Replay(r.Context(), tenant, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		WriteError(w, http.StatusNotFound, "task_not_found", fmt.Sprintf("task %q not found", id))
+	case errors.Is(err, ErrConflict):
+		msg := fmt.Sprintf("task %q is %s: only failed tasks can be replayed", id, t.Status)
+		if t.Status == StatusFailed {
+			msg = fmt.Sprintf("task %q: its outcome deliveries are still in progress; replay it once they are done", id)
+		}
+		WriteError(w, http.StatusConflict, "conflict", msg)
+	case err != nil:
+		a.unavailable(w, err)
+	default:
+		a.cfg.Logger.Info("task replayed", "task", id, "tenant", tenant, "function", t.Function, "replays", t.Replays)
 		writeJSON(w, http.StatusOK, viewOf(t))
 	}
 }

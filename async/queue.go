@@ -34,6 +34,8 @@ type Completion struct {
 	Status     Status
 	Output     []byte
 	OutputType string
+	// StatusCode is the backend's HTTP status, when it speaks HTTP.
+	StatusCode int
 	// Error is set when Status is StatusFailed.
 	Error *TaskError
 	// Attempted reports whether this lease invoked the backend, and so
@@ -104,6 +106,12 @@ type Queue interface {
 	// and returns it; ErrConflict (with the task) when it is running or
 	// finished, ErrNotFound when it does not exist for this tenant.
 	Cancel(ctx context.Context, tenant, id string) (*Task, error)
+	// Replay queues a failed task again, ready now, with a fresh retry
+	// budget (Attempts 0, max_age counted from now) and returns it;
+	// ErrConflict (with the task) when it has not failed or its outcome
+	// deliveries are still in progress, ErrNotFound when it does not exist
+	// for this tenant.
+	Replay(ctx context.Context, tenant, id string) (*Task, error)
 	// List returns one page of the tenant's tasks and the cursor of the
 	// next page ("" at the end). ErrBadCursor for a malformed cursor.
 	List(ctx context.Context, opts ListOptions) (tasks []*Task, next string, err error)

@@ -139,7 +139,12 @@ type Task struct {
 	Attempts int `json:"attempts"`
 	// Recoveries counts leases lost to a crash or expiry after which the task
 	// was queued again without spending an attempt.
-	Recoveries int       `json:"recoveries,omitempty"`
+	Recoveries int `json:"recoveries,omitempty"`
+	// Replays counts the times the failed task was queued again with a
+	// fresh retry budget (POST /v1/tasks/{id}/replay); ReplayedAt is the
+	// latest, from which retry.max_age then counts.
+	Replays    int       `json:"replays,omitempty"`
+	ReplayedAt time.Time `json:"replayed_at,omitzero"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	// ReadyAt is when a queued task may run next (delay or retry backoff).
@@ -150,13 +155,25 @@ type Task struct {
 	LeaseExpiresAt time.Time `json:"lease_expires_at,omitzero"`
 	FinishedAt     time.Time `json:"finished_at,omitzero"`
 
-	Output     []byte     `json:"output,omitempty"`
-	OutputType string     `json:"output_type,omitempty"`
+	Output     []byte `json:"output,omitempty"`
+	OutputType string `json:"output_type,omitempty"`
+	// StatusCode is the backend's HTTP status of the final attempt, when it
+	// speaks HTTP.
+	StatusCode int        `json:"status_code,omitempty"`
 	Error      *TaskError `json:"error,omitempty"`
 	// LastError is the error of the latest failed attempt, kept while the
 	// task waits for a retry and after it finishes.
 	LastError  *TaskError `json:"last_error,omitempty"`
 	Deliveries []Delivery `json:"deliveries,omitempty"`
+}
+
+// AgeFrom is when the task's retry.max_age starts: its creation, or its
+// latest replay.
+func (t *Task) AgeFrom() time.Time {
+	if t.ReplayedAt.After(t.CreatedAt) {
+		return t.ReplayedAt
+	}
+	return t.CreatedAt
 }
 
 // Lane returns the task's lane.

@@ -12,6 +12,7 @@ type taskView struct {
 	Function string `json:"function"`
 	Status   Status `json:"status"`
 	Attempts int    `json:"attempts"`
+	Replays  int    `json:"replays,omitempty"`
 	Hops     int    `json:"hops"`
 	// ScheduledAt is when a queued task runs next (delay or retry).
 	ScheduledAt *time.Time      `json:"scheduled_at,omitempty"`
@@ -26,7 +27,7 @@ type taskView struct {
 
 func viewOf(t *Task) taskView {
 	v := taskView{
-		ID: t.ID, Function: t.Function, Status: t.Status, Attempts: t.Attempts, Hops: t.Hops,
+		ID: t.ID, Function: t.Function, Status: t.Status, Attempts: t.Attempts, Replays: t.Replays, Hops: t.Hops,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 		Error: t.Error, LastError: t.LastError, Deliveries: t.Deliveries,
 	}

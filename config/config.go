@@ -45,6 +45,9 @@ type Config struct {
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
+	// Warnings are things valid but likely wrong (a function whose outcomes
+	// feed its own trigger), "FILE:LINE: warning: ..." each; set by Parse.
+	Warnings Problems `yaml:"-"`
 }
 
 // Server configures the HTTP API listener.
@@ -85,8 +88,13 @@ type RedisStore struct {
 // LoopGuard bounds invocation chains.
 type LoopGuard struct {
 	// MaxHops: an invocation whose hop count is at least MaxHops is not
-	// run and fails with loop_detected. Defaults to 16.
+	// run and fails with loop_detected; so is an invocation of a function
+	// that already ran MaxHops times in the same W3C trace within
+	// TraceWindow. Defaults to 16.
 	MaxHops int `yaml:"max_hops"`
+	// TraceWindow is how long invocations are counted per (trace id,
+	// function). Defaults to 10m.
+	TraceWindow Duration `yaml:"trace_window"`
 }
 
 // Dispatcher sizes the shared worker pool.
@@ -114,6 +122,13 @@ type Tenant struct {
 	MaxConcurrency int `yaml:"max_concurrency"`
 	// MaxQueued bounds the tenant's unfinished tasks. Defaults to 100000.
 	MaxQueued int `yaml:"max_queued"`
+	// Rate bounds the tenant's invocations per second (token bucket; 0:
+	// unlimited). Over it the API answers 429 with Retry-After, queued
+	// tasks wait and triggers slow down.
+	Rate float64 `yaml:"rate"`
+	// Burst is the token bucket's size. Defaults to a tenth of Rate, at
+	// least 1.
+	Burst int `yaml:"burst"`
 }
 
 // Function is an invocable target owned by a tenant.
@@ -122,9 +137,15 @@ type Function struct {
 	Tenant  string  `yaml:"tenant"`
 	Backend Backend `yaml:"backend"`
 	// MaxConcurrency bounds the function's invocations in flight. Defaults to 10.
-	MaxConcurrency int          `yaml:"max_concurrency"`
-	Retry          Retry        `yaml:"retry"`
-	Destinations   Destinations `yaml:"destinations"`
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// Rate bounds the function's invocations per second (token bucket; 0:
+	// unlimited), as Tenant.Rate.
+	Rate float64 `yaml:"rate"`
+	// Burst is the token bucket's size. Defaults to a tenth of Rate, at
+	// least 1.
+	Burst        int          `yaml:"burst"`
+	Retry        Retry        `yaml:"retry"`
+	Destinations Destinations `yaml:"destinations"`
 }
 
 // Backend selects how a function runs: exactly one of HTTP, Exec or Go.
@@ -185,8 +206,12 @@ type Destinations struct {
 
 // Destination is exactly one sink.
 type Destination struct {
-	Webhook *WebhookSink `yaml:"webhook"`
-	Log     *LogSink     `yaml:"log"`
+	Webhook  *WebhookSink  `yaml:"webhook"`
+	Kafka    *KafkaSink    `yaml:"kafka"`
+	RocketMQ *RocketMQSink `yaml:"rocketmq"`
+	RabbitMQ *RabbitMQSink `yaml:"rabbitmq"`
+	Redis    *RedisSink    `yaml:"redis"`
+	Log      *LogSink      `yaml:"log"`
 }
 
 // WebhookSink POSTs outcomes signed per Standard Webhooks.
@@ -204,15 +229,48 @@ type WebhookSink struct {
 // LogSink writes outcomes to Ferry's log.
 type LogSink struct{}
 
-// Kind returns the destination's sink kind ("webhook", "log").
+// Kind returns the destination's sink kind ("webhook", "kafka", "rocketmq",
+// "rabbitmq", "redis", "log"; "" when none is set).
 func (d Destination) Kind() string {
-	switch {
-	case d.Webhook != nil:
-		return "webhook"
-	case d.Log != nil:
-		return "log"
+	if k := d.kinds(); len(k) > 0 {
+		return k[0]
 	}
 	return ""
+}
+
+// kinds lists every sink kind set.
+func (d Destination) kinds() []string {
+	var k []string
+	for _, c := range []struct {
+		set  bool
+		name string
+	}{
+		{d.Webhook != nil, "webhook"}, {d.Kafka != nil, "kafka"}, {d.RocketMQ != nil, "rocketmq"},
+		{d.RabbitMQ != nil, "rabbitmq"}, {d.Redis != nil, "redis"}, {d.Log != nil, "log"},
+	} {
+		if c.set {
+			k = append(k, c.name)
+		}
+	}
+	return k
+}
+
+// Delivery returns the delivery timeout and retry policy of the
+// destination's sink (nil for the log sink, which cannot fail).
+func (d Destination) Delivery() (*Duration, *Retry) {
+	switch {
+	case d.Webhook != nil:
+		return &d.Webhook.Timeout, &d.Webhook.Retry
+	case d.Kafka != nil:
+		return &d.Kafka.Timeout, &d.Kafka.Retry
+	case d.RocketMQ != nil:
+		return &d.RocketMQ.Timeout, &d.RocketMQ.Retry
+	case d.RabbitMQ != nil:
+		return &d.RabbitMQ.Timeout, &d.RabbitMQ.Retry
+	case d.Redis != nil:
+		return &d.Redis.Timeout, &d.Redis.Retry
+	}
+	return nil, nil
 }
 
 // Timeout returns the per-attempt timeout of the backend.

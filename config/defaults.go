@@ -1,5 +1,7 @@
 package config
 
+import "math"
+
 // ApplyDefaults sets every zero field of c that has a default to its
 // Default* value; Parse calls it after decoding. A store with neither
 // embedded nor redis becomes embedded under ./data. It is idempotent.
@@ -19,6 +21,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Store.Retention, Duration(DefaultRetention))
 
 	setDefault(&c.LoopGuard.MaxHops, DefaultMaxHops)
+	setDefault(&c.LoopGuard.TraceWindow, Duration(DefaultTraceWindow))
 	setDefault(&c.Dispatcher.Workers, DefaultWorkers)
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
@@ -27,10 +30,12 @@ func (c *Config) ApplyDefaults() {
 		t := &c.Tenants[i]
 		setDefault(&t.MaxConcurrency, DefaultTenantConcurrency)
 		setDefault(&t.MaxQueued, DefaultMaxQueued)
+		setDefault(&t.Burst, defaultBurst(t.Rate))
 	}
 	for i := range c.Functions {
 		f := &c.Functions[i]
 		setDefault(&f.MaxConcurrency, DefaultFunctionConc)
+		setDefault(&f.Burst, defaultBurst(f.Rate))
 		if b := f.Backend.HTTP; b != nil {
 			setDefault(&b.Timeout, Duration(DefaultHTTPTimeout))
 		}
@@ -49,16 +54,6 @@ func (c *Config) ApplyDefaults() {
 	}
 }
 
-// destinationDefaults fills the sinks' timeouts and retry policies.
-func destinationDefaults(ds []Destination) {
-	for _, d := range ds {
-		if w := d.Webhook; w != nil {
-			setDefault(&w.Timeout, Duration(DefaultWebhookTimeout))
-			w.Retry.applyDefaults(DefaultSinkMaxAttempts, Duration(DefaultSinkMaxAge))
-		}
-	}
-}
-
 // applyDefaults fills a retry policy; only attempts and age differ between
 // functions and sinks.
 func (r *Retry) applyDefaults(attempts int, maxAge Duration) {
@@ -74,4 +69,13 @@ func setDefault[T comparable](p *T, def T) {
 	if *p == zero {
 		*p = def
 	}
+}
+
+// defaultBurst is a tenth of a second's worth of rate, at least 1 (0 when
+// there is no rate).
+func defaultBurst(rate float64) int {
+	if !(rate > 0) {
+		return 0
+	}
+	return max(1, int(math.Ceil(rate/10)))
 }

@@ -63,6 +63,8 @@ func parse(file string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	v.config(c)
 	problems := append(d.problems, v.problems...)
 	problems.sort()
+	v.warnings.sort()
+	c.Warnings = v.warnings
 	return c, problems
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -36,6 +37,14 @@ type validator struct {
 	lines    map[string]int // from the decoder; nil for a Config built in code
 	bad      []string       // paths the decoder already reported
 	problems Problems
+	warnings Problems
+}
+
+// warn records a warning about path: something valid that is likely a
+// mistake. Its message starts with "warning: ".
+func (v *validator) warn(path, format string, args ...any) {
+	msg := "warning: " + path + ": " + fmt.Sprintf(format, args...)
+	v.warnings = append(v.warnings, Problem{File: v.file, Line: v.line(path), Message: msg})
 }
 
 // report records msg about path unless the decoder already reported path,
@@ -100,6 +109,7 @@ func (v *validator) config(c *Config) {
 	v.tenants(c.Tenants)
 	v.functions(c)
 	v.triggers(c)
+	v.selfLoops(c)
 }
 
 func (v *validator) tenants(ts []Tenant) {
@@ -134,6 +144,7 @@ func (v *validator) tenants(ts []Tenant) {
 		}
 		v.atLeast(p+".max_concurrency", t.MaxConcurrency, 1)
 		v.atLeast(p+".max_queued", t.MaxQueued, 1)
+		v.rate(p, t.Rate, t.Burst)
 	}
 }
 
@@ -159,6 +170,7 @@ func (v *validator) functions(c *Config) {
 		}
 		v.backend(p+".backend", f.Backend)
 		v.atLeast(p+".max_concurrency", f.MaxConcurrency, 1)
+		v.rate(p, f.Rate, f.Burst)
 		v.retry(p+".retry", f.Retry)
 		v.destinations(p+".destinations.on_success", f.Destinations.OnSuccess)
 		v.destinations(p+".destinations.on_failure", f.Destinations.OnFailure)
@@ -183,25 +195,6 @@ func (v *validator) backend(p string, b Backend) {
 	v.exactlyOne(p, set, "http", "exec", "go")
 }
 
-func (v *validator) destinations(p string, ds []Destination) {
-	for i, d := range ds {
-		dp := fmt.Sprintf("%s[%d]", p, i)
-		var set []string
-		if w := d.Webhook; w != nil {
-			set = append(set, "webhook")
-			v.httpURL(dp+".webhook.url", w.URL)
-			if err := checkSecret(w.Secret); err != nil {
-				v.report(dp+".webhook.secret", nil, "%v", err)
-			}
-			v.retry(dp+".webhook.retry", w.Retry)
-		}
-		if d.Log != nil {
-			set = append(set, "log")
-		}
-		v.exactlyOne(dp, set, "webhook", "log")
-	}
-}
-
 func (v *validator) retry(p string, r Retry) {
 	v.atLeast(p+".max_attempts", r.MaxAttempts, 1)
 	if !(r.Multiplier >= 1) { // also catches NaN
@@ -216,6 +209,18 @@ func (v *validator) retry(p string, r Retry) {
 	}
 	if r.MaxAge <= 0 {
 		v.report(p+".max_age", nil, "must be greater than 0")
+	}
+}
+
+// rate checks an optional rate limit and its burst.
+func (v *validator) rate(p string, rate float64, burst int) {
+	switch {
+	case !(rate >= 0) || math.IsInf(rate, 0): // also catches NaN
+		v.report(p+".rate", nil, "must be a number of invocations per second, 0 (unlimited) or more, got %v", rate)
+	case rate > 0 && burst < 1:
+		v.report(p+".burst", nil, "must be at least 1, got %d", burst)
+	case rate == 0 && burst != 0:
+		v.report(p+".burst", []string{p + ".rate"}, "has no effect without rate")
 	}
 }
 

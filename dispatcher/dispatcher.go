@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/sinks"
 )
@@ -49,10 +51,23 @@ type Config struct {
 	Functions []*Function
 	// TenantConcurrency maps tenants to their max_concurrency.
 	TenantConcurrency map[string]int
-	// MaxHops is loop_guard.max_hops.
-	MaxHops int
+	// MaxHops is loop_guard.max_hops; TraceWindow is loop_guard.trace_window.
+	MaxHops     int
+	TraceWindow time.Duration
+	// TenantRates and FunctionRates set the rates (Limits.Rates).
+	TenantRates   map[string]RateLimit
+	FunctionRates map[async.Lane]RateLimit
+	// Tracer starts a span per attempt (nil: the invocation's traceparent
+	// goes to the backend as it is).
+	Tracer  trace.Tracer
 	Metrics *Metrics
 	Logger  *slog.Logger
+}
+
+// RateLimit is a token bucket: PerSecond tokens a second, Burst at most.
+type RateLimit struct {
+	PerSecond float64
+	Burst     int
 }
 
 // Dispatcher holds the functions, their middleware and the shared limits.
@@ -60,6 +75,7 @@ type Config struct {
 type Dispatcher struct {
 	functions map[async.Lane]*Function
 	limits    *Limits
+	guard     *LoopGuard
 	metrics   *Metrics
 	log       *slog.Logger
 }
@@ -76,8 +92,15 @@ func New(cfg Config) (*Dispatcher, error) {
 	if d.log == nil {
 		d.log = slog.Default()
 	}
+	d.guard = NewLoopGuard(cfg.MaxHops, cfg.TraceWindow, cfg.Metrics, d.log)
 	for t, n := range cfg.TenantConcurrency {
 		d.limits.SetTenant(t, n)
+	}
+	for t, r := range cfg.TenantRates {
+		d.limits.Rates().SetTenant(t, r.PerSecond, r.Burst)
+	}
+	for l, r := range cfg.FunctionRates {
+		d.limits.Rates().SetFunction(l, r.PerSecond, r.Burst)
 	}
 	for _, f := range cfg.Functions {
 		if f.Backend == nil {
@@ -89,7 +112,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		if _, dup := d.functions[f.Lane]; dup {
 			return nil, fmt.Errorf("function %s: defined twice", f.Lane)
 		}
-		f.invoker = Chain(f.Backend, Standard(cfg.Metrics, cfg.MaxHops, f.Timeout)...)
+		f.invoker = Chain(f.Backend, Standard(cfg.Metrics, d.guard, cfg.Tracer, f.Timeout)...)
 		d.functions[f.Lane] = f
 		d.limits.SetFunction(f.Lane, f.MaxConcurrency)
 	}
@@ -102,10 +125,20 @@ func (d *Dispatcher) Function(l async.Lane) *Function { return d.functions[l] }
 // Limits returns the shared concurrency limits.
 func (d *Dispatcher) Limits() *Limits { return d.limits }
 
+// LoopGuard returns the loop guard every invocation passes.
+func (d *Dispatcher) LoopGuard() *LoopGuard { return d.guard }
+
 // Invoke runs one attempt of fn through its middleware. The caller holds a
-// slot of fn's lane (Limits).
+// slot of fn's lane (Limits); the result adjusts the lane's adaptive
+// concurrency limit.
 func (d *Dispatcher) Invoke(ctx context.Context, fn *Function, inv *Invocation) (*Result, error) {
-	return fn.invoker.Invoke(ctx, inv)
+	start := time.Now()
+	res, err := fn.invoker.Invoke(ctx, inv)
+	if ctx.Err() == nil { // a shutdown says nothing about the backend
+		d.limits.Feedback(fn.Lane, start, SignalOf(err))
+		d.metrics.limit(fn.Lane, d.limits.Capacity(fn.Lane))
+	}
+	return res, err
 }
 
 // leaseTTL is the longest lease any function needs: its timeout plus a grace
@@ -135,16 +168,32 @@ func OutcomeOf(t *async.Task) *sinks.Outcome {
 		Hops:        t.Hops + 1,
 		Time:        t.FinishedAt,
 		TraceParent: t.TraceParent,
+		RequestContext: &sinks.RequestContext{
+			RequestID: t.ID, Condition: ConditionSuccess, Attempts: t.Attempts,
+			LastStatus: t.StatusCode, LastError: outcomeError(t.LastError), CreatedAt: t.CreatedAt,
+		},
 	}
 	if t.Status == async.StatusSucceeded {
 		o.Output = async.OutputJSON(t.Output)
 		return o
 	}
 	o.Type = sinks.TypeFailed
-	if t.Error != nil {
-		o.Error = &sinks.OutcomeError{Code: t.Error.Code, Message: t.Error.Message, HTTPStatus: t.Error.HTTPStatus}
+	o.Error = outcomeError(t.Error)
+	if o.Error != nil {
+		o.RequestContext.Condition = o.Error.Code
 	}
+	o.RequestPayload = async.OutputJSON(t.Payload)
 	return o
+}
+
+// ConditionSuccess is the RequestContext.Condition of a success.
+const ConditionSuccess = "success"
+
+func outcomeError(e *async.TaskError) *sinks.OutcomeError {
+	if e == nil {
+		return nil
+	}
+	return &sinks.OutcomeError{Code: e.Code, Message: e.Message, HTTPStatus: e.HTTPStatus}
 }
 
 // deliveriesFor lists the pending deliveries of an outcome.

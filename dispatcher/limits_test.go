@@ -112,7 +112,7 @@ func TestMiddleware(t *testing.T) {
 	panics := BackendFunc(func(context.Context, *Invocation) (*Result, error) { panic("boom") })
 
 	t.Run("LoopGuardRefusesAtMaxHops", func(t *testing.T) {
-		b := Chain(ok, Standard(nil, 16, time.Second)...)
+		b := Chain(ok, Standard(nil, NewLoopGuard(16, time.Minute, nil, nil), nil, time.Second)...)
 		_, err := b.Invoke(context.Background(), &Invocation{Hops: 16})
 		c := Classify(err)
 		if !errors.Is(err, ErrLoopDetected) || c.Code != async.CodeLoopDetected || !c.Permanent {
@@ -123,7 +123,7 @@ func TestMiddleware(t *testing.T) {
 		}
 	})
 	t.Run("BelowMaxHopsRuns", func(t *testing.T) {
-		b := Chain(ok, Standard(nil, 16, time.Second)...)
+		b := Chain(ok, Standard(nil, NewLoopGuard(16, time.Minute, nil, nil), nil, time.Second)...)
 		if _, err := b.Invoke(context.Background(), &Invocation{Hops: 15}); err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func TestMiddleware(t *testing.T) {
 		}
 	})
 	t.Run("RecoverNamesThePanicSite", func(t *testing.T) {
-		_, err := Chain(panics, Standard(nil, 16, time.Second)...).Invoke(context.Background(), &Invocation{})
+		_, err := Chain(panics, Standard(nil, NewLoopGuard(16, time.Minute, nil, nil), nil, time.Second)...).Invoke(context.Background(), &Invocation{})
 		var pe *PanicError
 		if !errors.As(err, &pe) || !strings.Contains(pe.Where, "limits_test.go:") || Classify(err).Permanent {
 			t.Fatalf("err = %v, want a retryable PanicError at limits_test.go", err)

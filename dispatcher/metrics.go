@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferrydev/ferry/async"
 )
 
 // Metrics are the dispatcher's Prometheus metrics. A nil *Metrics records
@@ -17,6 +19,8 @@ type Metrics struct {
 	outcomes   *prometheus.CounterVec
 	endToEnd   *prometheus.HistogramVec
 	deliveries *prometheus.CounterVec
+	loops      *prometheus.CounterVec
+	capacity   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -48,8 +52,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ferry_deliveries_total",
 			Help: "Outcome delivery attempts by sink kind and result (delivered, retried, failed).",
 		}, []string{"kind", "result"}),
+		loops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_loops_detected_total",
+			Help: "Invocations refused by the loop guard, by what caught them (hops, trace).",
+		}, []string{"tenant", "function", "by"}),
+		capacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ferry_function_concurrency_limit",
+			Help: "A function's concurrency limit now: max_concurrency, or less while its backend signals overload (adaptive, AIMD).",
+		}, []string{"tenant", "function"}),
 	}
-	reg.MustRegister(m.inFlight, m.attempts, m.attemptDur, m.outcomes, m.endToEnd, m.deliveries)
+	reg.MustRegister(m.inFlight, m.attempts, m.attemptDur, m.outcomes, m.endToEnd, m.deliveries, m.loops, m.capacity)
 	return m
 }
 
@@ -94,5 +106,17 @@ func (m *Metrics) finished(tenant, function, status string, age time.Duration) {
 func (m *Metrics) delivery(kind, result string) {
 	if m != nil {
 		m.deliveries.WithLabelValues(kind, result).Inc()
+	}
+}
+
+func (m *Metrics) loop(lane async.Lane, by string) {
+	if m != nil {
+		m.loops.WithLabelValues(lane.Tenant, lane.Function, by).Inc()
+	}
+}
+
+func (m *Metrics) limit(lane async.Lane, n int) {
+	if m != nil {
+		m.capacity.WithLabelValues(lane.Tenant, lane.Function).Set(float64(n))
 	}
 }

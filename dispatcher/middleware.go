@@ -7,18 +7,61 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferrydev/ferry/async"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Standard returns the middleware every function's backend runs behind, in
 // order (the first runs first): Recover turns a panic into an error,
 // metrics observe every attempt, the loop guard refuses over-deep chains
-// before anything else happens, and Timeout bounds the attempt.
-// Concurrency limits are taken before the work is pulled (see Limits), and
-// retries are decided on the result (see RetryPolicy), so neither is a
-// middleware.
-func Standard(m *Metrics, maxHops int, timeout time.Duration) []Middleware {
-	return []Middleware{Recover(), m.Observe(), LoopGuard(maxHops), Timeout(timeout)}
+// and trace loops before anything else happens, Trace starts the
+// invocation's span (its traceparent goes to the backend), and Timeout
+// bounds the attempt. Concurrency limits and rates are taken before the
+// work is pulled and the adaptive limit learns from each result (see
+// Limits), and retries are decided on the result (see RetryPolicy), so
+// none of them is a middleware.
+func Standard(m *Metrics, guard *LoopGuard, tracer trace.Tracer, timeout time.Duration) []Middleware {
+	return []Middleware{Recover(), m.Observe(), guard.Middleware(), Trace(tracer), Timeout(timeout)}
+}
+
+// Trace starts a span per attempt, a child of the invocation's
+// traceparent (a new trace when it has none), and sends the span's
+// traceparent to the backend, so what the function forwards stays in the
+// trace. A nil tracer leaves the invocation as it is.
+func Trace(tracer trace.Tracer) Middleware {
+	return func(next Backend) Backend {
+		if tracer == nil {
+			return next
+		}
+		prop := propagation.TraceContext{}
+		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
+			carrier := propagation.MapCarrier{}
+			if inv.TraceParent != "" {
+				carrier["traceparent"] = inv.TraceParent
+			}
+			ctx, span := tracer.Start(prop.Extract(ctx, carrier), "ferry.invoke "+inv.Function,
+				trace.WithSpanKind(trace.SpanKindClient),
+				trace.WithAttributes(
+					attribute.String("ferry.tenant", inv.Tenant), attribute.String("ferry.function", inv.Function),
+					attribute.String("ferry.id", inv.ID), attribute.Int("ferry.attempt", inv.Attempt),
+					attribute.Int("ferry.hops", inv.Hops)))
+			defer span.End()
+			out := propagation.MapCarrier{}
+			prop.Inject(ctx, out)
+			if tp := out["traceparent"]; tp != "" {
+				c := *inv
+				c.TraceParent = tp
+				inv = &c
+			}
+			res, err := next.Invoke(ctx, inv)
+			if err != nil {
+				span.SetStatus(codes.Error, Classify(err).Code)
+			}
+			return res, err
+		})
+	}
 }
 
 // Timeout bounds each attempt (d <= 0: no bound).
@@ -30,20 +73,6 @@ func Timeout(d time.Duration) Middleware {
 		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
 			ctx, cancel := context.WithTimeout(ctx, d)
 			defer cancel()
-			return next.Invoke(ctx, inv)
-		})
-	}
-}
-
-// LoopGuard refuses an invocation whose hop count has reached maxHops: the
-// backend is not called and the error is a permanent loop_detected.
-func LoopGuard(maxHops int) Middleware {
-	return func(next Backend) Backend {
-		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
-			if maxHops > 0 && inv.Hops >= maxHops {
-				return nil, Permanent(async.CodeLoopDetected,
-					fmt.Errorf("%w: hop count %d reached loop_guard.max_hops %d", ErrLoopDetected, inv.Hops, maxHops))
-			}
 			return next.Invoke(ctx, inv)
 		})
 	}

@@ -103,6 +103,9 @@ loop:
 				}()
 				break
 			}
+			if w := limits.RateWake(); !w.IsZero() && (next.IsZero() || w.Before(next)) {
+				next = w // a lane held back by its rate gets a token then
+			}
 			var wake <-chan time.Time
 			if !next.IsZero() {
 				timer.Reset(max(next.Sub(r.cfg.Now()), time.Millisecond))
@@ -153,7 +156,7 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task) {
 	res, err := r.d.Invoke(ctx, fn, inv)
 	if err == nil {
 		r.complete(t, fn, async.Completion{
-			Status: async.StatusSucceeded, Output: res.Output, OutputType: res.ContentType,
+			Status: async.StatusSucceeded, Output: res.Output, OutputType: res.ContentType, StatusCode: res.StatusCode,
 			Attempted: true, Deliveries: deliveriesFor(fn.OnSuccess),
 		})
 		return
@@ -169,7 +172,7 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task) {
 	if attempted {
 		attempts++
 	}
-	dec := fn.Retry.Decide(c, attempts, t.CreatedAt, r.cfg.Now())
+	dec := fn.Retry.Decide(c, attempts, t.AgeFrom(), r.cfg.Now())
 	if dec.Retry {
 		r.log.Info("attempt failed; retrying", "task", t.ID, "tenant", t.Tenant, "function", t.Function,
 			"attempt", attempts, "code", c.Code, "retry_at", dec.At)
@@ -182,7 +185,7 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task) {
 	}
 	final := &async.TaskError{Code: dec.Code, Message: FailureMessage(dec.Code, attempts, c), HTTPStatus: c.StatusCode}
 	r.complete(t, fn, async.Completion{
-		Status: async.StatusFailed, Error: final, Attempted: attempted, Deliveries: deliveriesFor(fn.OnFailure),
+		Status: async.StatusFailed, Error: final, StatusCode: c.StatusCode, Attempted: attempted, Deliveries: deliveriesFor(fn.OnFailure),
 	})
 }
 
@@ -211,6 +214,10 @@ func (r *TaskRunner) complete(t *async.Task, fn *Function, c async.Completion) {
 	now := r.cfg.Now()
 	done := t.Clone()
 	done.Status, done.Output, done.OutputType, done.Error = c.Status, c.Output, c.OutputType, c.Error
+	done.StatusCode = c.StatusCode
+	if c.Error != nil {
+		done.LastError = c.Error
+	}
 	if c.Attempted {
 		done.Attempts++
 	}

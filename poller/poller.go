@@ -39,8 +39,6 @@ type Config struct {
 	// OnFailure receives messages that failed for good (defaults to the
 	// function's on_failure).
 	OnFailure []dispatcher.Destination
-	// MaxHops is loop_guard.max_hops.
-	MaxHops int
 	// DrainTimeout bounds how long Run waits for the invocations in flight
 	// when its context ends. Defaults to 30s.
 	DrainTimeout time.Duration

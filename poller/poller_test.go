@@ -162,7 +162,7 @@ func start(t *testing.T, src *memSource, b dispatcher.Backend, maxConc int, tune
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := poller.Config{Name: "trig", Kind: "mem", Source: src, Dispatcher: d, Function: fn, MaxHops: 16, Logger: quiet}
+	cfg := poller.Config{Name: "trig", Kind: "mem", Source: src, Dispatcher: d, Function: fn, Logger: quiet}
 	if tune != nil {
 		tune(&cfg)
 	}

@@ -100,12 +100,10 @@ func (w *worker) collect(stop context.Context, readerDone <-chan struct{}) []*it
 // process refuses the messages that reached max_hops, then invokes the rest.
 func (w *worker) process(stop, work context.Context, items []*item) {
 	run := make([]*item, 0, len(items))
+	guard, lane := w.p.cfg.Dispatcher.LoopGuard(), w.p.cfg.Function.Lane
 	for _, it := range items {
-		if max := w.p.cfg.MaxHops; max > 0 && it.hops >= max {
-			w.fail(work, it, async.CodeLoopDetected, dispatcher.Classified{
-				Code: async.CodeLoopDetected, Permanent: true,
-				Message: fmt.Sprintf("%v: hop count %d reached loop_guard.max_hops %d", dispatcher.ErrLoopDetected, it.hops, max),
-			})
+		if err := guard.CheckHops(lane, it.hops, it.m.Headers[HeaderTraceParent]); err != nil {
+			w.fail(work, it, async.CodeLoopDetected, dispatcher.Classify(err))
 			continue
 		}
 		run = append(run, it)
@@ -128,12 +126,20 @@ func (w *worker) attempt(stop, work context.Context, items []*item) {
 		}
 		var c dispatcher.Classified
 		if err == nil {
-			var failed []*item
+			var failed, done []*item
 			if cfg.BatchSize > 1 {
 				failed = pick(items, ParseBatchFailures(res.Output))
 			}
 			for _, it := range items {
 				if !has(failed, it) {
+					done = append(done, it)
+				}
+			}
+			if err := w.onSuccess(work, done, res); err != nil {
+				w.p.log.Error("on_success delivery failed; leaving the messages for redelivery", "messages", len(done), "error", err)
+				w.handBack(done)
+			} else {
+				for _, it := range done {
 					w.succeed(it)
 				}
 			}
@@ -229,6 +235,34 @@ func carried(h map[string]string) map[string]string {
 	return out
 }
 
+// onSuccess delivers the outcome of a successful invocation of items to
+// the function's on_success destinations (one outcome per invocation: a
+// batch's names the batch) and waits until they have it.
+func (w *worker) onSuccess(ctx context.Context, items []*item, res *dispatcher.Result) error {
+	cfg := &w.p.cfg
+	if len(cfg.Function.OnSuccess) == 0 || len(items) == 0 {
+		return nil
+	}
+	first, hops, attempts := items[0], 0, 0
+	for _, it := range items {
+		hops, attempts = max(hops, it.hops), max(attempts, it.attempts+1)
+	}
+	id := first.m.ID
+	if cfg.BatchSize > 1 {
+		id = fmt.Sprintf("batch:%s+%d", first.m.ID, len(items))
+	}
+	o := &sinks.Outcome{
+		Type: sinks.TypeSucceeded, ID: id, Tenant: cfg.Function.Lane.Tenant, Function: cfg.Function.Lane.Function,
+		Status: string(async.StatusSucceeded), Attempts: attempts, Output: async.OutputJSON(res.Output),
+		Source: first.m.Source, Hops: hops + 1, Time: time.Now().UTC(), TraceParent: first.m.Headers[HeaderTraceParent],
+		RequestContext: &sinks.RequestContext{
+			RequestID: id, Condition: dispatcher.ConditionSuccess, Attempts: attempts, LastStatus: res.StatusCode,
+			Trigger: cfg.Name, CreatedAt: first.m.Time,
+		},
+	}
+	return cfg.Dispatcher.DeliverNow(ctx, cfg.Function.OnSuccess, o)
+}
+
 func (w *worker) succeed(it *item) {
 	w.p.settle(it.m, nil)
 	w.p.metrics.inflight(-1)
@@ -246,6 +280,12 @@ func (w *worker) fail(ctx context.Context, it *item, code string, c dispatcher.C
 		Status: string(async.StatusFailed), Attempts: it.attempts,
 		Error:  &sinks.OutcomeError{Code: code, Message: dispatcher.FailureMessage(code, it.attempts, c), HTTPStatus: c.StatusCode},
 		Source: it.m.Source, Hops: it.hops + 1, Time: time.Now().UTC(), TraceParent: it.m.Headers[HeaderTraceParent],
+		RequestContext: &sinks.RequestContext{
+			RequestID: it.m.ID, Condition: code, Attempts: it.attempts, LastStatus: c.StatusCode,
+			LastError: &sinks.OutcomeError{Code: c.Code, Message: c.Message, HTTPStatus: c.StatusCode},
+			Trigger: cfg.Name, CreatedAt: it.m.Time,
+		},
+		RequestPayload: async.OutputJSON(it.m.Payload),
 	}
 	w.p.log.Warn("message failed", "id", it.m.ID, "code", code, "attempts", it.attempts, "error", o.Error.Message)
 	if err := cfg.Dispatcher.DeliverNow(ctx, cfg.OnFailure, o); err != nil {

@@ -41,8 +41,36 @@ type Outcome struct {
 	// Hops is the hop count the outcome message carries (invocation hops+1).
 	Hops int       `json:"hops"`
 	Time time.Time `json:"time"`
+	// RequestContext describes the invocation that led to the outcome, as
+	// a cloud platform's destination record does.
+	RequestContext *RequestContext `json:"request_context,omitempty"`
+	// RequestPayload is the payload of the failed invocation (failure
+	// records only, so that a dead-letter consumer can process it again),
+	// as JSON when it is JSON, else a JSON string.
+	RequestPayload json.RawMessage `json:"request_payload,omitempty"`
 	// TraceParent travels as a header or property, not in the body.
 	TraceParent string `json:"-"`
+}
+
+// RequestContext is the request side of an outcome record.
+type RequestContext struct {
+	// RequestID is the task id or the message id (ce-id).
+	RequestID string `json:"request_id"`
+	// Condition is "success", or the failure code (retries_exhausted,
+	// rejected, max_age_exceeded, loop_detected, ...).
+	Condition string `json:"condition"`
+	// Attempts counts the backend attempts made.
+	Attempts int `json:"attempts"`
+	// LastStatus is the HTTP status of the last attempt, when the backend
+	// speaks HTTP.
+	LastStatus int `json:"last_status,omitempty"`
+	// LastError is the error of the last failed attempt, if any (also on a
+	// success after retries).
+	LastError *OutcomeError `json:"last_error,omitempty"`
+	// Trigger names the trigger of a poller invocation.
+	Trigger string `json:"trigger,omitempty"`
+	// CreatedAt is when the task was accepted or the message produced.
+	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
 // Sink delivers an outcome to one destination. Deliver returns nil only

@@ -118,6 +118,7 @@ func (q *Queue) Complete(ctx context.Context, id string, token uint64, c async.C
 		}
 		t.Output = append([]byte(nil), c.Output...)
 		t.OutputType = c.OutputType
+		t.StatusCode = c.StatusCode
 		t.Error = nil
 		if c.Status == async.StatusFailed {
 			t.Error, t.LastError = c.Error, c.Error
@@ -265,6 +266,54 @@ func (q *Queue) Cancel(ctx context.Context, tenant, id string) (*async.Task, err
 	}
 	q.mu.Lock()
 	q.idx.remove(e)
+	q.mu.Unlock()
+	return t, nil
+}
+
+// Replay queues a failed task again with a fresh retry budget (synced) and
+// returns it. A task that has not failed, or whose outcome deliveries are
+// still pending, is returned with async.ErrConflict; another tenant's task
+// is async.ErrNotFound.
+func (q *Queue) Replay(ctx context.Context, tenant, id string) (*async.Task, error) {
+	if err := q.begin("replay"); err != nil {
+		return nil, err
+	}
+	defer q.end()
+	lk := q.stripe(id)
+	lk.Lock()
+	defer lk.Unlock()
+
+	t, err := q.readTask(id)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil || t.Tenant != tenant {
+		return nil, fmt.Errorf("embedded: replay %s: %w", id, async.ErrNotFound)
+	}
+	switch {
+	case t.Status != async.StatusFailed:
+		return t, fmt.Errorf("embedded: replay %s: only a failed task can be replayed; this one is %s: %w", id, t.Status, async.ErrConflict)
+	case hasPending(t):
+		return t, fmt.Errorf("embedded: replay %s: its outcome deliveries are still in progress: %w", id, async.ErrConflict)
+	}
+	now := q.now()
+	t.Status, t.Attempts, t.Error = async.StatusQueued, 0, nil
+	t.Output, t.OutputType, t.StatusCode, t.Deliveries = nil, "", 0, nil
+	t.Replays++
+	t.ReplayedAt, t.ReadyAt, t.UpdatedAt, t.FinishedAt = now, now, now, time.Time{}
+	b := q.db.NewBatch()
+	defer b.Close()
+	// The finished task's expiry key stays: the sweep skips unfinished tasks.
+	if err := setJSON(b, taskKey(id), t); err != nil {
+		return nil, fmt.Errorf("embedded: replay: %w", err)
+	}
+	if err := q.commit(b, pebble.Sync, "replay"); err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	delete(q.pending, id)
+	q.idx.add(id, t.Lane(), t.ReadyAt, t.Lease)
+	q.signal()
 	q.mu.Unlock()
 	return t, nil
 }

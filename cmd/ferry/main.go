@@ -85,9 +85,13 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	if _, err := config.Load(path); err != nil {
+	cfg, err := config.Load(path)
+	if err != nil {
 		printProblems(stdout, path, err)
 		return 1
+	}
+	if len(cfg.Warnings) > 0 {
+		fmt.Fprintln(stdout, cfg.Warnings.Error())
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return 0

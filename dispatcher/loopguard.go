@@ -1,0 +1,158 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ferrydev/ferry/async"
+)
+
+// LoopGuard stops invocation chains that would run for ever: a function
+// whose output lands where it is triggered from. It refuses an invocation
+//   - whose hop count has reached maxHops (every output Ferry emits carries
+//     the invocation's hop count + 1), or
+//   - of a function that already ran maxHops times in the same W3C trace
+//     within the trace window, which catches code that forwards
+//     traceparent but drops ferry-hops.
+//
+// A refused invocation fails with the permanent error loop_detected (never
+// retried; it goes to on_failure), is counted in
+// ferry_loops_detected_total and logged as a warning naming the function
+// and the trace. Only first attempts are counted per trace, so retries of
+// one event never look like a loop.
+type LoopGuard struct {
+	maxHops int
+	traces  *traceCounter // nil: trace counting off
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// NewLoopGuard returns a LoopGuard (maxHops <= 0: off; window <= 0: no
+// trace counting).
+func NewLoopGuard(maxHops int, window time.Duration, m *Metrics, log *slog.Logger) *LoopGuard {
+	g := &LoopGuard{maxHops: maxHops, metrics: m, log: log}
+	if log == nil {
+		g.log = slog.Default()
+	}
+	if maxHops > 0 && window > 0 {
+		g.traces = newTraceCounter(window, maxTraceEntries)
+	}
+	return g
+}
+
+// CheckHops returns a loop_detected error when hops has reached maxHops,
+// after counting and logging it.
+func (g *LoopGuard) CheckHops(lane async.Lane, hops int, traceParent string) error {
+	if g == nil || g.maxHops <= 0 || hops < g.maxHops {
+		return nil
+	}
+	g.detected(lane, "hops", traceParent, "hops", hops)
+	return Permanent(async.CodeLoopDetected,
+		fmt.Errorf("%w: hop count %d reached loop_guard.max_hops %d", ErrLoopDetected, hops, g.maxHops))
+}
+
+// checkTrace counts a first attempt of lane in its trace and returns a
+// loop_detected error when lane already ran maxHops times in it.
+func (g *LoopGuard) checkTrace(lane async.Lane, inv *Invocation, now time.Time) error {
+	if g.traces == nil || inv.TraceParent == "" || inv.Attempt > 1 {
+		return nil
+	}
+	tid := traceID(inv.TraceParent)
+	if !tid.IsValid() {
+		return nil
+	}
+	n, ok := g.traces.add(traceKey{trace: tid, lane: lane}, g.maxHops, now)
+	if ok {
+		return nil
+	}
+	g.detected(lane, "trace", inv.TraceParent, "invocations_in_trace", n)
+	return Permanent(async.CodeLoopDetected, fmt.Errorf("%w: function already ran %d times in trace %s (loop_guard.max_hops %d)",
+		ErrLoopDetected, n, tid, g.maxHops))
+}
+
+func (g *LoopGuard) detected(lane async.Lane, by, traceParent string, k string, n int) {
+	g.metrics.loop(lane, by)
+	g.log.Warn("loop detected: invocation refused", "tenant", lane.Tenant, "function", lane.Function,
+		"by", by, k, n, "max_hops", g.maxHops, "trace_id", traceID(traceParent).String())
+}
+
+// Middleware refuses invocations as CheckHops and the trace count say.
+func (g *LoopGuard) Middleware() Middleware {
+	return func(next Backend) Backend {
+		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
+			lane := async.Lane{Tenant: inv.Tenant, Function: inv.Function}
+			if err := g.CheckHops(lane, inv.Hops, inv.TraceParent); err != nil {
+				return nil, err
+			}
+			if err := g.checkTrace(lane, inv, time.Now()); err != nil {
+				return nil, err
+			}
+			return next.Invoke(ctx, inv)
+		})
+	}
+}
+
+// traceID extracts the trace id of a W3C traceparent (invalid when
+// malformed or empty).
+func traceID(traceParent string) trace.TraceID {
+	if traceParent == "" {
+		return trace.TraceID{}
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceParent})
+	return trace.SpanContextFromContext(ctx).TraceID()
+}
+
+// maxTraceEntries bounds the trace counter's memory (about 100 bytes per
+// entry); past it, the window shortens.
+const maxTraceEntries = 1 << 20
+
+type traceKey struct {
+	trace trace.TraceID
+	lane  async.Lane
+}
+
+// traceCounter counts invocations per (trace, lane) over a sliding window
+// made of two generations of half a window each: a count lives between
+// half a window and a whole window. A generation that reaches maxEntries
+// is retired early, which bounds memory at the cost of a shorter window
+// under very high rates of distinct traces (hop counting stays exact).
+type traceCounter struct {
+	mu         sync.Mutex
+	half       time.Duration
+	maxEntries int
+	cur, prev  map[traceKey]int
+	started    time.Time
+}
+
+func newTraceCounter(window time.Duration, maxEntries int) *traceCounter {
+	return &traceCounter{half: window / 2, maxEntries: maxEntries, cur: map[traceKey]int{}, prev: map[traceKey]int{}}
+}
+
+// add counts one invocation of k unless k already has limit; it returns
+// the count before this one and whether it was counted.
+func (c *traceCounter) add(k traceKey, limit int, now time.Time) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.Sub(c.started) >= c.half || len(c.cur) >= c.maxEntries {
+		if now.Sub(c.started) >= 2*c.half { // both generations are older than the window
+			clear(c.cur)
+			clear(c.prev)
+		} else {
+			c.prev, c.cur = c.cur, c.prev
+			clear(c.cur)
+		}
+		c.started = now
+	}
+	n := c.cur[k] + c.prev[k]
+	if n >= limit {
+		return n, false
+	}
+	c.cur[k]++
+	return n, true
+}

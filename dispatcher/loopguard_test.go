@@ -1,0 +1,157 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/ferrydev/ferry/async"
+)
+
+var quietLog = slog.New(slog.DiscardHandler)
+
+const tp1 = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+func TestLoopGuardHops(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	g := NewLoopGuard(4, time.Minute, m, quietLog)
+	calls := 0
+	b := Chain(BackendFunc(func(context.Context, *Invocation) (*Result, error) { calls++; return &Result{}, nil }), g.Middleware())
+	for hops, wantRun := range []bool{true, true, true, true, false, false} {
+		_, err := b.Invoke(context.Background(), &Invocation{Tenant: "t", Function: "f", Hops: hops, Attempt: 1})
+		if ran := err == nil; ran != wantRun {
+			t.Fatalf("hops %d: ran = %v (err %v), want %v", hops, ran, err, wantRun)
+		}
+		if err != nil && (!errors.Is(err, ErrLoopDetected) || Classify(err).Code != async.CodeLoopDetected || !Classify(err).Permanent) {
+			t.Fatalf("hops %d: error %v, want a permanent loop_detected", hops, err)
+		}
+	}
+	if calls != 4 {
+		t.Errorf("backend ran %d times, want 4 (hops 0..3 with max_hops 4)", calls)
+	}
+	if n := testutil.ToFloat64(m.loops.WithLabelValues("t", "f", "hops")); n != 2 {
+		t.Errorf("ferry_loops_detected_total{by=hops} = %v, want 2", n)
+	}
+}
+
+func TestLoopGuardTrace(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		inv     func(i int) *Invocation
+		wantRun int
+	}{
+		// Code that forwards traceparent but drops ferry-hops: every
+		// invocation arrives with 0 hops, in the same trace.
+		{"SameTraceNoHops", func(i int) *Invocation {
+			return &Invocation{ID: fmt.Sprint(i), Tenant: "t", Function: "f", TraceParent: tp1, Attempt: 1}
+		}, 5},
+		// Retries of one event are not a loop.
+		{"RetriesNotCounted", func(i int) *Invocation {
+			return &Invocation{ID: "x", Tenant: "t", Function: "f", TraceParent: tp1, Attempt: i + 1}
+		}, 20},
+		{"DistinctTraces", func(i int) *Invocation {
+			return &Invocation{ID: fmt.Sprint(i), Tenant: "t", Function: "f", Attempt: 1,
+				TraceParent: fmt.Sprintf("00-%032x-b7ad6b7169203331-01", i+1)}
+		}, 20},
+		// Other functions of the trace have their own counts.
+		{"OtherFunctions", func(i int) *Invocation {
+			return &Invocation{ID: fmt.Sprint(i), Tenant: "t", Function: fmt.Sprint("f", i%4), TraceParent: tp1, Attempt: 1}
+		}, 20},
+		{"NoTrace", func(i int) *Invocation { return &Invocation{ID: fmt.Sprint(i), Tenant: "t", Function: "f", Attempt: 1} }, 20},
+		{"MalformedTrace", func(i int) *Invocation {
+			return &Invocation{ID: fmt.Sprint(i), Tenant: "t", Function: "f", TraceParent: "00-zz-yy-01", Attempt: 1}
+		}, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewLoopGuard(5, time.Minute, nil, quietLog)
+			b := Chain(BackendFunc(func(context.Context, *Invocation) (*Result, error) { return &Result{}, nil }), g.Middleware())
+			ran := 0
+			for i := range 20 {
+				_, err := b.Invoke(context.Background(), tt.inv(i))
+				switch {
+				case err == nil:
+					ran++
+				case !errors.Is(err, ErrLoopDetected):
+					t.Fatalf("invocation %d: %v", i, err)
+				}
+			}
+			if ran != tt.wantRun {
+				t.Errorf("%d of 20 invocations ran, want %d", ran, tt.wantRun)
+			}
+		})
+	}
+}
+
+func TestTraceCounterWindow(t *testing.T) {
+	t.Parallel()
+	c := newTraceCounter(time.Minute, 1000)
+	k := traceKey{trace: traceID(tp1), lane: async.Lane{Tenant: "t", Function: "f"}}
+	t0 := time.Unix(1000, 0)
+	for i := range 3 {
+		if _, ok := c.add(k, 3, t0.Add(time.Duration(i)*time.Second)); !ok {
+			t.Fatalf("add %d refused", i)
+		}
+	}
+	if n, ok := c.add(k, 3, t0.Add(10*time.Second)); ok || n != 3 {
+		t.Fatalf("4th add within the window = (%d, %v), want (3, false)", n, ok)
+	}
+	// Half a window later the counts are in the old generation: still counted.
+	if _, ok := c.add(k, 3, t0.Add(40*time.Second)); ok {
+		t.Fatal("counts forgotten after half a window")
+	}
+	// A whole window later they are gone.
+	if _, ok := c.add(k, 3, t0.Add(2*time.Minute)); !ok {
+		t.Fatal("counts kept after the window")
+	}
+}
+
+func TestTraceCounterBoundsMemory(t *testing.T) {
+	t.Parallel()
+	c := newTraceCounter(time.Hour, 100)
+	now := time.Unix(1000, 0)
+	for i := range 1000 {
+		k := traceKey{lane: async.Lane{Tenant: "t", Function: fmt.Sprint(i)}}
+		c.add(k, 16, now)
+	}
+	if n := len(c.cur) + len(c.prev); n > 200 {
+		t.Errorf("counter holds %d entries, want at most 2 × 100", n)
+	}
+}
+
+func TestTraceMiddlewareKeepsTheTrace(t *testing.T) {
+	t.Parallel()
+	tracer := sdktrace.NewTracerProvider().Tracer("test")
+	var got []string
+	b := Chain(BackendFunc(func(_ context.Context, inv *Invocation) (*Result, error) {
+		got = append(got, inv.TraceParent)
+		return &Result{}, nil
+	}), Trace(tracer))
+	in := &Invocation{TraceParent: tp1}
+	if _, err := b.Invoke(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Invoke(context.Background(), &Invocation{}); err != nil {
+		t.Fatal(err)
+	}
+	if traceID(got[0]) != traceID(tp1) || got[0] == tp1 {
+		t.Errorf("backend traceparent %q: want a child span of %q (same trace id, new span id)", got[0], tp1)
+	}
+	if in.TraceParent != tp1 {
+		t.Errorf("the caller's invocation was changed: %q", in.TraceParent)
+	}
+	if !traceID(got[1]).IsValid() {
+		t.Errorf("an invocation without a trace got traceparent %q, want a new trace", got[1])
+	}
+}

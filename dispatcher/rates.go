@@ -1,0 +1,87 @@
+package dispatcher
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/ferrydev/ferry/async"
+)
+
+// Rates are token buckets of invocations per second, per tenant and per
+// function (lane). A lane is within its rate when both its own bucket and
+// its tenant's have a token. Tenants and lanes without a rate are
+// unlimited. Rates is safe for concurrent use.
+type Rates struct {
+	mu      sync.Mutex
+	tenants map[string]*rate.Limiter
+	lanes   map[async.Lane]*rate.Limiter
+}
+
+// NewRates returns Rates with no rate set.
+func NewRates() *Rates {
+	return &Rates{tenants: map[string]*rate.Limiter{}, lanes: map[async.Lane]*rate.Limiter{}}
+}
+
+// SetTenant sets a tenant's rate (perSecond <= 0: unlimited) and burst
+// (the bucket's size, at least 1).
+func (r *Rates) SetTenant(tenant string, perSecond float64, burst int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	set(r.tenants, tenant, perSecond, burst)
+}
+
+// SetFunction sets a lane's rate and burst, as SetTenant.
+func (r *Rates) SetFunction(lane async.Lane, perSecond float64, burst int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	set(r.lanes, lane, perSecond, burst)
+}
+
+func set[K comparable](m map[K]*rate.Limiter, k K, perSecond float64, burst int) {
+	if !(perSecond > 0) {
+		delete(m, k)
+		return
+	}
+	m[k] = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
+}
+
+// Wait returns how long until lane is within its rate (0: now), without
+// taking a token.
+func (r *Rates) Wait(lane async.Lane, now time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return max(wait(r.tenants[lane.Tenant], now), wait(r.lanes[lane], now))
+}
+
+// Take takes a token from lane's bucket and its tenant's when both have
+// one and returns 0; else it takes nothing and returns how long until
+// both will have one.
+func (r *Rates) Take(lane async.Lane, now time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, f := r.tenants[lane.Tenant], r.lanes[lane]
+	if w := max(wait(t, now), wait(f, now)); w > 0 {
+		return w
+	}
+	for _, l := range []*rate.Limiter{t, f} {
+		if l != nil {
+			l.AllowN(now, 1)
+		}
+	}
+	return 0
+}
+
+// wait returns how long until l has a whole token (0 for a nil l).
+func wait(l *rate.Limiter, now time.Time) time.Duration {
+	if l == nil {
+		return 0
+	}
+	missing := 1 - l.TokensAt(now)
+	if missing <= 0 {
+		return 0
+	}
+	return max(time.Duration(math.Ceil(missing/float64(l.Limit())*float64(time.Second))), time.Millisecond)
+}
