@@ -1,6 +1,7 @@
 package async_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/async/embedded"
@@ -215,5 +217,90 @@ func TestAPIStoreUnavailable(t *testing.T) {
 		if r := call(t, srv, "GET", path, "key-a", "", nil); r.status != http.StatusServiceUnavailable {
 			t.Fatalf("GET %s with the store closed = %d, want 503", path, r.status)
 		}
+	}
+}
+
+func TestAPIReplay(t *testing.T) {
+	srv, q := newAPI(t)
+	ctx := context.Background()
+	id := call(t, srv, "POST", "/v1/functions/f/tasks", "key-a", "x", nil).body["id"].(string)
+	l, _, err := q.Lease(ctx, nil, time.Minute)
+	if err != nil || l == nil {
+		t.Fatalf("lease: %v", err)
+	}
+	if r := call(t, srv, "POST", "/v1/tasks/"+id+"/replay", "key-a", "", nil); r.status != 409 || errCode(r) != "conflict" {
+		t.Fatalf("replay of a running task: %d %v, want 409 conflict", r.status, r.body)
+	}
+	fail := async.Completion{Status: async.StatusFailed, Attempted: true,
+		Error: &async.TaskError{Code: async.CodeRetriesExhausted, Message: "gave up after 3 attempts", HTTPStatus: 503}}
+	if err := q.Complete(ctx, id, l.Lease, fail); err != nil {
+		t.Fatal(err)
+	}
+	list := call(t, srv, "GET", "/v1/tasks?status=failed", "key-a", "", nil)
+	tasks, _ := list.body["tasks"].([]any)
+	if len(tasks) != 1 {
+		t.Fatalf("GET /v1/tasks?status=failed: %v", list.body)
+	}
+	if v := tasks[0].(map[string]any); v["attempts"] != 1.0 || v["error"].(map[string]any)["code"] != async.CodeRetriesExhausted {
+		t.Fatalf("failed task in the list lacks attempts or error: %v", v)
+	}
+	for _, tc := range []struct {
+		name, key, method string
+		status            int
+		code              string
+	}{
+		{"OtherTenant", "key-b", "POST", 404, "task_not_found"},
+		{"NoKey", "", "POST", 401, "unauthorized"},
+		{"WrongMethod", "key-a", "GET", 405, "method_not_allowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := call(t, srv, tc.method, "/v1/tasks/"+id+"/replay", tc.key, "", nil); r.status != tc.status || errCode(r) != tc.code {
+				t.Fatalf("%d %v, want %d %s", r.status, r.body, tc.status, tc.code)
+			}
+		})
+	}
+	r := call(t, srv, "POST", "/v1/tasks/"+id+"/replay", "key-a", "", nil)
+	if r.status != 200 || r.body["status"] != "queued" || r.body["attempts"] != 0.0 || r.body["replays"] != 1.0 {
+		t.Fatalf("replay: %d %v, want 200 queued, 0 attempts, 1 replay", r.status, r.body)
+	}
+	if g := call(t, srv, "GET", "/v1/tasks/"+id, "key-a", "", nil); g.body["status"] != "queued" {
+		t.Fatalf("after replay: %v", g.body)
+	}
+}
+
+func TestAPIRateLimited(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	q, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	admitted := 0
+	api := async.NewAPI(async.APIConfig{
+		Store: q, Auth: async.NewAuth(map[string][]string{"a": {"key-a"}}), Logger: quiet,
+		Functions: func(string, string) bool { return true },
+		Admit: func(tenant, fn string) time.Duration {
+			if admitted < 2 {
+				admitted++
+				return 0
+			}
+			return 1500 * time.Millisecond
+		},
+	})
+	mux := http.NewServeMux()
+	api.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	for i, want := range []int{202, 202, 429, 429} {
+		r := call(t, srv, "POST", "/v1/functions/f/tasks", "key-a", "x", nil)
+		if r.status != want {
+			t.Fatalf("submit %d: %d %v, want %d", i, r.status, r.body, want)
+		}
+		if want == 429 && (errCode(r) != "rate_limited" || r.header.Get("Retry-After") != "2") {
+			t.Fatalf("429 without rate_limited and Retry-After 2: %v %v", r.header, r.body)
+		}
+	}
+	if st := q.Stats(); len(st) != 1 || st[0].Queued != 2 {
+		t.Fatalf("queued tasks %+v, want the 2 admitted only", st)
 	}
 }
