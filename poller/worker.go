@@ -283,7 +283,7 @@ func (w *worker) fail(ctx context.Context, it *item, code string, c dispatcher.C
 		RequestContext: &sinks.RequestContext{
 			RequestID: it.m.ID, Condition: code, Attempts: it.attempts, LastStatus: c.StatusCode,
 			LastError: &sinks.OutcomeError{Code: c.Code, Message: c.Message, HTTPStatus: c.StatusCode},
-			Trigger: cfg.Name, CreatedAt: it.m.Time,
+			Trigger:   cfg.Name, CreatedAt: it.m.Time,
 		},
 		RequestPayload: async.OutputJSON(it.m.Payload),
 	}

@@ -289,11 +289,21 @@ func replayID(t *testing.T, f *ferryProc, hdr map[string]string) string {
 // next_cursor until it is empty, and checks each page's filters.
 func listIDs(t *testing.T, f *ferryProc, query string, limit int) []string {
 	t.Helper()
+	var ids []string
+	for _, v := range listTasks(t, f, query, limit) {
+		ids = append(ids, v.ID)
+	}
+	return ids
+}
+
+// listTasks is listIDs returning the tasks.
+func listTasks(t *testing.T, f *ferryProc, query string, limit int) []taskView {
+	t.Helper()
 	q, err := url.ParseQuery(query)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
+	var tasks []taskView
 	cursor := ""
 	for page := 0; ; page++ {
 		if page > 100 {
@@ -322,10 +332,10 @@ func listIDs(t *testing.T, f *ferryProc, query string, limit int) []string {
 			if st := q.Get("status"); st != "" && v.Status != st {
 				t.Errorf("list %q returned task %s with status %s", query, v.ID, v.Status)
 			}
-			ids = append(ids, v.ID)
+			tasks = append(tasks, v)
 		}
 		if *l.NextCursor == "" {
-			return ids
+			return tasks
 		}
 		if strings.TrimSpace(*l.NextCursor) == cursor {
 			t.Fatalf("list %q: next_cursor did not move", query)

@@ -27,11 +27,13 @@ type taskView struct {
 	Function   string          `json:"function"`
 	Status     string          `json:"status"`
 	Attempts   int             `json:"attempts"`
+	Replays    int             `json:"replays"`
 	Hops       int             `json:"hops"`
 	CreatedAt  time.Time       `json:"created_at"`
 	UpdatedAt  time.Time       `json:"updated_at"`
 	Output     json.RawMessage `json:"output"`
 	Error      *apiError       `json:"error"`
+	LastError  *apiError       `json:"last_error"`
 	Deliveries []struct {
 		Destination string `json:"destination"`
 		Kind        string `json:"kind"`
@@ -53,6 +55,14 @@ func (r response) task(t *testing.T) taskView {
 		t.Fatalf("answer %d is not a task: %v: %s", r.status, err, r.body)
 	}
 	return v
+}
+
+// as returns a client of the same process whose requests carry key. Use
+// it, rather than changing f.key, to act as several tenants at once.
+func (f *ferryProc) as(key string) *ferryProc {
+	c := *f
+	c.key = key
+	return &c
 }
 
 // do sends one API request. hdr may set Authorization; an empty value

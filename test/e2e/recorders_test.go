@@ -31,6 +31,9 @@ type reply struct {
 	// Hold delays the answer (simulated work); a client that goes away
 	// meanwhile leaves the call not Completed.
 	Hold time.Duration
+	// Done, when set, runs when the handler returns (after Hold, or once
+	// the client went away); a small answer is not yet flushed then.
+	Done func()
 }
 
 // backend is a recording HTTP function. Behave chooses the answer of each
@@ -72,6 +75,9 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	rep := reply{Status: http.StatusOK, Body: body, Header: map[string]string{"Content-Type": r.Header.Get("Content-Type")}}
 	if b.behave != nil {
 		rep = b.behave(c, n)
+	}
+	if rep.Done != nil {
+		defer rep.Done()
 	}
 	if rep.Hold > 0 {
 		timer := time.NewTimer(rep.Hold)

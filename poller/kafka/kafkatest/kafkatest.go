@@ -90,9 +90,18 @@ func (b *Broker) CreateTopic(t testing.TB, scopes int) *Topic {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
-		res, err := c.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: []string{name}})
-		if err == nil {
-			err = res.Errors[name]
+		// After a broker restart the first request on a pooled connection
+		// fails (unexpected EOF): a fresh client, and one retry.
+		var err error
+		for range 2 {
+			var res *kafkago.DeleteTopicsResponse
+			res, err = b.client().DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: []string{name}})
+			if err == nil {
+				err = res.Errors[name]
+			}
+			if err == nil {
+				break
+			}
 		}
 		if err != nil {
 			t.Logf("kafkatest: delete topic %s: %v", name, err)
@@ -145,6 +154,13 @@ func (tp *Topic) Partitions() []int { return tp.parts }
 // SourceYAML is `{ kafka: { brokers: ["ADDR"], topic: NAME, group: GROUP } }`.
 func (tp *Topic) SourceYAML(group string) string {
 	return fmt.Sprintf(`{ kafka: { brokers: [%q], topic: %s, group: %s } }`, tp.b.Addr, tp.name, group)
+}
+
+// DestinationYAML is this topic as a Ferry destination (an on_success or
+// on_failure entry) in flow-style YAML, on the same broker as SourceYAML:
+// `{ kafka: { brokers: ["ADDR"], topic: NAME } }`.
+func (tp *Topic) DestinationYAML() string {
+	return fmt.Sprintf(`{ kafka: { brokers: [%q], topic: %s } }`, tp.b.Addr, tp.name)
 }
 
 // Source returns a Source on this topic for group, not connected, closed in

@@ -103,6 +103,14 @@ func (q *Topic) SourceYAML(string) string {
 	return fmt.Sprintf("{ rabbitmq: { url: %s, queue: %s } }", strconv.Quote(q.broker.URL), strconv.Quote(q.name))
 }
 
+// DestinationYAML is this queue as a Ferry destination in flow style: the
+// default exchange with the queue name as routing key, on the broker the
+// SourceYAML uses, e.g.
+// { rabbitmq: { url: "amqp://guest:guest@127.0.0.1:5672/", exchange: "", routing_key: "q" } }.
+func (q *Topic) DestinationYAML() string {
+	return fmt.Sprintf(`{ rabbitmq: { url: %s, exchange: "", routing_key: %s } }`, strconv.Quote(q.broker.URL), strconv.Quote(q.name))
+}
+
 // Source returns a Source on the queue, not connected, closed in Cleanup.
 // group is ignored.
 func (q *Topic) Source(t testing.TB, _ string) poller.Source {

@@ -98,6 +98,13 @@ func (tp *Topic) SourceYAML(group string) string {
 	return fmt.Sprintf(`{ redis: { url: %q, stream: %s, group: %s, claim_idle: %s } }`, tp.url, tp.name, group, ClaimIdle)
 }
 
+// DestinationYAML is this stream as a Ferry destination (an on_success or
+// on_failure entry) in flow-style YAML, on the same Redis URL as SourceYAML:
+// `{ redis: { url: "redis://ADDR/0", stream: NAME } }`.
+func (tp *Topic) DestinationYAML() string {
+	return fmt.Sprintf(`{ redis: { url: %q, stream: %s } }`, tp.url, tp.name)
+}
+
 // Source returns a Source on this stream for group, not connected, closed
 // in t.Cleanup. Each call uses its own consumer name, as a restarted Ferry
 // process (new pid) does: what a closed Source left unacknowledged is

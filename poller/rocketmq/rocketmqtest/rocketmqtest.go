@@ -112,6 +112,13 @@ func (tp *Topic) SourceYAML(group string) string {
 	return fmt.Sprintf(`{ rocketmq: { nameservers: [%q], topic: %s, group: %s } }`, tp.broker.NameServer, tp.name, group)
 }
 
+// DestinationYAML is this topic as a Ferry destination in flow style, on
+// the name server the SourceYAML uses, e.g.
+// { rocketmq: { nameservers: ["127.0.0.1:9876"], topic: ferry-t-1a2b } }.
+func (tp *Topic) DestinationYAML() string {
+	return fmt.Sprintf(`{ rocketmq: { nameservers: [%q], topic: %s } }`, tp.broker.NameServer, tp.name)
+}
+
 // Config is the Source config for group on this topic (earliest start,
 // concurrent consumption).
 func (tp *Topic) Config(group string) rocketmq.Config {

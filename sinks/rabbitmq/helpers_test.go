@@ -1,0 +1,114 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/poller/pollertest"
+	prabbitmq "github.com/ferrydev/ferry/poller/rabbitmq"
+	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
+	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/sinks/rabbitmq"
+	"github.com/ferrydev/ferry/test/brokers"
+)
+
+// deliverTimeout bounds one Deliver in the broker tests.
+const deliverTimeout = 30 * time.Second
+
+// setup declares a fresh durable queue on the real broker and returns it
+// with a Publisher (closed in Cleanup) logging to the test.
+func setup(t *testing.T) (*rabbitmqtest.Topic, *rabbitmq.Publisher) {
+	t.Helper()
+	q := rabbitmqtest.New().NewTopic(t, 1).(*rabbitmqtest.Topic)
+	return q, newPublisher(t)
+}
+
+func newPublisher(t *testing.T) *rabbitmq.Publisher {
+	t.Helper()
+	p, err := rabbitmq.NewPublisher(rabbitmq.PublisherConfig{
+		URL:    brokers.Addr(brokers.RabbitMQ),
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		start := time.Now()
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if d := time.Since(start); d > rabbitmq.CloseTimeout+2*time.Second {
+			t.Errorf("Close took %v", d)
+		}
+	})
+	return p
+}
+
+// newOutcome is a failure record with a unique id, hops and a traceparent.
+func newOutcome(id string, hops int) *sinks.Outcome {
+	return &sinks.Outcome{
+		Type: sinks.TypeFailed, ID: id, Tenant: "demo", Function: "echo", Status: "failed",
+		Attempts: 3, Error: &sinks.OutcomeError{Code: "retries_exhausted", Message: "boom"},
+		Source: "ferry://test", Hops: hops, Time: time.Now().UTC().Truncate(time.Second),
+		RequestPayload: json.RawMessage(`{"n":1}`),
+		TraceParent:    fmt.Sprintf("00-%032x-%016x-01", hops+1, hops+1),
+	}
+}
+
+// deliver delivers o with deliverTimeout and fails t on error.
+func deliver(t *testing.T, s *rabbitmq.Sink, o *sinks.Outcome) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
+	defer cancel()
+	if err := s.Deliver(ctx, o); err != nil {
+		t.Fatalf("Deliver %s: %v", o.ID, err)
+	}
+}
+
+// readAll reads q with Ferry's own Source until want messages were read
+// (acking each), and returns them by message id.
+func readAll(t *testing.T, q *rabbitmqtest.Topic, want int) map[string]*poller.Message {
+	t.Helper()
+	src := q.NewSource(t, prabbitmq.Config{Prefetch: 256})
+	pollertest.Connect(t, src, 20*time.Second)
+	got := map[string]*poller.Message{}
+	pollertest.ReadUntil(t, src, 60*time.Second, func(m *poller.Message) {
+		got[m.ID] = m
+		pollertest.Ack(t, m, nil)
+	}, func() bool { return len(got) >= want })
+	pollertest.Close(t, src)
+	return got
+}
+
+// admin runs fn on a fresh channel of a connection of its own.
+func admin(t *testing.T, fn func(ch *amqp.Channel) error) {
+	t.Helper()
+	conn, err := amqp.DialConfig(brokers.Addr(brokers.RabbitMQ), amqp.Config{Dial: amqp.DefaultDial(10 * time.Second)})
+	if err != nil {
+		t.Fatalf("admin dial: %v", err)
+	}
+	defer func() { _ = conn.CloseDeadline(time.Now().Add(5 * time.Second)) }()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("admin channel: %v", err)
+	}
+	if err := fn(ch); err != nil {
+		t.Fatalf("admin: %v", err)
+	}
+}
+
+// declareExchange declares a durable exchange of kind, deleted in Cleanup.
+func declareExchange(t *testing.T, name, kind string) {
+	t.Helper()
+	admin(t, func(ch *amqp.Channel) error { return ch.ExchangeDeclare(name, kind, true, false, false, false, nil) })
+	t.Cleanup(func() {
+		admin(t, func(ch *amqp.Channel) error { return ch.ExchangeDelete(name, false, false) })
+	})
+}

@@ -1,0 +1,249 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/sinks/rabbitmq"
+)
+
+// 1,000 outcomes delivered by 8 goroutines through one Publisher all reach
+// the queue: the broker holds 1,000 messages once the Delivers returned,
+// and Ferry's Source reads every id back.
+func TestDeliverConcurrently(t *testing.T) {
+	t.Parallel()
+	const n, workers = 1000, 8
+	q, p := setup(t)
+	s := p.Sink("", q.Name())
+
+	ids := make(chan string, n)
+	for i := range n {
+		ids <- fmt.Sprintf("%s-%d", q.Name(), i)
+	}
+	close(ids)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for id := range ids {
+				ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
+				errs <- s.Deliver(ctx, newOutcome(id, 1))
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+	}
+	// Confirmed means enqueued: the count is exact at once.
+	if got := q.Backlog(t, ""); got != n {
+		t.Fatalf("queue holds %d messages after %d confirmed Delivers", got, n)
+	}
+	got := readAll(t, q, n)
+	for i := range n {
+		if id := fmt.Sprintf("%s-%d", q.Name(), i); got[id] == nil {
+			t.Errorf("outcome %s missing", id)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("read %d distinct ids, want %d", len(got), n)
+	}
+}
+
+// An outcome read back by Ferry's own RabbitMQ source carries the hop
+// count, the traceparent and the id as headers, and the JSON as payload.
+func TestRoundTripThroughSource(t *testing.T) {
+	t.Parallel()
+	q, p := setup(t)
+	o := newOutcome(q.Name()+"-rt", 7)
+	deliver(t, p.Sink("", q.Name()), o)
+
+	m := readAll(t, q, 1)[o.ID]
+	if m == nil {
+		t.Fatalf("outcome %s not read back", o.ID)
+	}
+	enc, err := sinks.Encode(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Payload) != string(enc.Body) {
+		t.Errorf("payload %s, want %s", m.Payload, enc.Body)
+	}
+	for k, want := range map[string]string{
+		poller.HeaderHops:        strconv.Itoa(o.Hops),
+		poller.HeaderTraceParent: o.TraceParent,
+		sinks.HeaderID:           o.ID,
+		sinks.HeaderType:         o.Type,
+	} {
+		if got := m.Headers[k]; got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+	if m.ContentType != sinks.ContentType {
+		t.Errorf("content type %q, want %q", m.ContentType, sinks.ContentType)
+	}
+}
+
+// Unroutable messages are errors (mandatory + basic.return), and the
+// Publisher keeps working afterwards.
+func TestUnroutable(t *testing.T) {
+	t.Parallel()
+	q, p := setup(t)
+	unbound := "ferry-test-unbound-" + randHex()
+	declareExchange(t, unbound, amqp.ExchangeTopic)
+	for _, tc := range []struct {
+		name, exchange, key string
+	}{
+		{"DefaultExchangeNoQueue", "", "ferry-test-no-such-queue-" + randHex()},
+		{"ExchangeWithoutBinding", unbound, "anything"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOutcome(q.Name()+"-"+tc.name, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
+			defer cancel()
+			err := p.Sink(tc.exchange, tc.key).Deliver(ctx, o)
+			var ret *rabbitmq.ReturnedError
+			if !errors.Is(err, rabbitmq.ErrUnroutable) || !errors.As(err, &ret) || ret.Code != amqp.NoRoute {
+				t.Fatalf("Deliver: %v, want ErrUnroutable (312 NO_ROUTE)", err)
+			}
+			t.Logf("Deliver: %v", err)
+			deliver(t, p.Sink("", q.Name()), newOutcome(o.ID+"-after", 1))
+		})
+	}
+	if got := len(readAll(t, q, 2)); got != 2 {
+		t.Fatalf("read %d messages, want the 2 routable ones", got)
+	}
+}
+
+// A missing exchange is an error that leaves the shared channel alone:
+// deliveries in flight on it are not disturbed, and the Publisher works
+// afterwards. An exchange deleted after a sink checked it closes the
+// channel once; the next Deliver reconnects and checks it again.
+func TestMissingExchange(t *testing.T) {
+	t.Parallel()
+	q, p := setup(t)
+	good := p.Sink("", q.Name())
+	deliver(t, good, newOutcome(q.Name()+"-0", 1))
+
+	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
+	defer cancel()
+	missing := p.Sink("ferry-test-missing-"+randHex(), "k")
+	for i := range 2 { // the second time too: nothing cached
+		if err := missing.Deliver(ctx, newOutcome(q.Name()+"-missing", 1)); !errors.Is(err, rabbitmq.ErrExchangeNotFound) {
+			t.Fatalf("Deliver %d to a missing exchange: %v, want ErrExchangeNotFound", i, err)
+		}
+	}
+	deliver(t, good, newOutcome(q.Name()+"-1", 1))
+
+	// An exchange bound to q, deleted after the first Deliver.
+	ex := "ferry-test-deleted-" + randHex()
+	declareExchange(t, ex, amqp.ExchangeDirect)
+	admin(t, func(ch *amqp.Channel) error { return ch.QueueBind(q.Name(), "k", ex, false, nil) })
+	bound := p.Sink(ex, "k")
+	deliver(t, bound, newOutcome(q.Name()+"-2", 1))
+	admin(t, func(ch *amqp.Channel) error { return ch.ExchangeDelete(ex, false, false) })
+	err := bound.Deliver(ctx, newOutcome(q.Name()+"-gone", 1))
+	var aerr *amqp.Error
+	if !errors.Is(err, rabbitmq.ErrNotConfirmed) || !errors.As(err, &aerr) || aerr.Code != amqp.NotFound {
+		t.Fatalf("Deliver to a deleted exchange: %v, want ErrNotConfirmed with 404", err)
+	}
+	if err := bound.Deliver(ctx, newOutcome(q.Name()+"-gone", 1)); !errors.Is(err, rabbitmq.ErrExchangeNotFound) {
+		t.Fatalf("Deliver again: %v, want ErrExchangeNotFound", err)
+	}
+	deliver(t, good, newOutcome(q.Name()+"-3", 1))
+	got := readAll(t, q, 4)
+	for i := range 4 {
+		if id := fmt.Sprintf("%s-%d", q.Name(), i); got[id] == nil {
+			t.Errorf("outcome %s missing", id)
+		}
+	}
+}
+
+// A Deliver whose context is (nearly) over returns promptly with the
+// context's error, on a new and on a connected Publisher.
+func TestDeliverTinyDeadline(t *testing.T) {
+	t.Parallel()
+	q, p := setup(t)
+	s := p.Sink("", q.Name())
+	try := func(name string) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Microsecond)
+		defer cancel()
+		start := time.Now()
+		err := s.Deliver(ctx, newOutcome(q.Name()+"-"+name, 1))
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s: Deliver took %v with a 1µs deadline", name, d)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: Deliver: %v, want the context deadline", name, err)
+		}
+	}
+	try("new")
+	deliver(t, s, newOutcome(q.Name()+"-ok", 1))
+	try("connected")
+	deliver(t, s, newOutcome(q.Name()+"-ok2", 1))
+}
+
+// Close while 8 goroutines deliver: every Deliver returns (nil, or an
+// error once Close began), and Close is bounded.
+func TestCloseDuringDelivers(t *testing.T) {
+	t.Parallel()
+	q, p := setup(t)
+	s := p.Sink("", q.Name())
+	deliver(t, s, newOutcome(q.Name()+"-first", 1))
+
+	var wg sync.WaitGroup
+	delivered := make(chan struct{}, 8)
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
+				err := s.Deliver(ctx, newOutcome(fmt.Sprintf("%s-%d-%d", q.Name(), w, i), 1))
+				cancel()
+				if err != nil {
+					errs <- err
+					return
+				}
+				select {
+				case delivered <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}
+	<-delivered // publishing is under way
+	start := time.Now()
+	if err := p.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	t.Logf("Close took %v", time.Since(start))
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Logf("Deliver during Close: %v", err)
+		if !errors.Is(err, rabbitmq.ErrClosed) && !errors.Is(err, rabbitmq.ErrNotConfirmed) {
+			t.Errorf("Deliver during Close: %v, want ErrClosed or ErrNotConfirmed", err)
+		}
+	}
+}
+
+func randHex() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
