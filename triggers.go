@@ -32,7 +32,7 @@ func buildTriggers(cfg *config.Config, d *dispatcher.Dispatcher, prods *producer
 		pc := poller.Config{
 			Name: t.Name, Kind: t.Source.Kind(), Source: src, Dispatcher: d, Function: fn,
 			BatchSize: t.Batch.Size, BatchWindow: t.Batch.Window.D(), BisectOnError: t.Batch.BisectOnError,
-			Concurrency: t.Concurrency,
+			Concurrency:  t.Concurrency,
 			DrainTimeout: cfg.Server.ShutdownTimeout.D(), Metrics: m, Logger: log,
 		}
 		if t.Retry != nil {
