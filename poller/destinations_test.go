@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/poller"
