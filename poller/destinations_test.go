@@ -108,3 +108,29 @@ func TestLoopGuardRefusesMessagesAtMaxHops(t *testing.T) {
 		}
 	}
 }
+
+func TestRateSlowsTheTriggerDownWithoutDropping(t *testing.T) {
+	const n, perSecond = 30, 100
+	src := newMemSource(n, 3, 10, nil)
+	c := &calls{}
+	began := time.Now()
+	r := start(t, src, ok(c), 10, func(cfg *poller.Config) {
+		cfg.Concurrency = 4
+		cfg.Dispatcher.Limits().Rates().SetFunction(cfg.Function.Lane, perSecond, 1)
+	})
+	src.waitSettled(t, n)
+	elapsed := time.Since(began)
+	r.stop()
+	if got := len(c.all()); got != n {
+		t.Fatalf("invoked %d of %d messages", got, n)
+	}
+	for id, err := range src.acked {
+		if err != nil {
+			t.Fatalf("%s settled with %v", id, err)
+		}
+	}
+	// 30 invocations at 100/s with a burst of 1 cannot take less than 290 ms.
+	if min := time.Duration(n-1) * time.Second / perSecond; elapsed < min {
+		t.Fatalf("%d invocations took %v at %d/s, want at least %v", n, elapsed, perSecond, min)
+	}
+}
