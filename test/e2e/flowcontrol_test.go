@@ -249,8 +249,9 @@ functions:
 	waitSucceeded(t, f.as("noisy-key"), "bulk", noisyN, 20*time.Second)
 	starts := startsOf(be.all(), "noisy", "bulk")
 	most, rate := maxInWindow(starts, rateWindow)
-	t.Logf("noisy: %d tasks accepted after %d 429s; %d invocations over %s: %.1f/s overall, at most %d in any %s window",
-		len(noisy.ids), noisy.limited, len(starts), starts[len(starts)-1].Sub(starts[0]).Round(time.Millisecond), rate, most, rateWindow)
+	most1s, _ := maxInWindow(starts, time.Second)
+	t.Logf("noisy: %d tasks accepted after %d 429s; %d invocations over %s: %.1f/s overall, at most %d in any %s window (%d in any 1s)",
+		len(noisy.ids), noisy.limited, len(starts), starts[len(starts)-1].Sub(starts[0]).Round(time.Millisecond), rate, most, rateWindow, most1s)
 	if len(starts) != noisyN {
 		t.Errorf("noisy's function ran %d times, want %d", len(starts), noisyN)
 	}

@@ -33,6 +33,8 @@ type resubmitter struct {
 	problems []string
 }
 
+// newResubmitter returns a resubmitter that submits with the API key key;
+// set its api before the first call.
 func newResubmitter(t *testing.T, key string) *resubmitter {
 	r := &resubmitter{key: key, client: &http.Client{Timeout: 10 * time.Second}}
 	t.Cleanup(r.client.CloseIdleConnections)
