@@ -227,47 +227,18 @@ func (q *Queue) withLease(op, id string, token uint64,
 // finished task is returned with async.ErrConflict; another tenant's task
 // is async.ErrNotFound.
 func (q *Queue) Cancel(ctx context.Context, tenant, id string) (*async.Task, error) {
-	if err := q.begin("cancel"); err != nil {
-		return nil, err
-	}
-	defer q.end()
-	lk := q.stripe(id)
-	lk.Lock()
-	defer lk.Unlock()
-
-	t, err := q.readTask(id)
-	if err != nil {
-		return nil, err
-	}
-	if t == nil || t.Tenant != tenant {
-		return nil, fmt.Errorf("embedded: cancel %s: %w", id, async.ErrNotFound)
-	}
-	q.mu.Lock()
-	e := q.idx.entries[id]
-	queued := e != nil && !e.running && t.Status == async.StatusQueued
-	q.mu.Unlock()
-	if !queued {
-		return t, fmt.Errorf("embedded: cancel %s: task is %s: %w", id, t.Status, async.ErrConflict)
-	}
-	now := q.now()
-	t.Status = async.StatusCancelled
-	t.FinishedAt = now
-	t.UpdatedAt = now
-	b := q.db.NewBatch()
-	defer b.Close()
-	if err := setJSON(b, taskKey(id), t); err != nil {
-		return nil, fmt.Errorf("embedded: cancel: %w", err)
-	}
-	if err := b.Set(taskExpiryKey(now.Add(q.opts.Retention), id), nil, nil); err != nil {
-		return nil, fmt.Errorf("embedded: cancel: %w", err)
-	}
-	if err := q.commit(b, pebble.Sync, "cancel"); err != nil {
-		return nil, err
-	}
-	q.mu.Lock()
-	q.idx.remove(e)
-	q.mu.Unlock()
-	return t, nil
+	var e *entry
+	return q.withOwnTask("cancel", tenant, id, func(t *async.Task, b *pebble.Batch, now time.Time) error {
+		q.mu.Lock()
+		e = q.idx.entries[id]
+		queued := e != nil && !e.running && t.Status == async.StatusQueued
+		q.mu.Unlock()
+		if !queued {
+			return fmt.Errorf("task is %s: %w", t.Status, async.ErrConflict)
+		}
+		t.Status, t.FinishedAt = async.StatusCancelled, now
+		return b.Set(taskExpiryKey(now.Add(q.opts.Retention), id), nil, nil)
+	}, func(*async.Task) { q.idx.remove(e) })
 }
 
 // Replay queues a failed task again with a fresh retry budget (synced) and
@@ -275,7 +246,36 @@ func (q *Queue) Cancel(ctx context.Context, tenant, id string) (*async.Task, err
 // still pending, is returned with async.ErrConflict; another tenant's task
 // is async.ErrNotFound.
 func (q *Queue) Replay(ctx context.Context, tenant, id string) (*async.Task, error) {
-	if err := q.begin("replay"); err != nil {
+	return q.withOwnTask("replay", tenant, id, func(t *async.Task, _ *pebble.Batch, now time.Time) error {
+		switch {
+		case t.Status != async.StatusFailed:
+			return fmt.Errorf("only a failed task can be replayed; this one is %s: %w", t.Status, async.ErrConflict)
+		case hasPending(t):
+			return fmt.Errorf("its outcome deliveries are still in progress: %w", async.ErrConflict)
+		}
+		t.Status, t.Attempts, t.Error = async.StatusQueued, 0, nil
+		t.Output, t.OutputType, t.StatusCode, t.Deliveries = nil, "", 0, nil
+		t.Replays++
+		// The finished task's expiry key stays: the sweep skips unfinished
+		// tasks.
+		t.ReplayedAt, t.ReadyAt, t.FinishedAt = now, now, time.Time{}
+		return nil
+	}, func(t *async.Task) {
+		delete(q.pending, id)
+		q.idx.add(id, t.Lane(), t.ReadyAt, t.Lease)
+		q.signal()
+	})
+}
+
+// withOwnTask changes the tenant's task id under its stripe lock: change
+// edits the task (and may add keys to b) or refuses with an error, which is
+// returned with the task; the task is then written, synced, and after runs
+// under q.mu. Another tenant's task is async.ErrNotFound.
+func (q *Queue) withOwnTask(op, tenant, id string,
+	change func(t *async.Task, b *pebble.Batch, now time.Time) error,
+	after func(t *async.Task),
+) (*async.Task, error) {
+	if err := q.begin(op); err != nil {
 		return nil, err
 	}
 	defer q.end()
@@ -288,32 +288,23 @@ func (q *Queue) Replay(ctx context.Context, tenant, id string) (*async.Task, err
 		return nil, err
 	}
 	if t == nil || t.Tenant != tenant {
-		return nil, fmt.Errorf("embedded: replay %s: %w", id, async.ErrNotFound)
-	}
-	switch {
-	case t.Status != async.StatusFailed:
-		return t, fmt.Errorf("embedded: replay %s: only a failed task can be replayed; this one is %s: %w", id, t.Status, async.ErrConflict)
-	case hasPending(t):
-		return t, fmt.Errorf("embedded: replay %s: its outcome deliveries are still in progress: %w", id, async.ErrConflict)
+		return nil, fmt.Errorf("embedded: %s %s: %w", op, id, async.ErrNotFound)
 	}
 	now := q.now()
-	t.Status, t.Attempts, t.Error = async.StatusQueued, 0, nil
-	t.Output, t.OutputType, t.StatusCode, t.Deliveries = nil, "", 0, nil
-	t.Replays++
-	t.ReplayedAt, t.ReadyAt, t.UpdatedAt, t.FinishedAt = now, now, now, time.Time{}
 	b := q.db.NewBatch()
 	defer b.Close()
-	// The finished task's expiry key stays: the sweep skips unfinished tasks.
-	if err := setJSON(b, taskKey(id), t); err != nil {
-		return nil, fmt.Errorf("embedded: replay: %w", err)
+	if err := change(t, b, now); err != nil {
+		return t, fmt.Errorf("embedded: %s %s: %w", op, id, err)
 	}
-	if err := q.commit(b, pebble.Sync, "replay"); err != nil {
+	t.UpdatedAt = now
+	if err := setJSON(b, taskKey(id), t); err != nil {
+		return nil, fmt.Errorf("embedded: %s: %w", op, err)
+	}
+	if err := q.commit(b, pebble.Sync, op); err != nil {
 		return nil, err
 	}
 	q.mu.Lock()
-	delete(q.pending, id)
-	q.idx.add(id, t.Lane(), t.ReadyAt, t.Lease)
-	q.signal()
+	after(t)
 	q.mu.Unlock()
 	return t, nil
 }
