@@ -35,6 +35,7 @@ func TestSinkProblems(t *testing.T) {
 		{"UnknownSinkKey", `{ kafka: { brokers: [b:9092], topic: t, partition: 3 } }`, "functions[0].destinations.on_success[0].kafka.partition: unknown key"},
 		{"BadRate", "", "functions[0].rate: must be a number of invocations per second"},
 		{"BurstWithoutRate", "", "functions[0].burst: has no effect without rate"},
+		{"NegativeTraceWindow", "", `x.yaml:10: loop_guard.trace_window: "-1m" is negative`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +46,8 @@ func TestSinkProblems(t *testing.T) {
 				src = sinkBase + "    rate: -5\n"
 			case "BurstWithoutRate":
 				src = sinkBase + "    burst: 5\n"
+			case "NegativeTraceWindow":
+				src = sinkBase + "loop_guard: { trace_window: -1m }\n"
 			}
 			_, err := Parse("x.yaml", []byte(src), nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
