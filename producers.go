@@ -3,6 +3,7 @@ package ferry
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -24,6 +25,7 @@ type producers struct {
 	rocketmq map[string]*rocketsink.Producer
 	rabbitmq map[string]*rabbitsink.Publisher
 	redis    map[string]*redissink.Client
+	opened   []opened // in opening order
 }
 
 func newProducers(log *slog.Logger) *producers {
@@ -55,6 +57,7 @@ func (p *producers) sink(d config.Destination) (sinks.Sink, error) {
 				return nil, err
 			}
 			p.kafka[k] = c
+			p.opened = append(p.opened, opened{"kafka", c})
 		}
 		return p.kafka[k].Sink(d.Kafka.Topic), nil
 	case d.RocketMQ != nil:
@@ -67,6 +70,7 @@ func (p *producers) sink(d config.Destination) (sinks.Sink, error) {
 				return nil, err
 			}
 			p.rocketmq[k] = c
+			p.opened = append(p.opened, opened{"rocketmq", c})
 		}
 		return p.rocketmq[k].Sink(d.RocketMQ.Topic, d.RocketMQ.Tag), nil
 	case d.RabbitMQ != nil:
@@ -77,6 +81,7 @@ func (p *producers) sink(d config.Destination) (sinks.Sink, error) {
 				return nil, err
 			}
 			p.rabbitmq[k] = c
+			p.opened = append(p.opened, opened{"rabbitmq", c})
 		}
 		return p.rabbitmq[k].Sink(d.RabbitMQ.Exchange, d.RabbitMQ.RoutingKey), nil
 	case d.Redis != nil:
@@ -87,6 +92,7 @@ func (p *producers) sink(d config.Destination) (sinks.Sink, error) {
 				return nil, err
 			}
 			p.redis[k] = c
+			p.opened = append(p.opened, opened{"redis", c})
 		}
 		return p.redis[k].Sink(d.Redis.Stream, d.Redis.MaxLen), nil
 	}
@@ -96,24 +102,17 @@ func (p *producers) sink(d config.Destination) (sinks.Sink, error) {
 // Close closes every producer (after the outbox and the triggers stopped).
 func (p *producers) Close() error {
 	var errs []error
-	closeAll := func(kind string, m map[string]interface{ Close() error }) {
-		for _, c := range m {
-			if err := c.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("close %s producer: %w", kind, err))
-			}
+	for _, c := range p.opened {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s producer: %w", c.kind, err))
 		}
 	}
-	closeAll("kafka", closers(p.kafka))
-	closeAll("rocketmq", closers(p.rocketmq))
-	closeAll("rabbitmq", closers(p.rabbitmq))
-	closeAll("redis", closers(p.redis))
+	p.opened = nil
 	return errors.Join(errs...)
 }
 
-func closers[C interface{ Close() error }](m map[string]C) map[string]interface{ Close() error } {
-	out := make(map[string]interface{ Close() error }, len(m))
-	for k, c := range m {
-		out[k] = c
-	}
-	return out
+// opened is a producer to close, with its kind for the error message.
+type opened struct {
+	kind string
+	io.Closer
 }
