@@ -2,26 +2,20 @@ package kafka_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/ferrydev/ferry/poller/kafka/kafkatest"
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/kafka"
+	"github.com/ferrydev/ferry/sinks/sinktest"
 	"github.com/ferrydev/ferry/test/brokers"
 )
 
 // opTimeout bounds each broker call the tests make.
 const opTimeout = 30 * time.Second
-
-// traceParent is a valid W3C traceparent.
-const traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 // newProducer returns a Producer on brokers (default: the test Kafka),
 // closed in t.Cleanup.
@@ -30,7 +24,7 @@ func newProducer(t testing.TB, addrs ...string) *kafka.Producer {
 	if len(addrs) == 0 {
 		addrs = []string{brokers.Addr(brokers.Kafka)}
 	}
-	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: addrs, Logger: testLogger(t)})
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: addrs, Logger: sinktest.Logger(t, slog.LevelWarn)})
 	if err != nil {
 		t.Fatalf("NewProducer: %v", err)
 	}
@@ -40,27 +34,6 @@ func newProducer(t testing.TB, addrs ...string) *kafka.Producer {
 		}
 	})
 	return p
-}
-
-// testLogger writes warnings and errors to the test log.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-// outcome builds a succeeded outcome with id, hop count 1 and a traceparent.
-func outcome(id string) *sinks.Outcome {
-	return &sinks.Outcome{
-		Type: sinks.TypeSucceeded, ID: id, Tenant: "demo", Function: "echo",
-		Status: "succeeded", Attempts: 1, Output: json.RawMessage(`{"id":` + fmt.Sprintf("%q", id) + `}`),
-		Source: "ferry://demo/echo", Hops: 1, Time: time.Now().UTC(), TraceParent: traceParent,
-	}
 }
 
 // record is one message read back from a topic.
@@ -145,15 +118,5 @@ func deleteTopic(t testing.TB, topic string) {
 	}
 	if err != nil {
 		t.Logf("delete topic %s: %v", topic, err)
-	}
-}
-
-// deliverWithin delivers o, bounded by d, and fails t on error.
-func deliverWithin(t testing.TB, s *kafka.Sink, o *sinks.Outcome, d time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	if err := s.Deliver(ctx, o); err != nil {
-		t.Fatalf("Deliver %s: %v", o.ID, err)
 	}
 }

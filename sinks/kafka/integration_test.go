@@ -3,16 +3,15 @@ package kafka_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/kafka/kafkatest"
 	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/sinks/sinktest"
 	"github.com/ferrydev/ferry/test/brokers"
 )
 
@@ -24,36 +23,9 @@ func TestDeliverConcurrent(t *testing.T) {
 	tp := kafkatest.New().CreateTopic(t, 3)
 	s := newProducer(t).Sink(tp.Name())
 
-	ids := make(chan string, n)
-	for i := range n {
-		ids <- fmt.Sprintf("task-%04d", i)
-	}
-	close(ids)
-	errc := make(chan error, n)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range ids {
-				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-				if err := s.Deliver(ctx, outcome(id)); err != nil {
-					errc <- err
-				}
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Errorf("Deliver: %v", err)
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	elapsed := time.Since(start)
+	ids, elapsed := sinktest.DeliverConcurrently(t, s, n, workers, opTimeout, func(i int) *sinks.Outcome {
+		return sinktest.Succeeded(fmt.Sprintf("task-%04d", i))
+	})
 
 	got := map[string]int{}
 	for _, r := range readTopic(t, tp) {
@@ -66,8 +38,8 @@ func TestDeliverConcurrent(t *testing.T) {
 			t.Errorf("message with key %q has body id %q (%v)", r.key, body.ID, err)
 		}
 	}
-	for i := range n {
-		if id := fmt.Sprintf("task-%04d", i); got[id] != 1 {
+	for _, id := range ids {
+		if got[id] != 1 {
 			t.Errorf("%s found %d times, want 1", id, got[id])
 		}
 	}
@@ -80,11 +52,11 @@ func TestDeliverSingleIsFast(t *testing.T) {
 	t.Parallel()
 	tp := kafkatest.New().CreateTopic(t, 1)
 	s := newProducer(t).Sink(tp.Name())
-	deliverWithin(t, s, outcome("warm-up"), opTimeout) // connects, caches metadata
+	sinktest.Deliver(t, s, sinktest.Succeeded("warm-up"), opTimeout) // connects, caches metadata
 	var worst time.Duration
 	for i := range 5 {
 		start := time.Now()
-		deliverWithin(t, s, outcome(fmt.Sprintf("single-%d", i)), opTimeout)
+		sinktest.Deliver(t, s, sinktest.Succeeded(fmt.Sprintf("single-%d", i)), opTimeout)
 		worst = max(worst, time.Since(start))
 	}
 	if worst > 500*time.Millisecond {
@@ -103,51 +75,20 @@ func TestRoundTrip(t *testing.T) {
 	src := tp.Source(t, kafkatest.UniqueName(t))
 	pollertest.ConnectRetry(t, src, opTimeout)
 
-	failed := outcome("task-failed")
+	failed := sinktest.Succeeded("task-failed")
 	failed.Type, failed.Status, failed.Output = sinks.TypeFailed, "failed", nil
 	failed.Error = &sinks.OutcomeError{Code: "retries_exhausted", Message: "boom"}
 	failed.Hops, failed.TraceParent = 0, ""
 	failed.RequestPayload = json.RawMessage(`"raw"`)
-	succeeded := outcome("task-succeeded")
+	succeeded := sinktest.Succeeded("task-succeeded")
 	succeeded.Hops = 7
 	tests := []*sinks.Outcome{succeeded, failed}
 	for _, o := range tests {
-		deliverWithin(t, s, o, opTimeout)
+		sinktest.Deliver(t, s, o, opTimeout)
 	}
 
 	msgs := pollertest.ReadAck(t, src, len(tests), opTimeout)
-	byKey := map[string]int{}
-	for i, m := range msgs {
-		byKey[m.Key] = i
-	}
-	for _, o := range tests {
-		t.Run(o.ID, func(t *testing.T) {
-			i, ok := byKey[o.ID]
-			if !ok {
-				t.Fatalf("no message with key %q", o.ID)
-			}
-			m := msgs[i]
-			want, err := sinks.Encode(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(m.Payload) != string(want.Body) {
-				t.Errorf("payload = %s, want %s", m.Payload, want.Body)
-			}
-			if hops, err := async.ParseHops(m.Headers["ferry-hops"]); err != nil || hops != o.Hops {
-				t.Errorf("ferry-hops = %q (%d, %v), want %d", m.Headers["ferry-hops"], hops, err, o.Hops)
-			}
-			if got, ok := m.Headers["traceparent"]; got != o.TraceParent || ok != (o.TraceParent != "") {
-				t.Errorf("traceparent = %q (present %v), want %q", got, ok, o.TraceParent)
-			}
-			if m.Headers["ferry-id"] != o.ID || m.Headers["ferry-type"] != o.Type {
-				t.Errorf("ferry-id, ferry-type = %q, %q, want %q, %q", m.Headers["ferry-id"], m.Headers["ferry-type"], o.ID, o.Type)
-			}
-			if m.ContentType != "application/json" {
-				t.Errorf("content type = %q, want application/json", m.ContentType)
-			}
-		})
-	}
+	sinktest.CheckReadBack(t, msgs, tests, func(m *poller.Message) string { return m.Key })
 }
 
 // TestAutoCreatedTopic: a destination topic that does not exist yet is
@@ -160,7 +101,7 @@ func TestAutoCreatedTopic(t *testing.T) {
 	t.Cleanup(func() { deleteTopic(t, name) })
 	s := newProducer(t).Sink(name)
 	start := time.Now()
-	deliverWithin(t, s, outcome("first"), opTimeout)
+	sinktest.Deliver(t, s, sinktest.Succeeded("first"), opTimeout)
 	t.Logf("first delivery to a new topic took %v", time.Since(start).Round(time.Millisecond))
 	recs := readTopicName(t, name, []int{0})
 	if len(recs) != 1 || recs[0].key != "first" {
@@ -175,36 +116,13 @@ func TestDeliverContextEnds(t *testing.T) {
 	t.Parallel()
 	tp := kafkatest.New().CreateTopic(t, 1)
 	s := newProducer(t).Sink(tp.Name())
-	deliverWithin(t, s, outcome("warm-up"), opTimeout)
-	tests := []struct {
-		name   string
-		ctx    func() (context.Context, context.CancelFunc)
-		wantIs error
-	}{
-		{"Cancelled", func() (context.Context, context.CancelFunc) {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			return ctx, cancel
-		}, context.Canceled},
-		{"DeadlinePassed", func() (context.Context, context.CancelFunc) {
-			return context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-		}, context.DeadlineExceeded},
-		{"TinyDeadline", func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), 500*time.Microsecond)
-		}, context.DeadlineExceeded},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := tt.ctx()
-			defer cancel()
-			start := time.Now()
-			err := s.Deliver(ctx, outcome("ctx-"+tt.name))
-			if !errors.Is(err, tt.wantIs) {
-				t.Errorf("Deliver = %v, want errors.Is %v", err, tt.wantIs)
-			}
-			if d := time.Since(start); d > time.Second {
-				t.Errorf("Deliver took %v after its context ended", d)
-			}
+	sinktest.Deliver(t, s, sinktest.Succeeded("warm-up"), opTimeout)
+	tinyDeadline := sinktest.Ended{Name: "TinyDeadline", Context: func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 500*time.Microsecond)
+	}, WantIs: context.DeadlineExceeded}
+	for _, e := range append(sinktest.EndedContexts(), tinyDeadline) {
+		t.Run(e.Name, func(t *testing.T) {
+			sinktest.DeliverEnded(t, s, sinktest.Succeeded("ctx-"+e.Name), e, time.Second)
 		})
 	}
 }

@@ -1,9 +1,6 @@
 package rabbitmq_test
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -11,11 +8,10 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/pollertest"
 	prabbitmq "github.com/ferrydev/ferry/poller/rabbitmq"
 	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/rabbitmq"
+	"github.com/ferrydev/ferry/sinks/sinktest"
 	"github.com/ferrydev/ferry/test/brokers"
 )
 
@@ -34,7 +30,7 @@ func newPublisher(t *testing.T) *rabbitmq.Publisher {
 	t.Helper()
 	p, err := rabbitmq.NewPublisher(rabbitmq.PublisherConfig{
 		URL:    brokers.Addr(brokers.RabbitMQ),
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger: sinktest.Logger(t, slog.LevelInfo),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -51,40 +47,12 @@ func newPublisher(t *testing.T) *rabbitmq.Publisher {
 	return p
 }
 
-// newOutcome is a failure record with a unique id, hops and a traceparent.
-func newOutcome(id string, hops int) *sinks.Outcome {
-	return &sinks.Outcome{
-		Type: sinks.TypeFailed, ID: id, Tenant: "demo", Function: "echo", Status: "failed",
-		Attempts: 3, Error: &sinks.OutcomeError{Code: "retries_exhausted", Message: "boom"},
-		Source: "ferry://test", Hops: hops, Time: time.Now().UTC().Truncate(time.Second),
-		RequestPayload: json.RawMessage(`{"n":1}`),
-		TraceParent:    fmt.Sprintf("00-%032x-%016x-01", hops+1, hops+1),
-	}
-}
-
-// deliver delivers o with deliverTimeout and fails t on error.
-func deliver(t *testing.T, s *rabbitmq.Sink, o *sinks.Outcome) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
-	defer cancel()
-	if err := s.Deliver(ctx, o); err != nil {
-		t.Fatalf("Deliver %s: %v", o.ID, err)
-	}
-}
-
 // readAll reads q with Ferry's own Source until want messages were read
 // (acking each), and returns them by message id.
 func readAll(t *testing.T, q *rabbitmqtest.Topic, want int) map[string]*poller.Message {
 	t.Helper()
 	src := q.NewSource(t, prabbitmq.Config{Prefetch: 256})
-	pollertest.Connect(t, src, 20*time.Second)
-	got := map[string]*poller.Message{}
-	pollertest.ReadUntil(t, src, 60*time.Second, func(m *poller.Message) {
-		got[m.ID] = m
-		pollertest.Ack(t, m, nil)
-	}, func() bool { return len(got) >= want })
-	pollertest.Close(t, src)
-	return got
+	return sinktest.ReadAll(t, src, 20*time.Second, 60*time.Second, want, func(m *poller.Message) string { return m.ID })
 }
 
 // admin runs fn on a fresh channel of a connection of its own.

@@ -6,16 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/rabbitmq"
+	"github.com/ferrydev/ferry/sinks/sinktest"
 )
 
 // 1,000 outcomes delivered by 8 goroutines through one Publisher all reach
@@ -27,42 +26,15 @@ func TestDeliverConcurrently(t *testing.T) {
 	q, p := setup(t)
 	s := p.Sink("", q.Name())
 
-	ids := make(chan string, n)
-	for i := range n {
-		ids <- fmt.Sprintf("%s-%d", q.Name(), i)
-	}
-	close(ids)
-	errs := make(chan error, n)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for id := range ids {
-				ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
-				errs <- s.Deliver(ctx, newOutcome(id, 1))
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("Deliver: %v", err)
-		}
-	}
+	ids, _ := sinktest.DeliverConcurrently(t, s, n, workers, deliverTimeout, func(i int) *sinks.Outcome {
+		return sinktest.Failed(fmt.Sprintf("%s-%d", q.Name(), i), 1)
+	})
 	// Confirmed means enqueued: the count is exact at once.
 	if got := q.Backlog(t, ""); got != n {
 		t.Fatalf("queue holds %d messages after %d confirmed Delivers", got, n)
 	}
 	got := readAll(t, q, n)
-	for i := range n {
-		if id := fmt.Sprintf("%s-%d", q.Name(), i); got[id] == nil {
-			t.Errorf("outcome %s missing", id)
-		}
-	}
-	if len(got) != n {
-		t.Fatalf("read %d distinct ids, want %d", len(got), n)
-	}
+	sinktest.CheckIDs(t, got, ids)
 }
 
 // An outcome read back by Ferry's own RabbitMQ source carries the hop
@@ -70,30 +42,14 @@ func TestDeliverConcurrently(t *testing.T) {
 func TestRoundTripThroughSource(t *testing.T) {
 	t.Parallel()
 	q, p := setup(t)
-	o := newOutcome(q.Name()+"-rt", 7)
-	deliver(t, p.Sink("", q.Name()), o)
+	o := sinktest.Failed(q.Name()+"-rt", 7)
+	sinktest.Deliver(t, p.Sink("", q.Name()), o, deliverTimeout)
 
 	m := readAll(t, q, 1)[o.ID]
 	if m == nil {
 		t.Fatalf("outcome %s not read back", o.ID)
 	}
-	enc, err := sinks.Encode(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(m.Payload) != string(enc.Body) {
-		t.Errorf("payload %s, want %s", m.Payload, enc.Body)
-	}
-	for k, want := range map[string]string{
-		poller.HeaderHops:        strconv.Itoa(o.Hops),
-		poller.HeaderTraceParent: o.TraceParent,
-		sinks.HeaderID:           o.ID,
-		sinks.HeaderType:         o.Type,
-	} {
-		if got := m.Headers[k]; got != want {
-			t.Errorf("header %s = %q, want %q", k, got, want)
-		}
-	}
+	sinktest.CheckMessage(t, m, o)
 	if m.ContentType != sinks.ContentType {
 		t.Errorf("content type %q, want %q", m.ContentType, sinks.ContentType)
 	}
@@ -113,7 +69,7 @@ func TestUnroutable(t *testing.T) {
 		{"ExchangeWithoutBinding", unbound, "anything"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := newOutcome(q.Name()+"-"+tc.name, 1)
+			o := sinktest.Failed(q.Name()+"-"+tc.name, 1)
 			ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
 			defer cancel()
 			err := p.Sink(tc.exchange, tc.key).Deliver(ctx, o)
@@ -122,7 +78,7 @@ func TestUnroutable(t *testing.T) {
 				t.Fatalf("Deliver: %v, want ErrUnroutable (312 NO_ROUTE)", err)
 			}
 			t.Logf("Deliver: %v", err)
-			deliver(t, p.Sink("", q.Name()), newOutcome(o.ID+"-after", 1))
+			sinktest.Deliver(t, p.Sink("", q.Name()), sinktest.Failed(o.ID+"-after", 1), deliverTimeout)
 		})
 	}
 	if got := len(readAll(t, q, 2)); got != 2 {
@@ -138,34 +94,34 @@ func TestMissingExchange(t *testing.T) {
 	t.Parallel()
 	q, p := setup(t)
 	good := p.Sink("", q.Name())
-	deliver(t, good, newOutcome(q.Name()+"-0", 1))
+	sinktest.Deliver(t, good, sinktest.Failed(q.Name()+"-0", 1), deliverTimeout)
 
 	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
 	defer cancel()
 	missing := p.Sink("ferry-test-missing-"+randHex(), "k")
 	for i := range 2 { // the second time too: nothing cached
-		if err := missing.Deliver(ctx, newOutcome(q.Name()+"-missing", 1)); !errors.Is(err, rabbitmq.ErrExchangeNotFound) {
+		if err := missing.Deliver(ctx, sinktest.Failed(q.Name()+"-missing", 1)); !errors.Is(err, rabbitmq.ErrExchangeNotFound) {
 			t.Fatalf("Deliver %d to a missing exchange: %v, want ErrExchangeNotFound", i, err)
 		}
 	}
-	deliver(t, good, newOutcome(q.Name()+"-1", 1))
+	sinktest.Deliver(t, good, sinktest.Failed(q.Name()+"-1", 1), deliverTimeout)
 
 	// An exchange bound to q, deleted after the first Deliver.
 	ex := "ferry-test-deleted-" + randHex()
 	declareExchange(t, ex, amqp.ExchangeDirect)
 	admin(t, func(ch *amqp.Channel) error { return ch.QueueBind(q.Name(), "k", ex, false, nil) })
 	bound := p.Sink(ex, "k")
-	deliver(t, bound, newOutcome(q.Name()+"-2", 1))
+	sinktest.Deliver(t, bound, sinktest.Failed(q.Name()+"-2", 1), deliverTimeout)
 	admin(t, func(ch *amqp.Channel) error { return ch.ExchangeDelete(ex, false, false) })
-	err := bound.Deliver(ctx, newOutcome(q.Name()+"-gone", 1))
+	err := bound.Deliver(ctx, sinktest.Failed(q.Name()+"-gone", 1))
 	var aerr *amqp.Error
 	if !errors.Is(err, rabbitmq.ErrNotConfirmed) || !errors.As(err, &aerr) || aerr.Code != amqp.NotFound {
 		t.Fatalf("Deliver to a deleted exchange: %v, want ErrNotConfirmed with 404", err)
 	}
-	if err := bound.Deliver(ctx, newOutcome(q.Name()+"-gone", 1)); !errors.Is(err, rabbitmq.ErrExchangeNotFound) {
+	if err := bound.Deliver(ctx, sinktest.Failed(q.Name()+"-gone", 1)); !errors.Is(err, rabbitmq.ErrExchangeNotFound) {
 		t.Fatalf("Deliver again: %v, want ErrExchangeNotFound", err)
 	}
-	deliver(t, good, newOutcome(q.Name()+"-3", 1))
+	sinktest.Deliver(t, good, sinktest.Failed(q.Name()+"-3", 1), deliverTimeout)
 	got := readAll(t, q, 4)
 	for i := range 4 {
 		if id := fmt.Sprintf("%s-%d", q.Name(), i); got[id] == nil {
@@ -184,7 +140,7 @@ func TestDeliverTinyDeadline(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Microsecond)
 		defer cancel()
 		start := time.Now()
-		err := s.Deliver(ctx, newOutcome(q.Name()+"-"+name, 1))
+		err := s.Deliver(ctx, sinktest.Failed(q.Name()+"-"+name, 1))
 		if d := time.Since(start); d > time.Second {
 			t.Errorf("%s: Deliver took %v with a 1µs deadline", name, d)
 		}
@@ -193,9 +149,9 @@ func TestDeliverTinyDeadline(t *testing.T) {
 		}
 	}
 	try("new")
-	deliver(t, s, newOutcome(q.Name()+"-ok", 1))
+	sinktest.Deliver(t, s, sinktest.Failed(q.Name()+"-ok", 1), deliverTimeout)
 	try("connected")
-	deliver(t, s, newOutcome(q.Name()+"-ok2", 1))
+	sinktest.Deliver(t, s, sinktest.Failed(q.Name()+"-ok2", 1), deliverTimeout)
 }
 
 // Close while 8 goroutines deliver: every Deliver returns (nil, or an
@@ -204,7 +160,7 @@ func TestCloseDuringDelivers(t *testing.T) {
 	t.Parallel()
 	q, p := setup(t)
 	s := p.Sink("", q.Name())
-	deliver(t, s, newOutcome(q.Name()+"-first", 1))
+	sinktest.Deliver(t, s, sinktest.Failed(q.Name()+"-first", 1), deliverTimeout)
 
 	var wg sync.WaitGroup
 	delivered := make(chan struct{}, 8)
@@ -213,7 +169,7 @@ func TestCloseDuringDelivers(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
-				err := s.Deliver(ctx, newOutcome(fmt.Sprintf("%s-%d-%d", q.Name(), w, i), 1))
+				err := s.Deliver(ctx, sinktest.Failed(fmt.Sprintf("%s-%d-%d", q.Name(), w, i), 1))
 				cancel()
 				if err != nil {
 					errs <- err

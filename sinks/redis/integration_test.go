@@ -3,19 +3,18 @@ package redis_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
 	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/redis"
+	"github.com/ferrydev/ferry/sinks/sinktest"
 )
 
 // setup creates a fresh stream on the test Redis and a Client on it.
@@ -46,36 +45,9 @@ func TestDeliverConcurrent(t *testing.T) {
 	tp, c := setup(t)
 	s := c.Sink(tp.Name(), 0)
 
-	ids := make(chan string, n)
-	for i := range n {
-		ids <- fmt.Sprintf("task-%04d", i)
-	}
-	close(ids)
-	errc := make(chan error, n)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range ids {
-				ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-				if err := s.Deliver(ctx, outcome(id)); err != nil {
-					errc <- err
-				}
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Errorf("Deliver: %v", err)
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	elapsed := time.Since(start)
+	ids, elapsed := sinktest.DeliverConcurrently(t, s, n, workers, opTimeout, func(i int) *sinks.Outcome {
+		return sinktest.Succeeded(fmt.Sprintf("task-%04d", i))
+	})
 
 	got := map[string]int{}
 	for _, m := range entries(t, tp) {
@@ -86,8 +58,8 @@ func TestDeliverConcurrent(t *testing.T) {
 			t.Errorf("entry %s: ferry-id %q, data %q", m.ID, id, m.Values["data"])
 		}
 	}
-	for i := range n {
-		if id := fmt.Sprintf("task-%04d", i); got[id] != 1 {
+	for _, id := range ids {
+		if got[id] != 1 {
 			t.Errorf("%s found %d times, want 1", id, got[id])
 		}
 	}
@@ -104,51 +76,20 @@ func TestRoundTrip(t *testing.T) {
 	src := tp.Source(t, "g")
 	pollertest.Connect(t, src, opTimeout)
 
-	failed := outcome("task-failed")
+	failed := sinktest.Succeeded("task-failed")
 	failed.Type, failed.Status, failed.Output = sinks.TypeFailed, "failed", nil
 	failed.Error = &sinks.OutcomeError{Code: "loop_detected", Message: "hops"}
 	failed.Hops, failed.TraceParent = 0, ""
 	failed.RequestPayload = json.RawMessage(`{"order":1}`)
-	succeeded := outcome("task-succeeded")
+	succeeded := sinktest.Succeeded("task-succeeded")
 	succeeded.Hops = 7
 	tests := []*sinks.Outcome{succeeded, failed}
 	for _, o := range tests {
-		deliverWithin(t, s, o, opTimeout)
+		sinktest.Deliver(t, s, o, opTimeout)
 	}
 
 	msgs := pollertest.ReadAck(t, src, len(tests), opTimeout)
-	byID := map[string]int{}
-	for i, m := range msgs {
-		byID[m.Headers["ferry-id"]] = i
-	}
-	for _, o := range tests {
-		t.Run(o.ID, func(t *testing.T) {
-			i, ok := byID[o.ID]
-			if !ok {
-				t.Fatalf("no message with ferry-id %q", o.ID)
-			}
-			m := msgs[i]
-			want, err := sinks.Encode(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(m.Payload) != string(want.Body) {
-				t.Errorf("payload = %s, want %s", m.Payload, want.Body)
-			}
-			if hops, err := async.ParseHops(m.Headers["ferry-hops"]); err != nil || hops != o.Hops {
-				t.Errorf("ferry-hops = %q (%d, %v), want %d", m.Headers["ferry-hops"], hops, err, o.Hops)
-			}
-			if got, ok := m.Headers["traceparent"]; got != o.TraceParent || ok != (o.TraceParent != "") {
-				t.Errorf("traceparent = %q (present %v), want %q", got, ok, o.TraceParent)
-			}
-			if m.Headers["ferry-type"] != o.Type {
-				t.Errorf("ferry-type = %q, want %q", m.Headers["ferry-type"], o.Type)
-			}
-			if m.ContentType != "application/json" {
-				t.Errorf("content type = %q, want application/json", m.ContentType)
-			}
-		})
-	}
+	sinktest.CheckReadBack(t, msgs, tests, func(m *poller.Message) string { return m.Headers[sinks.HeaderID] })
 }
 
 // TestMaxLen: with maxLen > 0 the stream is trimmed (approximately: Redis
@@ -171,7 +112,7 @@ func TestMaxLen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := c.Sink(tp.Name(), tt.maxLen)
 			for i := range tt.deliver {
-				deliverWithin(t, s, outcome(fmt.Sprintf("%s-%d", tt.name, i)), opTimeout)
+				sinktest.Deliver(t, s, sinktest.Succeeded(fmt.Sprintf("%s-%d", tt.name, i)), opTimeout)
 			}
 			n, err := tp.Client().XLen(context.Background(), tp.Name()).Result()
 			if err != nil {
@@ -190,32 +131,10 @@ func TestDeliverContextEnded(t *testing.T) {
 	t.Parallel()
 	tp, c := setup(t)
 	s := c.Sink(tp.Name(), 0)
-	deliverWithin(t, s, outcome("warm-up"), opTimeout)
-	tests := []struct {
-		name   string
-		ctx    func() (context.Context, context.CancelFunc)
-		wantIs error
-	}{
-		{"Cancelled", func() (context.Context, context.CancelFunc) {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			return ctx, cancel
-		}, context.Canceled},
-		{"DeadlinePassed", func() (context.Context, context.CancelFunc) {
-			return context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-		}, context.DeadlineExceeded},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := tt.ctx()
-			defer cancel()
-			start := time.Now()
-			if err := s.Deliver(ctx, outcome(tt.name)); !errors.Is(err, tt.wantIs) {
-				t.Errorf("Deliver = %v, want errors.Is %v", err, tt.wantIs)
-			}
-			if d := time.Since(start); d > 100*time.Millisecond {
-				t.Errorf("Deliver took %v with an ended context", d)
-			}
+	sinktest.Deliver(t, s, sinktest.Succeeded("warm-up"), opTimeout)
+	for _, e := range sinktest.EndedContexts() {
+		t.Run(e.Name, func(t *testing.T) {
+			sinktest.DeliverEnded(t, s, sinktest.Succeeded(e.Name), e, 100*time.Millisecond)
 		})
 	}
 	if n := len(entries(t, tp)); n != 1 {
