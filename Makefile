@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
 
-.PHONY: all build run test lint fmt bench clean deps brokers brokers-down
+.PHONY: all build run test lint fmt bench bench-quick clean deps brokers brokers-down
 
 all: lint test
 
@@ -49,12 +49,17 @@ lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	@# test/bench is a module of its own (asynq and gonum stay out of Ferry's)
+	cd test/bench && $(GO) vet ./... && $(STATICCHECK) ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-bench: build ## load figures (not part of make test)
-	$(GO) run ./test/load -n 20000 -c 32
+bench: deps brokers ## Ferry against asynq, raw consumers and ceilings → docs/benchmarks.md (not part of make test; about 40 min)
+	cd test/bench && $(GO) run . -out ../../docs
+
+bench-quick: deps brokers ## a smoke run of make bench with tiny sizes (writes docs/ too: do not commit its figures)
+	cd test/bench && $(GO) run . -out ../../docs -quick
 
 clean:
 	rm -rf bin
