@@ -30,9 +30,19 @@ type group struct {
 	first int                  // index of the group's first result in the input
 }
 
-// label names the group: its system, then its parameters.
+// labelParams are the parameters that tell groups of one system apart in
+// labels (ratios, charts); the tables show every parameter.
+var labelParams = []string{"broker", "batch", "backlog"}
+
+// label names the group: its system, then its distinguishing parameters.
 func (g *group) label() string {
-	if p := paramString(g.Params, ""); p != "" {
+	ps := map[string]string{}
+	for _, k := range labelParams {
+		if v, ok := g.Params[k]; ok {
+			ps[k] = v
+		}
+	}
+	if p := paramString(ps, ""); p != "" {
 		return g.System + " [" + p + "]"
 	}
 	return g.System

@@ -222,8 +222,8 @@ func scaleSeries(gs []*group) []series {
 // labelExcept is the group's label without the given parameters.
 func labelExcept(g *group, drop ...string) string {
 	ps := map[string]string{}
-	for k, v := range g.Params {
-		if !contains(drop, k) {
+	for _, k := range labelParams {
+		if v, ok := g.Params[k]; ok && !contains(drop, k) {
 			ps[k] = v
 		}
 	}

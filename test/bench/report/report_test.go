@@ -121,7 +121,7 @@ func TestWrite(t *testing.T) {
 		"| system | backlog | tasks/s | p99 (ms) | startup (s) | RSS (MB) | runs |",
 		"| ferry (go backend) | 1k |",
 		"| ferry (go backend): 1M vs 1k queued | tasks/s | **0.",
-		"| fairness | ferry (go backend) [tenants=1k] | Jain index | **0.9",
+		"| fairness | ferry (go backend) | Jain index | **0.9",
 		"| ferry trigger | kafka | 100 |",
 		"| kafka: ferry trigger [batch=100] / kafka-go raw consumer | msgs/s | **0.",
 		"| rocketmq: ferry trigger [batch=1] / rocketmq-client-go raw consumer | msgs/s |",
