@@ -49,3 +49,14 @@ type Topic interface {
 	// of them).
 	Backlog(t testing.TB, group string) int64
 }
+
+// BulkTopic is a Topic that also produces large volumes fast, for the
+// poller benchmarks (millions of messages): batched or pipelined where
+// Produce waits for each message or holds them all in memory.
+type BulkTopic interface {
+	Topic
+	// ProduceN produces n messages, msg(i) for i in [0, n), with the
+	// semantics of Produce (same encoding, same scope per Key, the order
+	// of each scope kept), and returns once the broker has them all.
+	ProduceN(t testing.TB, n int, msg func(i int) Msg)
+}

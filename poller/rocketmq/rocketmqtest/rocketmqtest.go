@@ -75,6 +75,7 @@ func (b Broker) NewTopic(t testing.TB, scopes int) conformance.Topic {
 	for {
 		qs, err := adm.FetchPublishMessageQueues(ctx, name)
 		if err == nil && len(qs) == scopes {
+			tp.queues = qs
 			break
 		}
 		select {
@@ -90,6 +91,8 @@ func (b Broker) NewTopic(t testing.TB, scopes int) conformance.Topic {
 type Topic struct {
 	broker Broker
 	name   string
+
+	queues []*primitive.MessageQueue // the topic's write queues (ProduceN)
 
 	mu     sync.Mutex
 	prod   producerClient
