@@ -262,7 +262,7 @@ func pollerRatios(gs []*group) []ratio {
 	for _, f := range filter(gs, func(g *group) bool { return isFerry(g.System) }) {
 		b := brokerOf(f)
 		for _, raw := range filter(gs, func(g *group) bool { return !isFerry(g.System) && brokerOf(g) == b }) {
-			if rb, ok := raw.Params["batch"]; ok && rb != f.Params["batch"] {
+			if rb, ok := raw.Params["batch"]; ok && rb != "-" && rb != f.Params["batch"] {
 				continue
 			}
 			l := labelExcept(f, "broker") + " / " + labelExcept(raw, "broker")
