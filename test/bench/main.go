@@ -45,7 +45,7 @@ func main() {
 	out := flag.String("out", "docs", "directory of benchmarks.md (charts, results and profiles go to OUT/bench)")
 	runs := flag.Int("runs", 3, "interleaved runs per comparison")
 	n := flag.Int("n", 100000, "tasks of the async throughput workload")
-	msgs := flag.Int("messages", 1000000, "messages per broker for the pollers (RocketMQ: a fifth)")
+	msgs := flag.Int("messages", 1000000, "messages per broker for the pollers (RabbitMQ and RocketMQ: a fifth)")
 	quick := flag.Bool("quick", false, "smoke run with tiny sizes (figures not meaningful)")
 	only := flag.String("only", "async,pollers", "parts to run: async, pollers (report only: none)")
 	repo := flag.String("repo", "../..", "the Ferry repository root (for the pollers benchmark)")
@@ -107,7 +107,7 @@ func run(out, repo, only string, runs, n, msgs int, quick bool) error {
 		absProfiles, _ := filepath.Abs(profiles)
 		args := []string{"test", "-run", "XXX", "-bench", "Pollers", "-benchtime", "1x", "-timeout", "180m", "./test/conformance/"}
 		commands = append(commands, fmt.Sprintf("FERRY_BENCH_N=%d FERRY_BENCH_RUNS=%d go %s   # run by the above", msgs, runs, strings.Join(args, " ")))
-		progress("pollers: %d messages per broker (RocketMQ %d), %d runs", msgs, msgs/5, runs)
+		progress("pollers: %d messages per broker (RabbitMQ and RocketMQ %d), %d runs", msgs, msgs/5, runs)
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = repo
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

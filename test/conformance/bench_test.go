@@ -193,7 +193,7 @@ store: { embedded: { path: %q } }
 tenants: [ { name: t, api_keys: [bench-key-1], max_concurrency: 64 } ]
 functions: [ { name: f, tenant: t, max_concurrency: 16, backend: { go: {} } } ]
 triggers:
-  - { name: bench, function: f, source: %s, concurrency: 8, batch: { size: %d, window: 2ms } }
+  - { name: bench, function: f, source: %s, concurrency: 8, batch: { size: %d, window: 20ms } }
 `, ferrytest.FreeAddr(b), b.TempDir(), c.source(tp, group), batch)
 	cfg, err := config.Parse("bench.yaml", []byte(yaml), nil)
 	if err != nil {
