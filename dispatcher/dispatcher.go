@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ferrydev/ferry/async"
@@ -43,7 +44,8 @@ type Function struct {
 	OnSuccess      []Destination
 	OnFailure      []Destination
 
-	invoker Backend // Backend behind the standard middleware
+	invoker  Backend          // Backend behind the standard middleware
+	capacity prometheus.Gauge // ferry_function_concurrency_limit of Lane; nil without metrics
 }
 
 // Config assembles a Dispatcher.
@@ -113,6 +115,7 @@ func New(cfg Config) (*Dispatcher, error) {
 			return nil, fmt.Errorf("function %s: defined twice", f.Lane)
 		}
 		f.invoker = Chain(f.Backend, Standard(cfg.Metrics, d.guard, cfg.Tracer, f.Timeout)...)
+		f.capacity = cfg.Metrics.limitGauge(f.Lane)
 		d.functions[f.Lane] = f
 		d.limits.SetFunction(f.Lane, f.MaxConcurrency)
 	}
@@ -136,7 +139,9 @@ func (d *Dispatcher) Invoke(ctx context.Context, fn *Function, inv *Invocation) 
 	res, err := fn.invoker.Invoke(ctx, inv)
 	if ctx.Err() == nil { // a shutdown says nothing about the backend
 		d.limits.Feedback(fn.Lane, start, SignalOf(err))
-		d.metrics.limit(fn.Lane, d.limits.Capacity(fn.Lane))
+		if fn.capacity != nil {
+			fn.capacity.Set(float64(d.limits.Capacity(fn.Lane)))
+		}
 	}
 	return res, err
 }

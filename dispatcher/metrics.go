@@ -115,8 +115,11 @@ func (m *Metrics) loop(lane async.Lane, by string) {
 	}
 }
 
-func (m *Metrics) limit(lane async.Lane, n int) {
-	if m != nil {
-		m.capacity.WithLabelValues(lane.Tenant, lane.Function).Set(float64(n))
+// limitGauge resolves a lane's ferry_function_concurrency_limit once, so
+// that invocations do not look the series up (nil without metrics).
+func (m *Metrics) limitGauge(lane async.Lane) prometheus.Gauge {
+	if m == nil {
+		return nil
 	}
+	return m.capacity.WithLabelValues(lane.Tenant, lane.Function)
 }

@@ -208,12 +208,13 @@ func TestWriteSparse(t *testing.T) {
 	}
 }
 
-// TestSample writes a sample report from synthetic data into
-// $REPORT_SAMPLE_DIR, to look at: REPORT_SAMPLE_DIR=/tmp/report-sample go test -run Sample ./report/
+// TestSample writes a sample report from synthetic data, into
+// $REPORT_SAMPLE_DIR to look at (REPORT_SAMPLE_DIR=/tmp/report-sample go
+// test -run Sample ./report/), else into a temporary directory.
 func TestSample(t *testing.T) {
 	dir := os.Getenv("REPORT_SAMPLE_DIR")
 	if dir == "" {
-		t.Skip("REPORT_SAMPLE_DIR not set")
+		dir = t.TempDir()
 	}
 	if err := Write(dir, sampleInput(dir)); err != nil {
 		t.Fatal(err)
