@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/async/embedded"
@@ -51,7 +50,6 @@ type Server struct {
 	log       *slog.Logger
 	queue     *embedded.Queue
 	registry  *prometheus.Registry
-	tracer    *sdktrace.TracerProvider
 	runner    *dispatcher.TaskRunner
 	producers *producers
 	outbox    *dispatcher.Outbox
@@ -73,7 +71,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = NewLogger(cfg.Log, os.Stderr)
 	}
-	s := &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry(), tracer: sdktrace.NewTracerProvider()}
+	s := &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := dispatcher.NewMetrics(s.registry)
 
@@ -90,7 +88,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		Functions: fns, TenantConcurrency: map[string]int{},
 		TenantRates: map[string]dispatcher.RateLimit{}, FunctionRates: map[async.Lane]dispatcher.RateLimit{},
 		MaxHops: cfg.LoopGuard.MaxHops, TraceWindow: cfg.LoopGuard.TraceWindow.D(),
-		Tracer: s.tracer.Tracer("github.com/ferrydev/ferry"), Metrics: metrics, Logger: log,
+		Tracer: dispatcher.PropagationTracer(), Metrics: metrics, Logger: log,
 	}
 	for _, t := range cfg.Tenants {
 		dc.TenantConcurrency[t.Name] = t.MaxConcurrency
@@ -217,7 +215,6 @@ func (s *Server) Close() error {
 	var err error
 	s.closed.Do(func() {
 		_ = s.ln.Close()
-		_ = s.tracer.Shutdown(context.Background())
 		err = errors.Join(s.producers.Close(), s.queue.Close())
 	})
 	return err

@@ -29,7 +29,7 @@ func (s *Server) routes(cfg *config.Config, q async.Queue, d *dispatcher.Dispatc
 		MaxQueued:  func(tenant string) int { return maxQueued[tenant] },
 		Admit:      admission(cfg),
 		MaxPayload: int64(cfg.Server.MaxPayload),
-		Tracer:     s.tracer.Tracer("github.com/ferrydev/ferry"),
+		Tracer:     dispatcher.PropagationTracer(),
 		Registerer: s.registry,
 		Logger:     s.log,
 	})

@@ -42,12 +42,14 @@ func Trace(tracer trace.Tracer) Middleware {
 				carrier["traceparent"] = inv.TraceParent
 			}
 			ctx, span := tracer.Start(prop.Extract(ctx, carrier), "ferry.invoke "+inv.Function,
-				trace.WithSpanKind(trace.SpanKindClient),
-				trace.WithAttributes(
+				trace.WithSpanKind(trace.SpanKindClient))
+			defer span.End()
+			if span.IsRecording() {
+				span.SetAttributes(
 					attribute.String("ferry.tenant", inv.Tenant), attribute.String("ferry.function", inv.Function),
 					attribute.String("ferry.id", inv.ID), attribute.Int("ferry.attempt", inv.Attempt),
-					attribute.Int("ferry.hops", inv.Hops)))
-			defer span.End()
+					attribute.Int("ferry.hops", inv.Hops))
+			}
 			out := propagation.MapCarrier{}
 			prop.Inject(ctx, out)
 			if tp := out["traceparent"]; tp != "" {

@@ -178,6 +178,7 @@ func (p *Poller) consume(ctx, work context.Context) {
 			continue
 		}
 		bo.Reset()
+		p.metrics.count("consumed", len(msgs))
 		for i, m := range msgs {
 			if !p.dispatch(work, m) {
 				p.nack(msgs[i:])
@@ -189,10 +190,9 @@ func (p *Poller) consume(ctx, work context.Context) {
 
 // dispatch filters m and hands it to a worker; false when ctx ended first.
 func (p *Poller) dispatch(ctx context.Context, m *Message) bool {
-	p.metrics.count("consumed", 1)
 	if !p.cfg.Filter.Match(m) {
 		p.metrics.count("filtered", 1)
-		p.settle(m, nil)
+		p.settle([]*Message{m}, nil)
 		return true
 	}
 	p.metrics.inflight(1)
@@ -243,21 +243,24 @@ func (p *Poller) handBack() {
 }
 
 func (p *Poller) nack(msgs []*Message) {
-	for _, m := range msgs {
-		p.settle(m, errHandedBack)
-	}
+	p.settle(msgs, errHandedBack)
 	p.metrics.count("redelivered", len(msgs))
 }
 
 var errHandedBack = errors.New("handed back for redelivery")
 
-// settle acks (err nil) or nacks a message, logging a failure to do so
-// (the broker then redelivers it).
-func (p *Poller) settle(m *Message, err error) {
+// settle acks (err nil) or nacks messages, under one deadline, logging a
+// failure to do so (the broker then redelivers the message).
+func (p *Poller) settle(msgs []*Message, err error) {
+	if len(msgs) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if aerr := m.Ack(ctx, err); aerr != nil {
-		p.log.Warn("cannot settle message; the broker will redeliver it", "id", m.ID, "error", aerr)
+	for _, m := range msgs {
+		if aerr := m.Ack(ctx, err); aerr != nil {
+			p.log.Warn("cannot settle message; the broker will redeliver it", "id", m.ID, "error", aerr)
+		}
 	}
 }
 

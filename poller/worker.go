@@ -139,9 +139,7 @@ func (w *worker) attempt(stop, work context.Context, items []*item) {
 				w.p.log.Error("on_success delivery failed; leaving the messages for redelivery", "messages", len(done), "error", err)
 				w.handBack(done)
 			} else {
-				for _, it := range done {
-					w.succeed(it)
-				}
+				w.succeed(done)
 			}
 			if len(failed) == 0 {
 				return
@@ -263,10 +261,14 @@ func (w *worker) onSuccess(ctx context.Context, items []*item, res *dispatcher.R
 	return cfg.Dispatcher.DeliverNow(ctx, cfg.Function.OnSuccess, o)
 }
 
-func (w *worker) succeed(it *item) {
-	w.p.settle(it.m, nil)
-	w.p.metrics.inflight(-1)
-	w.p.metrics.count("succeeded", 1)
+func (w *worker) succeed(items []*item) {
+	msgs := make([]*Message, len(items))
+	for i, it := range items {
+		msgs[i] = it.m
+	}
+	w.p.settle(msgs, nil)
+	w.p.metrics.inflight(-len(items))
+	w.p.metrics.count("succeeded", len(items))
 }
 
 // fail delivers the message's failure to the on_failure destinations and
@@ -293,7 +295,7 @@ func (w *worker) fail(ctx context.Context, it *item, code string, c dispatcher.C
 		w.handBack([]*item{it})
 		return
 	}
-	w.p.settle(it.m, nil)
+	w.p.settle([]*Message{it.m}, nil)
 	w.p.metrics.inflight(-1)
 	w.p.metrics.count("failed", 1)
 }

@@ -57,6 +57,10 @@ const (
 	// kafka-go reported errors meanwhile, whether the brokers still answer.
 	idleProbe    = 2 * time.Second
 	probeTimeout = 3 * time.Second
+	// drainWait bounds how long Read, having a message, keeps taking the
+	// ones the reader has already fetched; maxRead caps the run.
+	drainWait = time.Millisecond
+	maxRead   = 256
 	// retireTimeout bounds the best-effort commit and close of a reader
 	// being replaced after a connection loss.
 	retireTimeout = 5 * time.Second
@@ -73,6 +77,11 @@ type Source struct {
 
 	// errs counts errors kafka-go logged since the last fetched message.
 	errs atomic.Int64
+
+	// deferred is an error of reader deferredFrom that ended a drain; only
+	// Read (one goroutine) uses them.
+	deferred     error
+	deferredFrom *kafkago.Reader
 
 	// commitMu serialises commits (committer, rewind, Close).
 	commitMu sync.Mutex
@@ -220,14 +229,12 @@ func (s *Source) Read(ctx context.Context) ([]*poller.Message, error) {
 			continue
 		}
 
-		fctx, cancel := context.WithTimeout(ctx, idleProbe)
-		m, err := r.FetchMessage(fctx)
-		cancel()
+		m, err := s.fetch(ctx, r)
 		switch {
 		case err == nil:
 			s.errs.Store(0)
-			if msg := s.track(m, epoch); msg != nil {
-				return []*poller.Message{msg}, nil
+			if msgs := s.track(s.drain(ctx, r, m), epoch); len(msgs) > 0 {
+				return msgs, nil
 			}
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
@@ -326,15 +333,62 @@ func (s *Source) closeReader(ctx context.Context, r *kafkago.Reader) {
 	}
 }
 
-// track registers a fetched message and converts it; nil means the message
-// was already settled (a re-read) and is skipped.
-func (s *Source) track(m kafkago.Message, epoch uint64) *poller.Message {
-	s.mu.Lock()
-	deliver := s.cp.read(m.Partition, m.Offset, epoch)
-	s.mu.Unlock()
-	if !deliver {
-		return nil
+// fetch waits up to idleProbe for r's next message; an error that ended
+// the previous drain is returned first (kafka-go reports it only once).
+func (s *Source) fetch(ctx context.Context, r *kafkago.Reader) (kafkago.Message, error) {
+	if s.deferred != nil && s.deferredFrom == r {
+		err := s.deferred
+		s.deferred, s.deferredFrom = nil, nil
+		return kafkago.Message{}, err
 	}
+	s.deferred, s.deferredFrom = nil, nil
+	fctx, cancel := context.WithTimeout(ctx, idleProbe)
+	defer cancel()
+	return r.FetchMessage(fctx)
+}
+
+// drain returns first and the messages the reader already holds after it,
+// up to maxRead, so one Read hands over a run of messages. It fetches under
+// one short deadline (drainWait: kafka-go has no non-blocking fetch), so a
+// run ends at maxRead or when the reader's queue stays empty that long.
+func (s *Source) drain(ctx context.Context, r *kafkago.Reader, first kafkago.Message) []kafkago.Message {
+	ms := []kafkago.Message{first}
+	dctx, cancel := context.WithTimeout(ctx, drainWait)
+	defer cancel()
+	for len(ms) < maxRead {
+		m, err := r.FetchMessage(dctx)
+		if err != nil {
+			if !errors.Is(err, dctx.Err()) {
+				// The reader's error: the next Read handles it.
+				s.deferred, s.deferredFrom = err, r
+			}
+			break
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// track registers fetched messages and converts them, skipping those
+// already settled (a re-read).
+func (s *Source) track(ms []kafkago.Message, epoch uint64) []*poller.Message {
+	deliver := make([]bool, len(ms))
+	s.mu.Lock()
+	for i, m := range ms {
+		deliver[i] = s.cp.read(m.Partition, m.Offset, epoch)
+	}
+	s.mu.Unlock()
+	out := make([]*poller.Message, 0, len(ms))
+	for i, m := range ms {
+		if deliver[i] {
+			out = append(out, s.message(m, epoch))
+		}
+	}
+	return out
+}
+
+// message converts m and gives it the Ack that settles its offset.
+func (s *Source) message(m kafkago.Message, epoch uint64) *poller.Message {
 	msg := s.convert(m)
 	var once atomic.Bool
 	part, off := m.Partition, m.Offset

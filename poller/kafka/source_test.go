@@ -214,3 +214,43 @@ func TestCloseCommitsAcked(t *testing.T) {
 	}, func() bool { return next > 0 })
 	t.Logf("%d acked, Close committed them (interval 1h), new Source saw 0 duplicates", n)
 }
+
+// TestReadHandsOverRuns: with a backlog, one Read returns a run of the
+// messages the reader holds (not one message per call), in partition order
+// and never more than its cap.
+func TestReadHandsOverRuns(t *testing.T) {
+	t.Parallel()
+	const n = 600
+	tp, group := setup(t, 1)
+	tp.Produce(t, pollertest.SeqMsgs(0, n, "1"))
+	src := tp.Source(t, group)
+	pollertest.ConnectRetry(t, src, 30*time.Second)
+	defer pollertest.Close(t, src)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	next, reads, longest := 0, 0, 0
+	for next < n {
+		msgs, err := src.Read(ctx)
+		if err != nil {
+			t.Fatalf("Read after %d messages: %v", next, err)
+		}
+		reads++
+		longest = max(longest, len(msgs))
+		if len(msgs) > 256 {
+			t.Fatalf("Read returned %d messages, more than its cap of 256", len(msgs))
+		}
+		for _, m := range msgs {
+			if seq := seqOf(t, m); seq != next {
+				t.Fatalf("got message %d, want %d", seq, next)
+			}
+			next++
+			pollertest.Ack(t, m, nil)
+		}
+	}
+	if longest < 2 {
+		t.Errorf("every Read returned one message (%d reads for %d messages); want runs", reads, n)
+	}
+	t.Logf("%d messages in %d reads, longest run %d", n, reads, longest)
+	waitBacklog(t, tp, group, 0, 10*time.Second)
+}

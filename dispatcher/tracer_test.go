@@ -1,0 +1,64 @@
+package dispatcher
+
+import (
+	"context"
+	"testing"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+func TestPropagationTracer(t *testing.T) {
+	prop := propagation.TraceContext{}
+	tests := []struct {
+		name   string
+		parent string // incoming traceparent; empty: none
+		flags  trace.TraceFlags
+	}{
+		{name: "new trace is sampled", flags: trace.FlagsSampled},
+		{name: "sampled parent", parent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", flags: trace.FlagsSampled},
+		{name: "unsampled parent keeps its flag", parent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", flags: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tt.parent != "" {
+				ctx = prop.Extract(ctx, propagation.MapCarrier{"traceparent": tt.parent})
+			}
+			parent := trace.SpanContextFromContext(ctx)
+			seen := map[trace.SpanID]bool{}
+			var traces []trace.TraceID
+			for range 3 {
+				sctx, span := PropagationTracer().Start(ctx, "x")
+				sc := span.SpanContext()
+				if !sc.IsValid() || span.IsRecording() {
+					t.Fatalf("span context %v valid=%v recording=%v; want valid, not recording", sc, sc.IsValid(), span.IsRecording())
+				}
+				if !trace.SpanContextFromContext(sctx).Equal(sc) {
+					t.Fatal("the returned context does not carry the span")
+				}
+				if seen[sc.SpanID()] || sc.SpanID() == parent.SpanID() {
+					t.Fatalf("span id %s repeated", sc.SpanID())
+				}
+				seen[sc.SpanID()] = true
+				if sc.TraceFlags() != tt.flags {
+					t.Errorf("flags %v, want %v", sc.TraceFlags(), tt.flags)
+				}
+				traces = append(traces, sc.TraceID())
+				out := propagation.MapCarrier{}
+				prop.Inject(sctx, out)
+				if out["traceparent"] == "" {
+					t.Fatal("no traceparent injected")
+				}
+			}
+			for i, id := range traces {
+				switch {
+				case parent.IsValid() && id != parent.TraceID():
+					t.Errorf("trace id %s, want the parent's %s", id, parent.TraceID())
+				case !parent.IsValid() && i > 0 && id == traces[i-1]:
+					t.Errorf("two new traces share trace id %s", id)
+				}
+			}
+		})
+	}
+}
