@@ -249,14 +249,11 @@ func (p *Poller) nack(msgs []*Message) {
 
 var errHandedBack = errors.New("handed back for redelivery")
 
-// settle acks (err nil) or nacks messages, under one deadline, logging a
-// failure to do so (the broker then redelivers the message).
+// settle acks (err nil) or nacks messages, logging a failure to do so (the
+// broker then redelivers the message). Acks do not block (AckFunc), so no
+// deadline is armed per message.
 func (p *Poller) settle(msgs []*Message, err error) {
-	if len(msgs) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := context.Background()
 	for _, m := range msgs {
 		if aerr := m.Ack(ctx, err); aerr != nil {
 			p.log.Warn("cannot settle message; the broker will redeliver it", "id", m.ID, "error", aerr)

@@ -14,8 +14,10 @@ import (
 // it again (AMQP nack with requeue, pending entry left for a claim, offset
 // not committed). The poller calls it exactly once per message, and only
 // after the message's outcome: succeeded, or failed and delivered to the
-// on_failure destinations. It must not block for long: sources that commit
-// synchronously batch the commits behind it.
+// on_failure destinations. It must not block: sources that commit
+// synchronously batch the commits behind it, and the poller passes a
+// context without a deadline (an Ack that talks to the broker bounds the
+// call itself).
 type AckFunc func(ctx context.Context, err error) error
 
 // Message is one message read from a broker.
