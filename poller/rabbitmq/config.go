@@ -60,6 +60,9 @@ type settings struct {
 	scope string
 	// password is removed from any error text that might echo the URL.
 	password string
+	// ackPatience is how long acks wait behind a delivery that does not
+	// settle: the ackPatience constant, which tests change.
+	ackPatience time.Duration
 }
 
 func (c Config) settings() (settings, error) {
@@ -103,11 +106,12 @@ func (c Config) settings() (settings, error) {
 	}
 	addr := net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port))
 	s := settings{
-		Config:   c,
-		addr:     addr,
-		source:   uri.Scheme + "://" + addr + "/" + url.PathEscape(c.Queue),
-		scope:    "rabbitmq:" + c.Queue,
-		password: uri.Password,
+		Config:      c,
+		addr:        addr,
+		source:      uri.Scheme + "://" + addr + "/" + url.PathEscape(c.Queue),
+		scope:       "rabbitmq:" + c.Queue,
+		password:    uri.Password,
+		ackPatience: ackPatience,
 	}
 	s.Logger = c.Logger.With("broker", "rabbitmq", "addr", addr, "queue", c.Queue)
 	return s, nil

@@ -36,6 +36,7 @@ var wellKnown = []string{poller.HeaderHops, poller.HeaderTraceParent, HeaderKey}
 // stable: a redelivery gets a new tag. Producers should set message-id so
 // that receivers can drop duplicates by ce-id.
 func (s *Source) message(ss *session, d amqp.Delivery) *poller.Message {
+	ss.acks.add(d.DeliveryTag) // before the message can be settled
 	id := d.MessageId
 	if id == "" {
 		id = fmt.Sprintf("rabbitmq:%s/%d@%d", s.cfg.Queue, d.DeliveryTag, ss.gen)
@@ -65,19 +66,23 @@ func (s *Source) message(ss *session, d amqp.Delivery) *poller.Message {
 		ContentType: d.ContentType,
 		Headers:     headers,
 		Time:        t,
-		Ack:         s.ackFunc(ss, d, id),
+		Ack:         s.ackFunc(ss, d.DeliveryTag, id),
 	}
 }
 
-// ackFunc settles delivery d of session ss: basic.ack for a nil error,
-// basic.nack with requeue otherwise. basic.ack has no broker reply, so an
-// Ack costs one frame write and needs no batching; Close later closes the
-// channel behind it, and the broker applies a channel's frames in order.
+// ackFunc settles delivery tag of session ss (see tracker): a nil error
+// records an ack, sent as part of one basic.ack with multiple=true once
+// every older delivery of the channel is settled (at once when this one
+// was the oldest); a non-nil error sends basic.nack with requeue at once.
+// Neither waits for the broker (the frames have no reply). An ack still
+// waiting when the channel closes is lost with the channel, and the broker
+// redelivers the message: a duplicate, never a loss; Close sends the
+// waiting acks before closing the channel.
 // A delivery of a closed or replaced channel is never settled on another
 // channel (its tag means nothing there, and an unknown tag makes the
 // broker close the channel): such an Ack returns ErrStaleDelivery and the
 // broker redelivers the message.
-func (s *Source) ackFunc(ss *session, d amqp.Delivery, id string) poller.AckFunc {
+func (s *Source) ackFunc(ss *session, tag uint64, id string) poller.AckFunc {
 	var settled atomic.Bool
 	return func(_ context.Context, cause error) error {
 		if !settled.CompareAndSwap(false, true) {
@@ -86,17 +91,11 @@ func (s *Source) ackFunc(ss *session, d amqp.Delivery, id string) poller.AckFunc
 		if s.gen.Load() != ss.gen || ss.ch.IsClosed() {
 			return fmt.Errorf("rabbitmq: ack %s (channel generation %d): %w", id, ss.gen, ErrStaleDelivery)
 		}
-		var err error
-		if cause == nil {
-			err = d.Ack(false)
-		} else {
-			err = d.Nack(false, true)
-		}
-		if err != nil {
+		if err := ss.acks.settle(tag, cause == nil); err != nil {
 			// basic.ack / basic.nack is a one-way frame: it fails only when
 			// the channel or connection is (now) closed, and the library
 			// then shuts the connection down. The broker requeues.
-			return fmt.Errorf("rabbitmq: ack %s (channel generation %d): %w: %w", id, ss.gen, ErrStaleDelivery, s.cfg.clean(err))
+			return fmt.Errorf("rabbitmq: ack %s (channel generation %d): %w", id, ss.gen, s.cfg.clean(err))
 		}
 		return nil
 	}

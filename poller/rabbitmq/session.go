@@ -26,6 +26,8 @@ type session struct {
 	ch         *amqp.Channel
 	tag        string
 	deliveries <-chan amqp.Delivery
+	// acks tracks the deliveries handed out and settles them on ch.
+	acks *acker
 	// connClosed and chClosed are buffered NotifyClose listeners, so the
 	// library never waits on us to report a close.
 	connClosed chan *amqp.Error
@@ -96,6 +98,7 @@ func consume(conn *amqp.Connection, cfg *settings, gen uint64) (*session, error)
 	}
 	ss.ch = ch
 	ss.chClosed = ch.NotifyClose(make(chan *amqp.Error, 1))
+	ss.acks = newAcker(ch, cfg.ackPatience)
 	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
 		return nil, fmt.Errorf("rabbitmq: set prefetch %d: %w", cfg.Prefetch, cfg.clean(err))
 	}
@@ -163,14 +166,15 @@ func closeReason(what string, e *amqp.Error, ok bool) error {
 	return fmt.Errorf("%s closed by broker or network: %w", what, e)
 }
 
-// shutdown stops the session: cancel the consumer (no new deliveries),
-// drain the deliveries channel (undrained deliveries block the library's
-// close, amqp091-go #21 / #122), close the channel, then the connection.
-// Acks already written are on the wire before the channel close, and the
-// broker handles a channel's frames in order, so they all take effect;
-// deliveries never acked are requeued by the broker. Everything is
-// bounded by deadline: past it the socket is closed, which fails every
-// pending call. Safe to call more than once.
+// shutdown stops the session: send the acks still waiting behind an
+// unsettled delivery (one frame each; later Acks get ErrStaleDelivery),
+// cancel the consumer (no new deliveries), drain the deliveries channel
+// (undrained deliveries block the library's close, amqp091-go #21 / #122),
+// close the channel, then the connection. Acks already written are on the
+// wire before the channel close, and the broker handles a channel's frames
+// in order, so they all take effect; deliveries never acked are requeued
+// by the broker. Everything is bounded by deadline: past it the socket is
+// closed, which fails every pending call. Safe to call more than once.
 func (ss *session) shutdown(deadline time.Time, cancel <-chan struct{}) error {
 	ss.shutdownOnce.Do(func() {
 		done := make(chan error, 1)
@@ -204,6 +208,9 @@ func (ss *session) closeGracefully(deadline time.Time) error {
 		for range ss.deliveries {
 		}
 	}()
+	if err := ss.acks.close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
+		errs = append(errs, fmt.Errorf("send waiting acks: %w", err))
+	}
 	if !ss.ch.IsClosed() && !ss.conn.IsClosed() {
 		if err := ss.ch.Cancel(ss.tag, false); err != nil && !errors.Is(err, amqp.ErrClosed) {
 			errs = append(errs, fmt.Errorf("cancel consumer: %w", err))

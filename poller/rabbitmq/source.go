@@ -2,17 +2,33 @@
 // built on github.com/rabbitmq/amqp091-go.
 //
 // A Source consumes one existing queue with manual acks and a bounded
-// prefetch. A message's Ack with a nil error sends basic.ack; with a
-// non-nil error it sends basic.nack with requeue, so the broker delivers
-// the message again. The queue is the ordering scope: with concurrency 1
-// messages are pushed in queue order.
+// prefetch. The queue is the ordering scope: with concurrency 1 messages
+// are pushed in queue order.
+//
+// Acks are coalesced, in delivery order. A message's Ack with a nil error
+// records the ack; once every older delivery of the channel is settled,
+// one basic.ack with multiple=true acks the whole settled run (RabbitMQ
+// handles an ack of its oldest unacked deliveries cheaply, but walks its
+// unacked queue for each ack of a delivery in the middle, which is what
+// per-message acks in completion order cost). An ack is sent as soon as
+// the run reaches it, so nothing waits once the older messages are done;
+// acks that finish out of order wait until the gap closes and then leave
+// in one frame. A message's Ack with a non-nil error sends basic.nack with
+// requeue at once, so the broker delivers the message again; a later
+// multiple ack skips it. Waiting acks still hold their prefetch slots, so
+// they wait at most one to two seconds behind an oldest delivery that
+// does not settle (a slow function, a retry backoff): then they, and the
+// acks after them until that delivery settles, are sent one by one and
+// the broker keeps delivering. Close sends the waiting acks before
+// closing the channel.
 //
 // amqp091-go does not reconnect by itself. When the connection or channel
 // closes, Read returns an error wrapping poller.ErrNotConnected and the
 // poller calls Connect again (with backoff). Deliveries of the dead channel
 // can no longer be settled (delivery tags are per channel): their Ack
-// returns ErrStaleDelivery and the broker redelivers them, so a connection
-// loss causes duplicates, never losses.
+// returns ErrStaleDelivery and the broker redelivers them, as it does the
+// messages whose ack was still waiting, so a connection loss causes
+// duplicates, never losses.
 package rabbitmq
 
 import (
@@ -42,6 +58,10 @@ type Source struct {
 
 	connectMu sync.Mutex // serialises Connect and Close
 
+	// reading serialises Read: deliveries must be tracked in the order
+	// the channel delivers them (see tracker).
+	reading chan struct{}
+
 	mu     sync.Mutex
 	sess   *session
 	closed bool
@@ -55,7 +75,7 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{cfg: s}, nil
+	return &Source{cfg: s, reading: make(chan struct{}, 1)}, nil
 }
 
 // Connect dials the broker (the connection is named "ferry <queue>" in
@@ -99,7 +119,14 @@ func (s *Source) Connect(ctx context.Context) error {
 // the buffer on every call keeps the connection flowing. When the
 // connection or channel is gone, or the broker cancelled the consumer
 // (queue deleted), Read returns an error wrapping poller.ErrNotConnected.
+// Concurrent Reads run one after the other.
 func (s *Source) Read(ctx context.Context) ([]*poller.Message, error) {
+	select {
+	case s.reading <- struct{}{}:
+		defer func() { <-s.reading }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	s.mu.Lock()
 	ss, closed := s.sess, s.closed
 	s.mu.Unlock()
@@ -203,13 +230,14 @@ func (s *Source) Lag(ctx context.Context) (int64, error) {
 	}
 }
 
-// Close cancels the consumer, drains the deliveries still buffered,
-// closes the channel and the connection. Acks sent before Close take
-// effect (no duplicates after a graceful stop); deliveries read but never
-// acked are requeued by the broker. ctx bounds the close handshake
-// (CloseTimeoutDefault when ctx has no deadline); past it the connection
-// is dropped, which also requeues. Close is idempotent and safe before
-// Connect; Acks after Close return ErrStaleDelivery.
+// Close sends the acks still waiting behind an unsettled delivery, cancels
+// the consumer, drains the deliveries still buffered, closes the channel
+// and the connection. Acks made before Close take effect (no duplicates
+// after a graceful stop); deliveries read but never acked are requeued by
+// the broker. ctx bounds the close handshake (CloseTimeoutDefault when ctx
+// has no deadline); past it the connection is dropped, which also
+// requeues. Close is idempotent and safe before Connect; Acks after Close
+// return ErrStaleDelivery.
 func (s *Source) Close(ctx context.Context) error {
 	s.connectMu.Lock()
 	defer s.connectMu.Unlock()
@@ -233,7 +261,9 @@ func (s *Source) Close(ctx context.Context) error {
 		err = ss.shutdown(deadline, ctx.Done())
 		s.gen.Add(1) // every delivery handed out is now stale
 		if err == nil {
-			s.cfg.Logger.Info("rabbitmq source closed", "generation", ss.gen)
+			n := ss.acks.counts()
+			s.cfg.Logger.Info("rabbitmq source closed", "generation", ss.gen,
+				"multiple_acks", n.multiple, "single_acks", n.single, "nacks", n.nack)
 		}
 	}
 	s.wg.Wait()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -337,5 +338,43 @@ func TestQueueDeleted(t *testing.T) {
 	}
 	if err := src.Connect(ctx); !errors.Is(err, rabbitmq.ErrQueueNotFound) {
 		t.Fatalf("Connect after queue deletion: %v, want ErrQueueNotFound", err)
+	}
+}
+
+// Acks that finish out of order wait until every older delivery is
+// settled, then leave in one multiple ack, which skips a delivery nacked in
+// between (the broker would close the channel on a bad tag).
+func TestOutOfOrderAcksCoalesce(t *testing.T) {
+	t.Parallel()
+	const n = 10
+	q := setup(t)
+	produce(t, q, "g", n, nil)
+	var logs strings.Builder
+	src := q.NewSource(t, rabbitmq.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	rabbitmq.SetAckPatience(src, time.Hour) // the backlog check is slower than the default
+	pollertest.Connect(t, src, 20*time.Second)
+	msgs := pollertest.ReadN(t, src, n, 10*time.Second)
+
+	pollertest.Ack(t, msgs[5], errors.New("backend failed"))
+	for i := n - 1; i > 0; i-- {
+		if i != 5 {
+			pollertest.Ack(t, msgs[i], nil)
+		}
+	}
+	// Nothing acked yet: msgs[0] is outstanding; the nacked one is back
+	// (delivered again, as prefetch allows).
+	if got := q.Backlog(t, ""); got != n {
+		t.Fatalf("backlog with the oldest delivery outstanding = %d, want %d (acks must wait)", got, n)
+	}
+	pollertest.Ack(t, msgs[0], nil)
+	again := pollertest.ReadN(t, src, 1, 10*time.Second)[0] // the channel is still open
+	if string(again.Payload) != "g-5" {
+		t.Fatalf("redelivered %q, want g-5", again.Payload)
+	}
+	pollertest.Ack(t, again, nil)
+	pollertest.WaitBacklog(t, q, "", 0, 20*time.Second)
+	pollertest.Close(t, src)
+	if want := "multiple_acks=2 single_acks=0 nacks=1"; !strings.Contains(logs.String(), want) {
+		t.Fatalf("close log does not say %q:\n%s", want, logs.String())
 	}
 }
