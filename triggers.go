@@ -64,7 +64,10 @@ func buildSource(t *config.Trigger, log *slog.Logger) (poller.Source, error) {
 	case s.RocketMQ != nil:
 		return rocketmq.New(rocketmq.Config{
 			NameServers: s.RocketMQ.NameServers, Topic: s.RocketMQ.Topic, Group: s.RocketMQ.Group,
-			Tags: s.RocketMQ.Tags, Start: t.Start, Orderly: t.Concurrency == 1, Logger: log,
+			Tags: s.RocketMQ.Tags, Start: t.Start, Orderly: t.Concurrency == 1,
+			// Fewer messages in flight than the workers' batches would leave
+			// them waiting out their window.
+			InFlight: t.Batch.Size * t.Concurrency, Logger: log,
 		})
 	case s.RabbitMQ != nil:
 		return rabbitmq.New(rabbitmq.Config{URL: s.RabbitMQ.URL, Queue: s.RabbitMQ.Queue, Prefetch: s.RabbitMQ.Prefetch, Logger: log})

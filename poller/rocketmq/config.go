@@ -41,16 +41,29 @@ const (
 // TagsAll is the subscription expression that matches every tag.
 const TagsAll = "*"
 
-// Tuning of the push consumer. The values keep memory bounded: at most
-// consumeGoroutines callbacks of consumeBatch messages are in flight per
-// topic, and a queue stops pulling beyond pullThresholdForQueue cached
-// messages or pullThresholdSizeMiB MiB.
+// Window of messages read and not yet settled (Config.InFlight).
 const (
-	consumeBatch          = 16
-	pullBatch             = consumeBatch // one callback per pull: fewer goroutines, order easier to keep
-	consumeGoroutines     = 16
-	pullThresholdForQueue = 128
-	pullThresholdSizeMiB  = 16
+	// DefaultInFlight is the least window of concurrent consumption: 16
+	// callbacks of 16 messages.
+	DefaultInFlight = 256
+	// MaxInFlight caps Config.InFlight: the client pauses a queue's pulls
+	// at no more than 65535 cached messages.
+	MaxInFlight = 65535
+)
+
+// Tuning of the push consumer. Memory stays bounded: the callbacks in
+// flight, each blocked until Ferry settles its messages, are sized from
+// Config.InFlight (see flow), and a queue stops pulling beyond its cached
+// message count (at least minQueueCache) or pullThresholdSizeMiB MiB.
+const (
+	consumeBatch         = 16           // messages per callback in concurrent mode, at least in orderly mode
+	maxConsumeBatch      = 1024         // the client's limit on messages per callback
+	pullBatch            = consumeBatch // one callback per pull: fewer goroutines, order easier to keep
+	minQueueCache        = 128
+	pullThresholdSizeMiB = 16
+	// defaultMaxSpan is the client's default bound on the offsets a
+	// queue spans in its cache (concurrent mode) before it stops pulling.
+	defaultMaxSpan = 1000
 	// consumeTimeout is how long a message may stay unsettled before the
 	// client's expiry sweep sends it back to the %RETRY% topic itself (and
 	// advances the offset). Ferry settles every message only after its
@@ -66,8 +79,6 @@ const (
 	// sequenceWindow is how long a batch that arrived ahead of an earlier
 	// batch of the same queue is held back before giving up on the gap.
 	sequenceWindow = 200 * time.Millisecond
-	// maxRead caps the messages one Read returns.
-	maxRead = 256
 	// settleWait bounds how long Close waits for the client to record the
 	// offsets of settled messages before shutting it down.
 	settleWait = 5 * time.Second
@@ -94,6 +105,17 @@ type Config struct {
 	// concurrency is 1). Otherwise queues are consumed concurrently and the
 	// Source still returns each queue's messages in offset order.
 	Orderly bool
+	// InFlight is how many messages read and not yet settled the Source
+	// may hold: the trigger sets it to its batch size × concurrency, so
+	// that its workers fill their batches without waiting out the batch
+	// window. Concurrent consumption keeps up to InFlight messages in its
+	// callbacks, at least 256 (DefaultInFlight); orderly consumption hands
+	// each queue over in callbacks of up to InFlight messages (16 to 1024,
+	// the client's limit), one callback per queue at a time. Each queue
+	// caches enough to fill the window alone, within 16 MiB. One Read
+	// returns at most max(InFlight, 256) messages. Values above 65535
+	// (MaxInFlight) count as 65535. Defaults to 0: the minimums above.
+	InFlight int
 	// Logger receives the Source's own logs and the client library's
 	// warnings and errors. Defaults to slog.Default().
 	Logger *slog.Logger
@@ -135,8 +157,53 @@ func (c *Config) validate() error {
 	if c.Start != StartEarliest && c.Start != StartLatest {
 		errs = append(errs, fmt.Errorf("start: %q is neither %q nor %q", c.Start, StartEarliest, StartLatest))
 	}
+	if c.InFlight < 0 {
+		errs = append(errs, fmt.Errorf("inflight: %d is negative", c.InFlight))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("rocketmq: invalid config: %w", err)
 	}
 	return nil
+}
+
+// flow is the push consumer's flow control, derived from Config.InFlight.
+type flow struct {
+	// consumeBatch is the most messages per callback.
+	consumeBatch int
+	// goroutines bounds the callbacks in flight per topic (concurrent
+	// mode; orderly mode runs one callback per queue).
+	goroutines int
+	// queueCache is the cached messages, in flight included, beyond which
+	// a queue stops pulling.
+	queueCache int64
+	// maxSpan is the offsets a queue's cache may span before it stops
+	// pulling (concurrent mode): past a message stuck in retries, the
+	// queue runs at most this far ahead.
+	maxSpan int
+	// maxRead is the most messages one Read returns.
+	maxRead int
+}
+
+// flow sizes the client's window from InFlight. Concurrent mode: enough
+// callbacks of consumeBatch messages to hold the window, and a queue
+// cache as large as the window, so that a queue fills it alone (a group
+// member may own one queue; at the end of a backlog one queue may be left).
+// Orderly mode: callbacks as large as the window (each queue holds one at
+// a time, and a queue's next callback waits for the previous one to be
+// settled), and room in the cache for the next one.
+func (c *Config) flow() flow {
+	want := min(max(c.InFlight, 0), MaxInFlight)
+	window := max(want, DefaultInFlight)
+	f := flow{
+		consumeBatch: consumeBatch,
+		goroutines:   (window + consumeBatch - 1) / consumeBatch,
+		queueCache:   int64(max(window, minQueueCache)),
+		maxRead:      window,
+	}
+	if c.Orderly {
+		f.consumeBatch = min(max(want, consumeBatch), maxConsumeBatch)
+		f.queueCache = int64(max(2*f.consumeBatch, minQueueCache))
+	}
+	f.maxSpan = int(min(max(2*f.queueCache, defaultMaxSpan), MaxInFlight))
+	return f
 }

@@ -22,11 +22,40 @@ func TestNewValidates(t *testing.T) {
 		{"no topic", Config{NameServers: []string{"h:1"}, Group: "g"}, "topic: required"},
 		{"bad group", Config{NameServers: []string{"h:1"}, Topic: "t", Group: "a b"}, "group:"},
 		{"bad start", Config{NameServers: []string{"h:1"}, Topic: "t", Group: "g", Start: "now"}, "start:"},
+		{"negative in flight", Config{NameServers: []string{"h:1"}, Topic: "t", Group: "g", InFlight: -1}, "inflight:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.cfg)
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("New: %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestFlow: the client's window follows InFlight (the trigger's batch size
+// × concurrency), never below the defaults nor above the client's limits.
+func TestFlow(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		inFlight int
+		orderly  bool
+		want     flow
+	}{
+		{"Default", 0, false, flow{consumeBatch: 16, goroutines: 16, queueCache: 256, maxSpan: 1000, maxRead: 256}},
+		{"BelowTheDefault", 8, false, flow{consumeBatch: 16, goroutines: 16, queueCache: 256, maxSpan: 1000, maxRead: 256}},
+		{"Batch100Concurrency8", 800, false, flow{consumeBatch: 16, goroutines: 50, queueCache: 800, maxSpan: 1600, maxRead: 800}},
+		{"RoundsUpToCallbacks", 1000, false, flow{consumeBatch: 16, goroutines: 63, queueCache: 1000, maxSpan: 2000, maxRead: 1000}},
+		{"Capped", 10000 * 100, false, flow{consumeBatch: 16, goroutines: 4096, queueCache: 65535, maxSpan: 65535, maxRead: 65535}},
+		{"OrderlyDefault", 0, true, flow{consumeBatch: 16, goroutines: 16, queueCache: 128, maxSpan: 1000, maxRead: 256}},
+		{"OrderlyBatch1", 1, true, flow{consumeBatch: 16, goroutines: 16, queueCache: 128, maxSpan: 1000, maxRead: 256}},
+		{"OrderlyBatch100", 100, true, flow{consumeBatch: 100, goroutines: 16, queueCache: 200, maxSpan: 1000, maxRead: 256}},
+		{"OrderlyBatch5000", 5000, true, flow{consumeBatch: 1024, goroutines: 313, queueCache: 2048, maxSpan: 4096, maxRead: 5000}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{InFlight: tc.inFlight, Orderly: tc.orderly}
+			if got := c.flow(); got != tc.want {
+				t.Fatalf("flow() = %+v, want %+v", got, tc.want)
 			}
 		})
 	}

@@ -158,6 +158,56 @@ func TestSessionSettlesAndCloses(t *testing.T) {
 	}
 }
 
+// TestReadTakesTheWindow: one Read hands the poller up to InFlight
+// messages (at least 256), so that its workers' batches can fill at once.
+func TestReadTakesTheWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		inFlight int
+		want     int
+	}{
+		{"Default", 0, 256},
+		{"Batch100Concurrency8", 800, 800},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, src := newFake(t, false)
+			src.cfg.InFlight = tc.inFlight
+			const queues, perQueue = 4, 320 // 1280 messages, 20 callbacks of 16 per queue
+			for q := range queues {
+				for first := int64(0); first < perQueue; first += consumeBatch {
+					f.deliver(q, first, first+consumeBatch-1)
+				}
+			}
+			waitInbox(t, f.sess.in, queues*perQueue)
+			msgs, err := src.Read(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != tc.want {
+				t.Fatalf("Read returned %d messages, want %d", len(msgs), tc.want)
+			}
+		})
+	}
+}
+
+// waitInbox waits until in holds n messages.
+func waitInbox(t *testing.T, in *inbox, n int) {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for {
+		in.mu.Lock()
+		got := len(in.items)
+		in.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("inbox holds %d messages, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func offsetFromID(t *testing.T, id string) int64 {
 	t.Helper()
 	off, err := strconv.ParseInt(id[strings.LastIndexByte(id, '/')+1:], 10, 64)

@@ -69,6 +69,7 @@ func (s *Source) Connect(ctx context.Context) error {
 	if s.cfg.Start == StartLatest {
 		from = consumer.ConsumeFromLastOffset
 	}
+	fl := s.cfg.flow()
 	pc, err := consumer.NewPushConsumer(
 		consumer.WithNameServer(s.cfg.NameServers),
 		consumer.WithGroupName(s.cfg.Group),
@@ -78,11 +79,12 @@ func (s *Source) Connect(ctx context.Context) error {
 		consumer.WithConsumerModel(consumer.Clustering),
 		consumer.WithConsumeFromWhere(from),
 		consumer.WithConsumerOrder(s.cfg.Orderly),
-		consumer.WithConsumeMessageBatchMaxSize(consumeBatch),
+		consumer.WithConsumeMessageBatchMaxSize(fl.consumeBatch),
 		consumer.WithPullBatchSize(pullBatch),
-		consumer.WithPullThresholdForQueue(pullThresholdForQueue),
+		consumer.WithPullThresholdForQueue(fl.queueCache),
 		consumer.WithPullThresholdSizeForQueue(pullThresholdSizeMiB),
-		consumer.WithConsumeGoroutineNums(consumeGoroutines),
+		consumer.WithConsumeConcurrentlyMaxSpan(fl.maxSpan),
+		consumer.WithConsumeGoroutineNums(fl.goroutines),
 		consumer.WithConsumeTimeout(consumeTimeout),
 		consumer.WithSuspendCurrentQueueTimeMillis(suspendOrderly),
 	)
@@ -103,7 +105,8 @@ func (s *Source) Connect(ctx context.Context) error {
 		return fmt.Errorf("rocketmq: connecting to %s as group %s: %w", s.uri, s.cfg.Group, err)
 	}
 	s.sess = sess
-	s.cfg.Logger.Debug("rocketmq consumer started", "source", s.uri, "group", s.cfg.Group, "orderly", s.cfg.Orderly)
+	s.cfg.Logger.Debug("rocketmq consumer started", "source", s.uri, "group", s.cfg.Group, "orderly", s.cfg.Orderly,
+		"callback_batch", fl.consumeBatch, "callbacks", fl.goroutines, "queue_cache", fl.queueCache)
 	return nil
 }
 
@@ -146,13 +149,15 @@ func (s *Source) session() *session {
 }
 
 // Read blocks until messages are available or ctx ends, and returns up to
-// 256 of them, each queue's messages in offset order. It returns an error
-// wrapping poller.ErrNotConnected before Connect and after Close.
+// max(InFlight, 256) of them, each queue's messages in offset order. It
+// returns an error wrapping poller.ErrNotConnected before Connect and after
+// Close.
 func (s *Source) Read(ctx context.Context) ([]*poller.Message, error) {
 	sess := s.session()
 	if sess == nil {
 		return nil, fmt.Errorf("rocketmq: %s: %w", s.uri, poller.ErrNotConnected)
 	}
+	maxRead := s.cfg.flow().maxRead
 	for {
 		if msgs := sess.in.take(maxRead); len(msgs) > 0 {
 			return msgs, nil

@@ -130,6 +130,32 @@ func readAckAll(t *testing.T, orderly bool) {
 	pollertest.Close(t, src)
 }
 
+// TestInFlightWindow: with InFlight 800 (batch 100 × concurrency 8) the
+// client hands over 800 messages that are not settled yet, no more, and the
+// rest once they are.
+func TestInFlightWindow(t *testing.T) {
+	const n, window = 1200, 800
+	tp := newTopic(t, 4)
+	produce(t, tp, 0, n)
+	group := rocketmqtest.UniqueName(t, "g")
+	cfg := tp.Config(group)
+	cfg.InFlight = window
+	src := tp.NewSource(t, cfg)
+	pollertest.Connect(t, src, deadline)
+
+	held := pollertest.ReadN(t, src, window, deadline)
+	if len(held) != window {
+		t.Fatalf("read %d unsettled messages, want %d", len(held), window)
+	}
+	pollertest.ReadNone(t, src, time.Second)
+	for _, m := range held {
+		pollertest.Ack(t, m, nil)
+	}
+	rest := pollertest.ReadAck(t, src, n-window, deadline)
+	t.Logf("held %d unsettled messages, then read the other %d once they were acked", len(held), len(rest))
+	pollertest.WaitBacklog(t, tp, group, 0, deadline)
+}
+
 // TestUnackedComesBack leaves one message unacked (acking the others in
 // reverse order): nothing past it is committed, and a new Source on the
 // group reads it again.
