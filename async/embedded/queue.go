@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 
 	"github.com/ferrydev/ferry/async"
 )
@@ -87,6 +88,28 @@ type Queue struct {
 
 var _ async.Queue = (*Queue)(nil)
 
+// Pebble's sizing for a task store: a task is written three or four times
+// within seconds (enqueue, lease, outcome, deliveries) and read by id
+// between, so a memtable that holds the recent ones serves those reads
+// and absorbs the rewrites before they are flushed and compacted; bloom
+// filters let a read by id skip the levels without the key.
+const (
+	memTableSize    = 32 << 20
+	blockCacheSize  = 64 << 20
+	bloomBitsPerKey = 10
+)
+
+func pebbleOptions(opts Options) *pebble.Options {
+	po := &pebble.Options{
+		Logger: pebbleLogger{opts.Logger}, Cache: pebble.NewCache(blockCacheSize), MemTableSize: memTableSize,
+	}
+	po.Levels = make([]pebble.LevelOptions, 7)
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
+	}
+	return po.EnsureDefaults()
+}
+
 // Open opens (creating if needed) the queue stored in the directory path.
 // Pebble locks the directory, so one process owns it: every task found
 // running belongs to a dead process and is queued again at once
@@ -94,7 +117,9 @@ var _ async.Queue = (*Queue)(nil)
 // the in-memory scheduling index.
 func Open(path string, opts Options) (*Queue, error) {
 	opts = opts.withDefaults()
-	db, err := pebble.Open(path, &pebble.Options{Logger: pebbleLogger{opts.Logger}})
+	po := pebbleOptions(opts)
+	db, err := pebble.Open(path, po)
+	po.Cache.Unref() // the DB holds its own reference
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w: %w", path, async.ErrUnavailable, err)
 	}
