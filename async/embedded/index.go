@@ -19,8 +19,11 @@ type entry struct {
 	running  bool
 	token    uint64 // mirrors Task.Lease
 	leaseExp time.Time
-	qidx     int // position in lane.queued, -1 when not queued
-	lidx     int // position in index.leases, -1 when not running
+	// rec is the record as the current lease wrote it (running only), so
+	// the lease's end need not read it back; taken by the first use.
+	rec  *async.Task
+	qidx int // position in lane.queued, -1 when not queued
+	lidx int // position in index.leases, -1 when not running
 }
 
 // readyHeap orders a lane's queued tasks by (ReadyAt, enqueue sequence).
@@ -241,6 +244,7 @@ func (x *index) lease(e *entry, exp time.Time) {
 
 // requeue ends e's lease and queues it again, ready at readyAt.
 func (x *index) requeue(e *entry, readyAt time.Time) {
+	e.rec = nil
 	if e.running {
 		heap.Remove(&x.leases, e.lidx)
 		e.running = false
@@ -253,6 +257,7 @@ func (x *index) requeue(e *entry, readyAt time.Time) {
 
 // remove forgets a task that finished (or vanished).
 func (x *index) remove(e *entry) {
+	e.rec = nil
 	if e.running {
 		heap.Remove(&x.leases, e.lidx)
 		e.running = false

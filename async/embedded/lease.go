@@ -58,16 +58,17 @@ func (q *Queue) Lease(ctx context.Context, allow func(async.Lane) bool, ttl time
 		q.mu.Unlock()
 
 		t, err := q.writeLease(e.id, token, now, exp)
-		if t == nil {
-			q.mu.Lock()
-			if err != nil { // undo: memory mirrors the record
-				e.token--
-				q.idx.requeue(e, e.readyAt)
-			} else { // the record vanished: forget the task
-				q.idx.remove(e)
-			}
-			q.mu.Unlock()
+		q.mu.Lock()
+		switch {
+		case err != nil: // undo: memory mirrors the record
+			e.token--
+			q.idx.requeue(e, e.readyAt)
+		case t == nil: // the record vanished: forget the task
+			q.idx.remove(e)
+		default:
+			e.rec = t.Clone()
 		}
+		q.mu.Unlock()
 		lk.Unlock()
 		if err != nil {
 			return nil, time.Time{}, err
@@ -192,14 +193,20 @@ func (q *Queue) withLease(op, id string, token uint64,
 	q.mu.Lock()
 	e := q.idx.entries[id]
 	current := e != nil && e.running && e.token == token
+	var t *async.Task
+	if current {
+		t, e.rec = e.rec, nil
+	}
 	q.mu.Unlock()
 	lost := fmt.Errorf("embedded: %s %s: token %d is not the current lease: %w", op, id, token, async.ErrLeaseLost)
 	if !current {
 		return lost
 	}
-	t, err := q.readTask(id)
-	if err != nil {
-		return err
+	if t == nil {
+		var err error
+		if t, err = q.readTask(id); err != nil {
+			return err
+		}
 	}
 	if t == nil || t.Status != async.StatusRunning || t.Lease != token {
 		return lost

@@ -145,6 +145,11 @@ func TestFencing(t *testing.T) {
 	if err := q.Complete(ctx, "t1", 2, async.Completion{Status: async.StatusSucceeded, Attempted: true}); err != nil {
 		t.Fatalf("Complete with current token: %v", err)
 	}
+	// The completion starts from the second lease's record (kept in
+	// memory), which carries the recovery.
+	if g := mustGet(t, q, "acme", "t1"); g.Status != async.StatusSucceeded || g.Recoveries != 1 || g.Attempts != 1 || g.Lease != 2 {
+		t.Fatalf("after completion = %+v", g)
+	}
 	wantErr(t, q.Complete(ctx, "t1", 2, async.Completion{Status: async.StatusSucceeded}), async.ErrLeaseLost)
 }
 
