@@ -28,7 +28,7 @@ func TestBrokerRestart(t *testing.T) {
 		reads++
 		acked[seqOf(t, m)] = true
 		pollertest.Ack(t, m, nil)
-	}, func() bool { return len(acked) == before/2 })
+	}, func() bool { return len(acked) >= before/2 }) // one Read may hand over them all
 	start := time.Now()
 	brokers.Stop(t, brokers.Kafka)
 	// With the broker down, Read must not hang: after the messages it had
