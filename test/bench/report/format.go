@@ -12,7 +12,7 @@ import (
 // metricOrder is the column order of the well-known metrics; other
 // metrics follow alphabetically.
 var metricOrder = []string{
-	"rate_per_s", "tasks_per_s", "submit_per_s", "req_per_s", "msgs_per_s", "invoked_per_s",
+	"rate_per_s", "tasks_per_s", "submit_per_s", "req_per_s", "msgs_per_s", "invoked_per_s", "received_per_s",
 	"s_to_commit", "p50_ms", "p99_ms", "p999_ms", "jain", "small_p99_ms", "big_p99_ms",
 	"startup_s", derivedCPUTotal, "cpu_ms_per_1k_ferry", "cpu_ms_per_1k_asynq",
 	"cpu_ms_per_1k_redis", "cpu_ms_per_1k_broker", "rss_mb",
@@ -20,22 +20,23 @@ var metricOrder = []string{
 
 // metricLabels are the column headers of the well-known metrics.
 var metricLabels = map[string]string{
-	"rate_per_s":    "offered rate (/s)",
-	"tasks_per_s":   "tasks/s",
-	"submit_per_s":  "submitted/s",
-	"req_per_s":     "requests/s",
-	"msgs_per_s":    "msgs/s",
-	"invoked_per_s": "invocations/s",
-	"s_to_commit":   "time to commit (s)",
-	"p50_ms":        "p50 (ms)",
-	"p99_ms":        "p99 (ms)",
-	"p999_ms":       "p99.9 (ms)",
-	"jain":          "Jain index",
-	"small_p99_ms":  "small tenants p99 (ms)",
-	"big_p99_ms":    "big tenant p99 (ms)",
-	"startup_s":     "startup (s)",
-	"rss_mb":        "RSS (MB)",
-	derivedCPUTotal: "CPU ms / 1k tasks, all processes",
+	"rate_per_s":     "offered rate (/s)",
+	"tasks_per_s":    "tasks/s",
+	"submit_per_s":   "submitted/s",
+	"req_per_s":      "requests/s",
+	"msgs_per_s":     "msgs/s",
+	"invoked_per_s":  "msgs to the function/s",
+	"received_per_s": "msgs received/s",
+	"s_to_commit":    "time to commit (s)",
+	"p50_ms":         "p50 (ms)",
+	"p99_ms":         "p99 (ms)",
+	"p999_ms":        "p99.9 (ms)",
+	"jain":           "Jain index",
+	"small_p99_ms":   "small tenants p99 (ms)",
+	"big_p99_ms":     "big tenant p99 (ms)",
+	"startup_s":      "startup (s)",
+	"rss_mb":         "RSS (MB)",
+	derivedCPUTotal:  "CPU ms / 1k tasks, all processes",
 }
 
 // metricLabel returns the human header of metric m; unknown metrics are

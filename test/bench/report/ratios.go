@@ -256,7 +256,8 @@ func fairnessRatios(gs []*group) []ratio {
 }
 
 // pollerRatios: each Ferry trigger over the raw consumer of the same
-// broker (and batch size, when the raw consumer has one).
+// broker (and batch size, when the raw consumer has one), committed and
+// delivered.
 func pollerRatios(gs []*group) []ratio {
 	var out []ratio
 	for _, f := range filter(gs, func(g *group) bool { return isFerry(g.System) }) {
@@ -270,6 +271,12 @@ func pollerRatios(gs []*group) []ratio {
 				l = b + ": " + l
 			}
 			if r, ok := newRatio(l, f, "msgs_per_s", raw, "msgs_per_s"); ok {
+				out = append(out, r)
+			}
+			// Until every message reached the function against until the
+			// raw consumer had it: free of the commit's cadence (RocketMQ's
+			// client persists offsets every 5 s, for everyone).
+			if r, ok := newRatio(l, f, "invoked_per_s", raw, "received_per_s"); ok {
 				out = append(out, r)
 			}
 		}

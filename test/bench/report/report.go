@@ -86,7 +86,7 @@ var workloadAbout = map[string]string{
 
 // summaryMetrics are the ratios repeated in the "At a glance" section.
 var summaryMetrics = map[string]bool{
-	"tasks_per_s": true, "submit_per_s": true, "p99_ms": true, "msgs_per_s": true,
+	"tasks_per_s": true, "submit_per_s": true, "p99_ms": true, "msgs_per_s": true, "invoked_per_s": true,
 	"small_p99_ms": true, "jain": true, derivedCPUTotal: true,
 }
 
