@@ -207,9 +207,16 @@ type ackStats struct {
 const ackPatience = time.Second
 
 // acker is the tracker of one session's channel with its lock, its clock
-// and the channel to send on. Frames are sent under the lock, so the broker
-// sees them in the order they were planned: a nack before a `multiple` ack
-// that follows it, one `multiple` ack before a later one.
+// and the channel to send on. Nacks and single acks are sent under the
+// lock. `multiple` acks are group-committed: the settlement that moves the
+// front records its tag as pending and, unless a send is under way, sends
+// it outside the lock, then whatever became pending meanwhile, so
+// settlements that arrive during a send cost no frame of their own. The
+// broker still sees every frame in a safe order: a `multiple` ack only
+// names a tag of the settled front, which a nack never is, and any nack it
+// covers was written before the front moved past it; one `multiple` ack
+// goes out at a time, with growing tags; close waits for the send under
+// way.
 type acker struct {
 	ch       ackSender
 	patience time.Duration
@@ -218,6 +225,11 @@ type acker struct {
 	t      tracker
 	closed bool
 	stats  ackStats
+	// pending is the tag of the next `multiple` ack (0: none); flushing
+	// is set while a goroutine sends them, and idle signals its end.
+	pending  uint64
+	flushing bool
+	idle     sync.Cond
 	// timer is armed while acks wait (see stall); armedAt is t.advances
 	// when it was armed.
 	timer   *time.Timer
@@ -225,7 +237,9 @@ type acker struct {
 }
 
 func newAcker(ch ackSender, patience time.Duration) *acker {
-	return &acker{ch: ch, patience: patience}
+	a := &acker{ch: ch, patience: patience}
+	a.idle.L = &a.mu
+	return a
 }
 
 // add tracks a delivery; it must be called before the delivery is handed
@@ -252,9 +266,40 @@ func (a *acker) settle(tag uint64, ok bool) error {
 	if err != nil {
 		return err
 	}
+	upTo := p.upTo
+	p.upTo = 0
 	err = a.send(p)
 	a.watch()
-	return err
+	if err != nil || upTo == 0 {
+		return err
+	}
+	a.pending = upTo
+	if a.flushing {
+		return nil // the goroutine sending sends this one too
+	}
+	return a.flush()
+}
+
+// flush sends the pending `multiple` acks outside the lock (held on entry
+// and on return) until none is left.
+func (a *acker) flush() error {
+	a.flushing = true
+	defer func() {
+		a.flushing = false
+		a.idle.Broadcast()
+	}()
+	for a.pending != 0 && !a.closed {
+		upTo := a.pending
+		a.pending = 0
+		a.mu.Unlock()
+		err := a.ch.Ack(upTo, true)
+		a.mu.Lock()
+		if err != nil {
+			return fmt.Errorf("%w: ack up to tag %d: %w", ErrStaleDelivery, upTo, err)
+		}
+		a.stats.multiple++
+	}
+	return nil
 }
 
 // watch arms the timer when acks wait and it is not armed.
@@ -294,7 +339,11 @@ func (a *acker) close() error {
 		a.timer.Stop()
 		a.timer = nil
 	}
-	p := ackPlan{singles: a.t.release()}
+	for a.flushing {
+		a.idle.Wait()
+	}
+	p := ackPlan{upTo: a.pending, singles: a.t.release()}
+	a.pending = 0
 	a.t = tracker{}
 	return a.send(p)
 }
