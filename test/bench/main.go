@@ -22,6 +22,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -103,12 +104,12 @@ func run(out, repo, only string, runs, n, msgs int, quick bool) error {
 			return fmt.Errorf("async workloads: %w", err)
 		}
 	}
+	pollerArgs := []string{"test", "-run", "XXX", "-bench", "Pollers", "-benchtime", "1x", "-timeout", "180m", "./test/conformance/"}
+	pollerCommand := fmt.Sprintf("FERRY_BENCH_N=%d FERRY_BENCH_RUNS=%d go %s   # run by the above", msgs, runs, strings.Join(pollerArgs, " "))
 	if parts["pollers"] {
 		absProfiles, _ := filepath.Abs(profiles)
-		args := []string{"test", "-run", "XXX", "-bench", "Pollers", "-benchtime", "1x", "-timeout", "180m", "./test/conformance/"}
-		commands = append(commands, fmt.Sprintf("FERRY_BENCH_N=%d FERRY_BENCH_RUNS=%d go %s   # run by the above", msgs, runs, strings.Join(args, " ")))
 		progress("pollers: %d messages per broker (RabbitMQ and RocketMQ %d), %d runs", msgs, msgs/5, runs)
-		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd := exec.CommandContext(ctx, "go", pollerArgs...)
 		cmd.Dir = repo
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		cmd.Env = append(os.Environ(),
@@ -123,17 +124,29 @@ func run(out, repo, only string, runs, n, msgs int, quick bool) error {
 	if err != nil {
 		return fmt.Errorf("read results: %w", err)
 	}
+	for _, r := range res {
+		if r.Workload == results.Pollers {
+			commands = append(commands, pollerCommand)
+			break
+		}
+	}
+	rec := runRecord{Started: started, Finished: time.Now(), Commands: commands}
+	recPath := filepath.Join(benchDir, "run.json")
+	if parts["async"] || parts["pollers"] {
+		rec.Machine = describeMachine()
+		if err := rec.write(recPath); err != nil {
+			return err
+		}
+	} else if rec, err = readRunRecord(recPath, res); err != nil {
+		return err
+	}
 	tops, err := filepath.Glob(filepath.Join(profiles, "*.top.txt"))
 	if err != nil {
 		return err
 	}
 	in := report.Input{
-		Results: res, Commands: commands, Started: started, Finished: time.Now(),
-		Machine: report.DescribeMachine(map[string]string{
-			"Kafka": "3.9.1 (KRaft)", "RocketMQ": "4.9.7", "RabbitMQ": brokerVersion("rabbitmqctl", "version"),
-			"Redis": brokerVersion("redis-server", "--version"),
-		}),
-		Profiles: map[string]string{},
+		Results: res, Commands: rec.Commands, Started: rec.Started, Finished: rec.Finished,
+		Machine: rec.Machine, Profiles: map[string]string{},
 	}
 	for _, p := range tops {
 		rel, _ := filepath.Rel(out, p)
@@ -157,4 +170,56 @@ func brokerVersion(name string, args ...string) string {
 		return "unknown"
 	}
 	return strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+}
+
+// runRecord is what a measuring run records beside its results, so that a
+// report-only run (-only none) describes the run and the machine that
+// measured the figures, not the re-rendering.
+type runRecord struct {
+	Started, Finished time.Time
+	Commands          []string
+	Machine           report.Machine
+}
+
+func (r runRecord) write(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// readRunRecord reads the record at path; without one (results from an
+// older bench), the span comes from the results' times and the machine is
+// this one.
+func readRunRecord(path string, res []results.Result) (runRecord, error) {
+	var r runRecord
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &r); err != nil {
+			return r, fmt.Errorf("read %s: %w", path, err)
+		}
+		return r, nil
+	case !os.IsNotExist(err):
+		return r, err
+	}
+	for _, x := range res {
+		if r.Started.IsZero() || x.Time.Before(r.Started) {
+			r.Started = x.Time
+		}
+		if x.Time.After(r.Finished) {
+			r.Finished = x.Time
+		}
+	}
+	r.Machine = describeMachine()
+	return r, nil
+}
+
+// describeMachine describes this machine and the brokers' versions.
+func describeMachine() report.Machine {
+	return report.DescribeMachine(map[string]string{
+		"Kafka": "3.9.1 (KRaft)", "RocketMQ": "4.9.7", "RabbitMQ": brokerVersion("rabbitmqctl", "version"),
+		"Redis": brokerVersion("redis-server", "--version"),
+	})
 }
