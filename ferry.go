@@ -147,6 +147,13 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // go back to their broker); then the outbox stops (pending deliveries resume
 // at the next start) and the store closes.
 func (s *Server) Run(ctx context.Context) error {
+	if floor := s.cfg.Server.GCHeapFloor; floor != nil {
+		stopFloor, on := startHeapFloor(uint64(*floor))
+		defer stopFloor()
+		if on {
+			s.log.Info("gc heap floor set", "floor_bytes", int64(*floor))
+		}
+	}
 	upkeepCtx, stopUpkeep := context.WithCancel(context.Background())
 	outboxCtx, stopOutbox := context.WithCancel(context.Background())
 	intakeCtx, stopIntake := context.WithCancel(context.Background())

@@ -11,6 +11,10 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&s.MaxPayload, DefaultMaxPayload)
 	setDefault(&s.ShutdownTimeout, Duration(DefaultShutdownTimeout))
 	setDefault(&s.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
+	if s.GCHeapFloor == nil {
+		floor := ByteSize(DefaultGCHeapFloor)
+		s.GCHeapFloor = &floor
+	}
 
 	if c.Store.Embedded == nil && c.Store.Redis == nil {
 		c.Store.Embedded = &EmbeddedStore{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,7 +44,7 @@ func TestLoadQuickstart(t *testing.T) {
 	retry := Retry{MaxAttempts: 3, InitialInterval: Duration(time.Second), MaxInterval: Duration(5 * time.Minute), Multiplier: 2, MaxAge: Duration(6 * time.Hour)}
 	want := &Config{
 		File:       file,
-		Server:     Server{Listen: "127.0.0.1:8080", MaxPayload: 256 << 10, ShutdownTimeout: Duration(30 * time.Second), ReadHeaderTimeout: Duration(5 * time.Second)},
+		Server:     Server{Listen: "127.0.0.1:8080", MaxPayload: 256 << 10, ShutdownTimeout: Duration(30 * time.Second), ReadHeaderTimeout: Duration(5 * time.Second), GCHeapFloor: new(ByteSize(64 << 20))},
 		Store:      Store{Embedded: &EmbeddedStore{Path: "./data"}, Retention: Duration(24 * time.Hour)},
 		LoopGuard:  LoopGuard{MaxHops: 16, TraceWindow: Duration(DefaultTraceWindow)},
 		Dispatcher: Dispatcher{Workers: 64},
@@ -117,7 +118,7 @@ functions:
 	gRetry.MaxAttempts = 7
 	want := &Config{
 		File:       "d.yaml",
-		Server:     Server{Listen: DefaultListen, MaxPayload: DefaultMaxPayload, ShutdownTimeout: Duration(DefaultShutdownTimeout), ReadHeaderTimeout: Duration(DefaultReadHeaderTimeout)},
+		Server:     Server{Listen: DefaultListen, MaxPayload: DefaultMaxPayload, ShutdownTimeout: Duration(DefaultShutdownTimeout), ReadHeaderTimeout: Duration(DefaultReadHeaderTimeout), GCHeapFloor: new(ByteSize(DefaultGCHeapFloor))},
 		Store:      Store{Embedded: &EmbeddedStore{Path: DefaultDataPath}, Retention: Duration(DefaultRetention)},
 		LoopGuard:  LoopGuard{MaxHops: DefaultMaxHops, TraceWindow: Duration(DefaultTraceWindow)},
 		Dispatcher: Dispatcher{Workers: DefaultWorkers},
@@ -210,5 +211,34 @@ functions:
 	}
 	if _, ok := h.Headers["${KEY}"]; !ok {
 		t.Errorf("header keys = %v, want the key left unexpanded", h.Headers)
+	}
+}
+
+func TestGCHeapFloor(t *testing.T) {
+	t.Parallel()
+	const base = "tenants: [ { name: t, api_keys: [k] } ]\n"
+	tests := []struct {
+		name, src string
+		want      ByteSize
+	}{
+		{"absent: the default", base, DefaultGCHeapFloor},
+		{"zero: off", base + "server: { gc_heap_floor: 0 }\n", 0},
+		{"a size", base + "server: { gc_heap_floor: 256MiB }\n", 256 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Parse("g.yaml", []byte(tt.src), nil)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if c.Server.GCHeapFloor == nil || *c.Server.GCHeapFloor != tt.want {
+				t.Fatalf("gc_heap_floor = %v, want %d", c.Server.GCHeapFloor, tt.want)
+			}
+		})
+	}
+	_, err := Parse("g.yaml", []byte(base+"server: { gc_heap_floor: lots }\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), `g.yaml:2: server.gc_heap_floor: "lots" is not a size`) {
+		t.Fatalf("bad size: got %v", err)
 	}
 }

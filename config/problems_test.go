@@ -29,7 +29,7 @@ func TestParseProblems(t *testing.T) {
 		{name: "UnclosedFlow", src: base + "server: { listen: x\n", want: "x.yaml:8: did not find expected ',' or '}'"},
 		{name: "MultipleDocuments", src: base + "---\nserver: {}\n", want: "x.yaml:8: only one YAML document is allowed"},
 		{name: "UnknownTopLevelKey", src: base + "servr: {}\n", want: "x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, tenants, functions, triggers)"},
-		{name: "UnknownNestedKey", src: base + "server:\n  listn: 127.0.0.1:1\n", want: "x.yaml:9: server.listn: unknown key (known: listen, max_payload, shutdown_timeout, read_header_timeout)"},
+		{name: "UnknownNestedKey", src: base + "server:\n  listn: 127.0.0.1:1\n", want: "x.yaml:9: server.listn: unknown key (known: listen, max_payload, shutdown_timeout, read_header_timeout, gc_heap_floor)"},
 		{name: "DuplicateKey", src: base + "server: {}\nserver: {}\n", want: "x.yaml:9: server: duplicate key (first defined at line 8)"},
 		{name: "MissingTenant", src: base + "  - name: other\n    tenant: nope\n    backend: { exec: { command: [cat] } }\n", want: `x.yaml:9: functions[1].tenant: tenant "nope" is not defined`},
 		{name: "BadDuration", src: base + "    retry: { max_interval: 5x }\n", want: `x.yaml:8: functions[0].retry.max_interval: "5x" is not a duration`},
