@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/ferrydev/ferry/test/bench/results"
@@ -50,7 +50,7 @@ func (b *bench) fairnessRun(ctx context.Context, run int) (err error) {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer removeSynced(dir)
 	names := make([]string, b.sz.tenants)
 	index := map[string]int{}
 	for i := range names {
@@ -76,6 +76,7 @@ func (b *bench) fairnessRun(ctx context.Context, run int) (err error) {
 	}); err != nil {
 		return err
 	}
+	syscall.Sync()
 	f, err := startFerry(ctx, ferrySpec{dir: dir, dataDir: data, tenants: names, workers: workers, maxQueued: b.sz.fairTasks})
 	if err != nil {
 		return err

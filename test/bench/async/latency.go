@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/ferrydev/ferry/test/bench/results"
@@ -59,7 +58,7 @@ func (b *bench) ferryLatency(ctx context.Context, rate float64) (m map[string]fl
 	if err != nil {
 		return nil, nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer removeSynced(dir)
 	total := int(rate*(b.sz.latency+b.sz.warmup).Seconds()) + 1000
 	f, err := startFerry(ctx, ferrySpec{dir: dir, workers: workers, maxQueued: total})
 	if err != nil {

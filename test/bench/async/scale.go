@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -115,7 +116,7 @@ func (b *bench) scale(ctx context.Context) error {
 	bases := map[int]string{}
 	defer func() {
 		for _, d := range bases {
-			_ = os.RemoveAll(d)
+			removeSynced(d)
 		}
 	}()
 	for _, n := range b.sz.backlogs {
@@ -148,11 +149,12 @@ func (b *bench) scaleRun(ctx context.Context, run, backlog int, base string) (er
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer removeSynced(dir)
 	data := filepath.Join(dir, "data")
 	if err := cloneStore(base, data); err != nil {
 		return fmt.Errorf("copy the preloaded store: %w", err)
 	}
+	syscall.Sync() // the copy's writeback is not this run's to pay
 	n := b.sz.scaleTasks
 	probeN := int(b.sz.probeRate * b.sz.probe.Seconds())
 	f, err := startFerry(ctx, ferrySpec{dir: dir, dataDir: data, workers: workers, maxQueued: backlog + n + probeN + 1000})

@@ -68,7 +68,7 @@ func (b *bench) ferryThroughput(ctx context.Context, run int, httpBackend bool) 
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer removeSynced(dir)
 	n := b.sz.n
 	spec := ferrySpec{dir: dir, workers: workers, maxQueued: n + 1000}
 	system, profile := sysFerryGo, "ferry-throughput-go"
@@ -168,7 +168,7 @@ func (b *bench) ferrySubmitOnly(ctx context.Context, run int) (err error) {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer removeSynced(dir)
 	n := b.sz.n
 	f, err := startFerry(ctx, ferrySpec{dir: dir, workers: workers, maxQueued: n + 1000})
 	if err != nil {
@@ -235,7 +235,7 @@ func (b *bench) wrk(ctx context.Context, run int) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer removeSynced(dir)
 	script := filepath.Join(dir, "post.lua")
 	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
 		return err
