@@ -137,7 +137,7 @@ func run(out, repo, only string, runs, n, msgs int, quick bool) error {
 		if err := rec.write(recPath); err != nil {
 			return err
 		}
-	} else if rec, err = readRunRecord(recPath, res); err != nil {
+	} else if rec, err = readRunRecord(recPath, res, commands); err != nil {
 		return err
 	}
 	tops, err := filepath.Glob(filepath.Join(profiles, "*.top.txt"))
@@ -190,17 +190,18 @@ func (r runRecord) write(path string) error {
 }
 
 // readRunRecord reads the record at path; without one (results from an
-// older bench), the span comes from the results' times and the machine is
-// this one.
-func readRunRecord(path string, res []results.Result) (runRecord, error) {
-	var r runRecord
+// older bench), the span comes from the results' times, the commands are
+// the given ones and the machine is this one.
+func readRunRecord(path string, res []results.Result, commands []string) (runRecord, error) {
+	r := runRecord{Commands: commands}
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(b, &r); err != nil {
+		var rec runRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
 			return r, fmt.Errorf("read %s: %w", path, err)
 		}
-		return r, nil
+		return rec, nil
 	case !os.IsNotExist(err):
 		return r, err
 	}
