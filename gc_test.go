@@ -92,8 +92,10 @@ func TestHeapFloorFollowsTheLiveHeap(t *testing.T) {
 	if p := gogc(); p != before {
 		t.Fatalf("GOGC after the last stop = %d, want %d as before", p, before)
 	}
-	runtime.GC()                      // a pending cleanup of the stopped floor must not retune
-	time.Sleep(20 * time.Millisecond) // time for a stale cleanup to misbehave: an absence has no condition to poll
+	// A pending cleanup of the stopped floor must not retune. Its absence
+	// has no condition to poll: give it time to misbehave.
+	runtime.GC()
+	time.Sleep(20 * time.Millisecond)
 	if p := gogc(); p != before {
 		t.Fatalf("GOGC retuned after stop: %d, want %d", p, before)
 	}
