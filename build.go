@@ -4,21 +4,21 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/dispatcher/backend"
 	"github.com/ferrydev/ferry/sinks"
 	logsink "github.com/ferrydev/ferry/sinks/log"
 	"github.com/ferrydev/ferry/sinks/webhook"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // buildFunctions resolves every configured function: backend, retry policy
 // and destinations.
-func buildFunctions(cfg *config.Config, registered map[async.Lane]dispatcher.Backend, prods *producers, log *slog.Logger) ([]*dispatcher.Function, error) {
+func buildFunctions(cfg *config.Config, registered map[wire.Lane]dispatcher.Backend, prods *producers, log *slog.Logger) ([]*dispatcher.Function, error) {
 	fns := make([]*dispatcher.Function, 0, len(cfg.Functions))
 	for _, f := range cfg.Functions {
-		lane := async.Lane{Tenant: f.Tenant, Function: f.Name}
+		lane := wire.Lane{Tenant: f.Tenant, Function: f.Name}
 		b, err := buildBackend(f, registered[lane])
 		if err != nil {
 			return nil, fmt.Errorf("function %s: %w", lane, err)

@@ -19,18 +19,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Option customises a Server built by New.
 type Option func(*options)
 
 type options struct {
-	backends map[async.Lane]dispatcher.Backend
+	backends map[wire.Lane]dispatcher.Backend
 	logger   *slog.Logger
 }
 
@@ -38,7 +38,7 @@ type options struct {
 // (the config names it with `backend: { go: {} }`; registering one for a
 // function with another backend replaces that backend).
 func WithFunction(tenant, function string, b dispatcher.Backend) Option {
-	return func(o *options) { o.backends[async.Lane{Tenant: tenant, Function: function}] = b }
+	return func(o *options) { o.backends[wire.Lane{Tenant: tenant, Function: function}] = b }
 }
 
 // WithLogger sets the logger (default: from the config's log section, to stderr).
@@ -63,7 +63,7 @@ type Server struct {
 // New builds a Server from a validated config: it opens the store and binds
 // the listener (so Addr is known before Run), but runs nothing yet.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
-	o := &options{backends: map[async.Lane]dispatcher.Backend{}}
+	o := &options{backends: map[wire.Lane]dispatcher.Backend{}}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -86,7 +86,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	dc := dispatcher.Config{
 		Functions: fns, TenantConcurrency: map[string]int{},
-		TenantRates: map[string]dispatcher.RateLimit{}, FunctionRates: map[async.Lane]dispatcher.RateLimit{},
+		TenantRates: map[string]dispatcher.RateLimit{}, FunctionRates: map[wire.Lane]dispatcher.RateLimit{},
 		MaxHops: cfg.LoopGuard.MaxHops, TraceWindow: cfg.LoopGuard.TraceWindow.D(),
 		Tracer: dispatcher.PropagationTracer(), Metrics: metrics, Logger: log,
 	}
@@ -95,7 +95,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		dc.TenantRates[t.Name] = dispatcher.RateLimit{PerSecond: t.Rate, Burst: t.Burst}
 	}
 	for _, f := range cfg.Functions {
-		dc.FunctionRates[async.Lane{Tenant: f.Tenant, Function: f.Name}] = dispatcher.RateLimit{PerSecond: f.Rate, Burst: f.Burst}
+		dc.FunctionRates[wire.Lane{Tenant: f.Tenant, Function: f.Name}] = dispatcher.RateLimit{PerSecond: f.Rate, Burst: f.Burst}
 	}
 	d, err := dispatcher.New(dc)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // routes mounts the API v1, health, readiness and metrics endpoints.
@@ -24,7 +25,7 @@ func (s *Server) routes(cfg *config.Config, q async.Queue, d *dispatcher.Dispatc
 		Store: q,
 		Auth:  async.NewAuth(keys),
 		Functions: func(tenant, fn string) bool {
-			return d.Function(async.Lane{Tenant: tenant, Function: fn}) != nil
+			return d.Function(wire.Lane{Tenant: tenant, Function: fn}) != nil
 		},
 		MaxQueued:  func(tenant string) int { return maxQueued[tenant] },
 		Admit:      admission(cfg),
@@ -65,14 +66,14 @@ func admission(cfg *config.Config) func(tenant, function string) time.Duration {
 		limited = limited || t.Rate > 0
 	}
 	for _, f := range cfg.Functions {
-		rates.SetFunction(async.Lane{Tenant: f.Tenant, Function: f.Name}, f.Rate, f.Burst)
+		rates.SetFunction(wire.Lane{Tenant: f.Tenant, Function: f.Name}, f.Rate, f.Burst)
 		limited = limited || f.Rate > 0
 	}
 	if !limited {
 		return nil
 	}
 	return func(tenant, function string) time.Duration {
-		return rates.Take(async.Lane{Tenant: tenant, Function: function}, time.Now())
+		return rates.Take(wire.Lane{Tenant: tenant, Function: function}, time.Now())
 	}
 }
 

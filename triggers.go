@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/poller"
@@ -12,6 +11,7 @@ import (
 	"github.com/ferrydev/ferry/poller/rabbitmq"
 	"github.com/ferrydev/ferry/poller/redisstream"
 	"github.com/ferrydev/ferry/poller/rocketmq"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // buildTriggers builds a Poller per configured trigger.
@@ -23,7 +23,7 @@ func buildTriggers(cfg *config.Config, d *dispatcher.Dispatcher, prods *producer
 		if f == nil {
 			return nil, fmt.Errorf("trigger %s: function %q not found", t.Name, t.Function)
 		}
-		fn := d.Function(async.Lane{Tenant: f.Tenant, Function: f.Name})
+		fn := d.Function(wire.Lane{Tenant: f.Tenant, Function: f.Name})
 		tlog := log.With("trigger", t.Name)
 		src, err := buildSource(t, tlog)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ferrydev/ferry/wire"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
@@ -147,7 +148,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		a.reject(w, tenant, http.StatusBadRequest, "bad_delay", err.Error())
 		return
 	}
-	hops, err := ParseHops(r.Header.Get(HeaderHops))
+	hops, err := wire.ParseHops(r.Header.Get(wire.HeaderHops))
 	if err != nil {
 		a.reject(w, tenant, http.StatusBadRequest, "bad_hops", err.Error())
 		return
@@ -175,11 +176,11 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 	defer span.End()
 	carrier := propagation.MapCarrier{}
 	a.prop.Inject(ctx, carrier)
-	traceParent := carrier["traceparent"]
+	traceParent := carrier[wire.HeaderTraceParent]
 	if traceParent == "" { // no tracer: keep a valid incoming traceparent as is
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 			a.prop.Inject(trace.ContextWithSpanContext(context.Background(), sc), carrier)
-			traceParent = carrier["traceparent"]
+			traceParent = carrier[wire.HeaderTraceParent]
 		}
 	}
 

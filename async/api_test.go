@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/async/embedded"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // newAPI serves the API over a real embedded queue with tenants "a" (key
@@ -146,20 +147,6 @@ func TestAPIRequests(t *testing.T) {
 	})
 }
 
-func TestParseHops(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int
-		ok   bool
-	}{{"", 0, true}, {"0", 0, true}, {"16", 16, true}, {"-1", 0, false}, {"x", 0, false}, {"99999999999", 0, false}}
-	for _, tt := range tests {
-		got, err := async.ParseHops(tt.in)
-		if got != tt.want || (err == nil) != tt.ok {
-			t.Errorf("ParseHops(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
 // FuzzSubmitHeaders feeds arbitrary submit headers and bodies to the API:
 // it must answer a known status with a JSON error, never a 500 or a panic.
 func FuzzSubmitHeaders(f *testing.F) {
@@ -232,7 +219,7 @@ func TestAPIReplay(t *testing.T) {
 		t.Fatalf("replay of a running task: %d %v, want 409 conflict", r.status, r.body)
 	}
 	fail := async.Completion{Status: async.StatusFailed, Attempted: true,
-		Error: &async.TaskError{Code: async.CodeRetriesExhausted, Message: "gave up after 3 attempts", HTTPStatus: 503}}
+		Error: &async.TaskError{Code: wire.CodeRetriesExhausted, Message: "gave up after 3 attempts", HTTPStatus: 503}}
 	if err := q.Complete(ctx, id, l.Lease, fail); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +228,7 @@ func TestAPIReplay(t *testing.T) {
 	if len(tasks) != 1 {
 		t.Fatalf("GET /v1/tasks?status=failed: %v", list.body)
 	}
-	if v := tasks[0].(map[string]any); v["attempts"] != 1.0 || v["error"].(map[string]any)["code"] != async.CodeRetriesExhausted {
+	if v := tasks[0].(map[string]any); v["attempts"] != 1.0 || v["error"].(map[string]any)["code"] != wire.CodeRetriesExhausted {
 		t.Fatalf("failed task in the list lacks attempts or error: %v", v)
 	}
 	for _, tc := range []struct {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Queue errors. Callers check them with errors.Is.
@@ -57,7 +59,7 @@ type ListOptions struct {
 
 // LaneStats counts a lane's unfinished tasks.
 type LaneStats struct {
-	Lane    Lane
+	Lane    wire.Lane
 	Queued  int // including delayed tasks and tasks waiting for a retry
 	Running int
 }
@@ -84,7 +86,7 @@ type Queue interface {
 	// expires after ttl; an expired lease puts the task back in the queue
 	// without spending an attempt. When no task can be leased, Lease returns
 	// nil and the earliest future ReadyAt of any queued task (zero if none).
-	Lease(ctx context.Context, allow func(Lane) bool, ttl time.Duration) (t *Task, next time.Time, err error)
+	Lease(ctx context.Context, allow func(wire.Lane) bool, ttl time.Duration) (t *Task, next time.Time, err error)
 	// Ready is signalled (never blocking the sender, coalesced) whenever a
 	// task may have become leasable: enqueued, released, retried or
 	// recovered. Delayed tasks are not signalled when their time comes:

@@ -4,31 +4,11 @@
 package async
 
 import (
-	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
+
+	"github.com/ferrydev/ferry/wire"
 )
-
-// HeaderHops is the header (and, lower-cased, the message property or
-// field) that carries the hop count between Ferry and functions.
-const HeaderHops = "Ferry-Hops"
-
-// maxHops bounds the hop counts accepted from outside.
-const maxHops = 1 << 20
-
-// ParseHops parses a hop count as carried by HeaderHops. An empty value is
-// 0 hops.
-func ParseHops(v string) (int, error) {
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > maxHops {
-		return 0, fmt.Errorf("%s %q must be a non-negative integer", HeaderHops, v)
-	}
-	return n, nil
-}
 
 // Status is the lifecycle state of a task.
 type Status string
@@ -56,26 +36,6 @@ func ParseStatus(s string) (Status, error) {
 	}
 	return "", fmt.Errorf("unknown status %q (want queued, running, succeeded, failed or cancelled)", s)
 }
-
-// Lane names the tasks of one function of one tenant. Fair leasing visits
-// tenants round-robin and, within a tenant, its lanes round-robin; limits are
-// enforced per tenant and per lane.
-type Lane struct {
-	Tenant   string
-	Function string
-}
-
-// String returns "tenant/function".
-func (l Lane) String() string { return l.Tenant + "/" + l.Function }
-
-// Error codes recorded on failed tasks (TaskError.Code).
-const (
-	CodeLoopDetected     = "loop_detected"      // hop or trace count reached loop_guard.max_hops
-	CodeRejected         = "rejected"           // the backend answered with a permanent failure (4xx other than 408/429)
-	CodeRetriesExhausted = "retries_exhausted"  // retryable failures until retry.max_attempts
-	CodeMaxAgeExceeded   = "max_age_exceeded"   // the next retry would start after retry.max_age
-	CodeFunctionNotFound = "function_not_found" // the function left the config while the task was queued
-)
 
 // TaskError describes why a task failed, or why its last attempt failed.
 type TaskError struct {
@@ -177,7 +137,7 @@ func (t *Task) AgeFrom() time.Time {
 }
 
 // Lane returns the task's lane.
-func (t *Task) Lane() Lane { return Lane{Tenant: t.Tenant, Function: t.Function} }
+func (t *Task) Lane() wire.Lane { return wire.Lane{Tenant: t.Tenant, Function: t.Function} }
 
 // Clone returns a deep copy of t.
 func (t *Task) Clone() *Task {
@@ -194,18 +154,4 @@ func (t *Task) Clone() *Task {
 	}
 	c.Deliveries = append([]Delivery(nil), t.Deliveries...)
 	return &c
-}
-
-// OutputJSON renders a backend's output for the API and the destinations:
-// the body itself when it is valid JSON, else the body as a JSON string.
-// An empty body renders as nil.
-func OutputJSON(body []byte) json.RawMessage {
-	if len(body) == 0 {
-		return nil
-	}
-	if json.Valid(body) {
-		return json.RawMessage(body)
-	}
-	b, _ := json.Marshal(string(body))
-	return b
 }

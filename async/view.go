@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/ferrydev/ferry/wire"
 )
 
 // taskView is the API's JSON form of a task.
@@ -40,7 +42,7 @@ func viewOf(t *Task) taskView {
 		v.FinishedAt = &at
 	}
 	if t.Status == StatusSucceeded {
-		v.Output = OutputJSON(t.Output)
+		v.Output = wire.OutputJSON(t.Output)
 		if v.Output == nil {
 			v.Output = json.RawMessage("null")
 		}

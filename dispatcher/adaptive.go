@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Signal is what one invocation says about its backend's health, for the
@@ -50,7 +50,7 @@ func SignalOf(err error) Signal {
 // decrease it again, so a burst of errors from one round counts once. The
 // limit never exceeds the function's max_concurrency. start is when the
 // invocation started. Lanes without max_concurrency are not adapted.
-func (l *Limits) Feedback(lane async.Lane, start time.Time, sig Signal) {
+func (l *Limits) Feedback(lane wire.Lane, start time.Time, sig Signal) {
 	if sig == SignalNeutral {
 		return
 	}
@@ -82,7 +82,7 @@ func (l *Limits) Feedback(lane async.Lane, start time.Time, sig Signal) {
 
 // Capacity returns lane's concurrency limit now: max_concurrency, or less
 // while the adaptive limit holds it back (0: unlimited).
-func (l *Limits) Capacity(lane async.Lane) int {
+func (l *Limits) Capacity(lane wire.Lane) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if s := l.lanes[lane]; s != nil {

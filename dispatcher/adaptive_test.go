@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestSignalOf(t *testing.T) {
@@ -24,7 +24,7 @@ func TestSignalOf(t *testing.T) {
 		{"Timeout", context.DeadlineExceeded, SignalOverload},
 		{"500", &Error{Code: "http_500", Err: http.ErrHandlerTimeout, StatusCode: 500}, SignalNeutral},
 		{"400", &Error{Code: "http_400", Err: http.ErrHandlerTimeout, StatusCode: 400, permanent: true}, SignalNeutral},
-		{"Loop", Permanent(async.CodeLoopDetected, ErrLoopDetected), SignalNeutral},
+		{"Loop", Permanent(wire.CodeLoopDetected, ErrLoopDetected), SignalNeutral},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +39,7 @@ func TestSignalOf(t *testing.T) {
 func TestFeedbackAIMD(t *testing.T) {
 	t.Parallel()
 	l := NewLimits()
-	lane := async.Lane{Tenant: "t", Function: "f"}
+	lane := wire.Lane{Tenant: "t", Function: "f"}
 	l.SetFunction(lane, 32)
 	now := time.Unix(1000, 0)
 	l.now = func() time.Time { return now }
@@ -96,7 +96,7 @@ func TestFeedbackAIMD(t *testing.T) {
 func TestAdaptiveConcurrencyFindsTheBackendsCapacity(t *testing.T) {
 	t.Parallel()
 	l := NewLimits()
-	lane := async.Lane{Tenant: "t", Function: "f"}
+	lane := wire.Lane{Tenant: "t", Function: "f"}
 	l.SetFunction(lane, 32)
 	var (
 		mu             sync.Mutex

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // deliverOnce makes one delivery attempt, bounded by the destination's
 // timeout.
-func deliverOnce(ctx context.Context, dest *Destination, o *sinks.Outcome) error {
+func deliverOnce(ctx context.Context, dest *Destination, o *wire.Outcome) error {
 	if dest.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, dest.Timeout)
@@ -26,7 +26,7 @@ func deliverOnce(ctx context.Context, dest *Destination, o *sinks.Outcome) error
 // is delivered; async tasks use the durable Outbox instead. It returns nil
 // when every destination accepted o, ctx's error when ctx ended first, or an
 // error naming the destinations that failed for good (counted and logged).
-func (d *Dispatcher) DeliverNow(ctx context.Context, dests []Destination, o *sinks.Outcome) error {
+func (d *Dispatcher) DeliverNow(ctx context.Context, dests []Destination, o *wire.Outcome) error {
 	var errs []error
 	for i := range dests {
 		dest := &dests[i]

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Event types of invocations (CloudEvents type).
@@ -19,7 +20,7 @@ const (
 )
 
 // TaskSource is the CloudEvents source of a lane's async tasks.
-func TaskSource(l async.Lane) string { return "/ferry/async/" + l.Tenant + "/" + l.Function }
+func TaskSource(l wire.Lane) string { return "/ferry/async/" + l.Tenant + "/" + l.Function }
 
 // Destination is one resolved destination of a function.
 type Destination struct {
@@ -35,7 +36,7 @@ type Destination struct {
 
 // Function is a resolved function: its backend, limits and policies.
 type Function struct {
-	Lane    async.Lane
+	Lane    wire.Lane
 	Backend Backend
 	// Timeout bounds one attempt (0: none).
 	Timeout        time.Duration
@@ -58,7 +59,7 @@ type Config struct {
 	TraceWindow time.Duration
 	// TenantRates and FunctionRates set the rates (Limits.Rates).
 	TenantRates   map[string]RateLimit
-	FunctionRates map[async.Lane]RateLimit
+	FunctionRates map[wire.Lane]RateLimit
 	// Tracer starts a span per attempt (nil: the invocation's traceparent
 	// goes to the backend as it is).
 	Tracer  trace.Tracer
@@ -75,7 +76,7 @@ type RateLimit struct {
 // Dispatcher holds the functions, their middleware and the shared limits.
 // Async tasks (TaskRunner) and pollers invoke functions through it.
 type Dispatcher struct {
-	functions map[async.Lane]*Function
+	functions map[wire.Lane]*Function
 	limits    *Limits
 	guard     *LoopGuard
 	metrics   *Metrics
@@ -86,7 +87,7 @@ type Dispatcher struct {
 // Standard middleware and the limits are set.
 func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
-		functions: make(map[async.Lane]*Function, len(cfg.Functions)),
+		functions: make(map[wire.Lane]*Function, len(cfg.Functions)),
 		limits:    NewLimits(),
 		metrics:   cfg.Metrics,
 		log:       cfg.Logger,
@@ -123,7 +124,7 @@ func New(cfg Config) (*Dispatcher, error) {
 }
 
 // Function returns the function of a lane, or nil.
-func (d *Dispatcher) Function(l async.Lane) *Function { return d.functions[l] }
+func (d *Dispatcher) Function(l wire.Lane) *Function { return d.functions[l] }
 
 // Limits returns the shared concurrency limits.
 func (d *Dispatcher) Limits() *Limits { return d.limits }
@@ -161,9 +162,9 @@ func (d *Dispatcher) leaseTTL() time.Duration {
 }
 
 // OutcomeOf builds the destination record of a finished task.
-func OutcomeOf(t *async.Task) *sinks.Outcome {
-	o := &sinks.Outcome{
-		Type:        sinks.TypeSucceeded,
+func OutcomeOf(t *async.Task) *wire.Outcome {
+	o := &wire.Outcome{
+		Type:        wire.TypeSucceeded,
 		ID:          t.ID,
 		Tenant:      t.Tenant,
 		Function:    t.Function,
@@ -173,32 +174,29 @@ func OutcomeOf(t *async.Task) *sinks.Outcome {
 		Hops:        t.Hops + 1,
 		Time:        t.FinishedAt,
 		TraceParent: t.TraceParent,
-		RequestContext: &sinks.RequestContext{
-			RequestID: t.ID, Condition: ConditionSuccess, Attempts: t.Attempts,
+		RequestContext: &wire.RequestContext{
+			RequestID: t.ID, Condition: wire.ConditionSuccess, Attempts: t.Attempts,
 			LastStatus: t.StatusCode, LastError: outcomeError(t.LastError), CreatedAt: t.CreatedAt,
 		},
 	}
 	if t.Status == async.StatusSucceeded {
-		o.Output = async.OutputJSON(t.Output)
+		o.Output = wire.OutputJSON(t.Output)
 		return o
 	}
-	o.Type = sinks.TypeFailed
+	o.Type = wire.TypeFailed
 	o.Error = outcomeError(t.Error)
 	if o.Error != nil {
 		o.RequestContext.Condition = o.Error.Code
 	}
-	o.RequestPayload = async.OutputJSON(t.Payload)
+	o.RequestPayload = wire.OutputJSON(t.Payload)
 	return o
 }
 
-// ConditionSuccess is the RequestContext.Condition of a success.
-const ConditionSuccess = "success"
-
-func outcomeError(e *async.TaskError) *sinks.OutcomeError {
+func outcomeError(e *async.TaskError) *wire.OutcomeError {
 	if e == nil {
 		return nil
 	}
-	return &sinks.OutcomeError{Code: e.Code, Message: e.Message, HTTPStatus: e.HTTPStatus}
+	return &wire.OutcomeError{Code: e.Code, Message: e.Message, HTTPStatus: e.HTTPStatus}
 }
 
 // deliveriesFor lists the pending deliveries of an outcome.

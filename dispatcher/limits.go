@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Limits enforces per-tenant and per-function max_concurrency, the
@@ -17,7 +17,7 @@ import (
 type Limits struct {
 	mu      sync.Mutex
 	tenants map[string]*slots
-	lanes   map[async.Lane]*slots
+	lanes   map[wire.Lane]*slots
 	rates   *Rates
 	freed   chan struct{}
 	wake    time.Time // earliest time a rate-limited lane gets a token
@@ -48,7 +48,7 @@ func (s *slots) full() bool { return s != nil && s.max > 0 && s.used >= s.capaci
 func NewLimits() *Limits {
 	return &Limits{
 		tenants: map[string]*slots{},
-		lanes:   map[async.Lane]*slots{},
+		lanes:   map[wire.Lane]*slots{},
 		rates:   NewRates(),
 		freed:   make(chan struct{}, 1),
 		now:     time.Now,
@@ -64,7 +64,7 @@ func (l *Limits) SetTenant(tenant string, max int) {
 
 // SetFunction sets a function's limit (max <= 0: unlimited); its adaptive
 // limit starts there.
-func (l *Limits) SetFunction(lane async.Lane, max int) {
+func (l *Limits) SetFunction(lane wire.Lane, max int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.laneSlot(lane)
@@ -83,7 +83,7 @@ func (l *Limits) slot(m map[string]*slots, k string) *slots {
 	return s
 }
 
-func (l *Limits) laneSlot(lane async.Lane) *slots {
+func (l *Limits) laneSlot(lane wire.Lane) *slots {
 	s := l.lanes[lane]
 	if s == nil {
 		s = &slots{}
@@ -95,7 +95,7 @@ func (l *Limits) laneSlot(lane async.Lane) *slots {
 // Allow reports whether lane has a free slot and a rate token now, without
 // taking them. When only the rate holds it back, the time of its next
 // token is noted for RateWake.
-func (l *Limits) Allow(lane async.Lane) bool {
+func (l *Limits) Allow(lane wire.Lane) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.tenants[lane.Tenant].full() || l.lanes[lane].full() {
@@ -111,14 +111,14 @@ func (l *Limits) Allow(lane async.Lane) bool {
 
 // TryAcquire takes a slot of lane (and of its tenant) and a rate token if
 // all are available.
-func (l *Limits) TryAcquire(lane async.Lane) bool {
+func (l *Limits) TryAcquire(lane wire.Lane) bool {
 	ok, _ := l.tryAcquire(lane)
 	return ok
 }
 
 // tryAcquire is TryAcquire; when only the rate holds lane back it also
 // returns how long until the next token.
-func (l *Limits) tryAcquire(lane async.Lane) (bool, time.Duration) {
+func (l *Limits) tryAcquire(lane wire.Lane) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t, f := l.slot(l.tenants, lane.Tenant), l.laneSlot(lane)
@@ -152,7 +152,7 @@ func (l *Limits) RateWake() time.Time {
 }
 
 // Acquire waits for a slot and a rate token of lane, or for ctx to end.
-func (l *Limits) Acquire(ctx context.Context, lane async.Lane) error {
+func (l *Limits) Acquire(ctx context.Context, lane wire.Lane) error {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -185,7 +185,7 @@ func (l *Limits) Acquire(ctx context.Context, lane async.Lane) error {
 }
 
 // Release gives back a slot taken by TryAcquire or Acquire.
-func (l *Limits) Release(lane async.Lane) {
+func (l *Limits) Release(lane wire.Lane) {
 	l.mu.Lock()
 	l.slot(l.tenants, lane.Tenant).used--
 	l.laneSlot(lane).used--
@@ -198,7 +198,7 @@ func (l *Limits) Release(lane async.Lane) {
 func (l *Limits) Freed() <-chan struct{} { return l.freed }
 
 // InFlight returns the slots in use by lane.
-func (l *Limits) InFlight(lane async.Lane) int {
+func (l *Limits) InFlight(lane wire.Lane) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if s := l.lanes[lane]; s != nil {

@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestLimitsTenantAndFunction(t *testing.T) {
 	l := NewLimits()
-	a := async.Lane{Tenant: "t", Function: "a"}
-	b := async.Lane{Tenant: "t", Function: "b"}
+	a := wire.Lane{Tenant: "t", Function: "a"}
+	b := wire.Lane{Tenant: "t", Function: "b"}
 	l.SetTenant("t", 3)
 	l.SetFunction(a, 2)
 	l.SetFunction(b, 2)
@@ -46,7 +46,7 @@ func TestLimitsTenantAndFunction(t *testing.T) {
 
 func TestLimitsAcquireWaitsForRelease(t *testing.T) {
 	l := NewLimits()
-	lane := async.Lane{Tenant: "t", Function: "f"}
+	lane := wire.Lane{Tenant: "t", Function: "f"}
 	l.SetFunction(lane, 1)
 	if !l.TryAcquire(lane) {
 		t.Fatal("first acquire failed")
@@ -71,7 +71,7 @@ func TestLimitsAcquireWaitsForRelease(t *testing.T) {
 
 func TestLimitsNeverExceededUnderContention(t *testing.T) {
 	l := NewLimits()
-	lane := async.Lane{Tenant: "t", Function: "f"}
+	lane := wire.Lane{Tenant: "t", Function: "f"}
 	l.SetTenant("t", 3)
 	var mu sync.Mutex
 	cur, peak := 0, 0
@@ -115,7 +115,7 @@ func TestMiddleware(t *testing.T) {
 		b := Chain(ok, Standard(nil, NewLoopGuard(16, time.Minute, nil, nil), nil, time.Second)...)
 		_, err := b.Invoke(context.Background(), &Invocation{Hops: 16})
 		c := Classify(err)
-		if !errors.Is(err, ErrLoopDetected) || c.Code != async.CodeLoopDetected || !c.Permanent {
+		if !errors.Is(err, ErrLoopDetected) || c.Code != wire.CodeLoopDetected || !c.Permanent {
 			t.Fatalf("err = %v (%+v), want permanent loop_detected", err, c)
 		}
 		if called != 0 {

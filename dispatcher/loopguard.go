@@ -7,10 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrydev/ferry/wire"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/ferrydev/ferry/async"
 )
 
 // LoopGuard stops invocation chains that would run for ever: a function
@@ -48,18 +47,18 @@ func NewLoopGuard(maxHops int, window time.Duration, m *Metrics, log *slog.Logge
 
 // CheckHops returns a loop_detected error when hops has reached maxHops,
 // after counting and logging it.
-func (g *LoopGuard) CheckHops(lane async.Lane, hops int, traceParent string) error {
+func (g *LoopGuard) CheckHops(lane wire.Lane, hops int, traceParent string) error {
 	if g == nil || g.maxHops <= 0 || hops < g.maxHops {
 		return nil
 	}
 	g.detected(lane, "hops", traceParent, "hops", hops)
-	return Permanent(async.CodeLoopDetected,
+	return Permanent(wire.CodeLoopDetected,
 		fmt.Errorf("%w: hop count %d reached loop_guard.max_hops %d", ErrLoopDetected, hops, g.maxHops))
 }
 
 // checkTrace counts a first attempt of lane in its trace and returns a
 // loop_detected error when lane already ran maxHops times in it.
-func (g *LoopGuard) checkTrace(lane async.Lane, inv *Invocation, now time.Time) error {
+func (g *LoopGuard) checkTrace(lane wire.Lane, inv *Invocation, now time.Time) error {
 	if g.traces == nil || inv.TraceParent == "" || inv.Attempt > 1 {
 		return nil
 	}
@@ -72,11 +71,11 @@ func (g *LoopGuard) checkTrace(lane async.Lane, inv *Invocation, now time.Time) 
 		return nil
 	}
 	g.detected(lane, "trace", inv.TraceParent, "invocations_in_trace", n)
-	return Permanent(async.CodeLoopDetected, fmt.Errorf("%w: function already ran %d times in trace %s (loop_guard.max_hops %d)",
+	return Permanent(wire.CodeLoopDetected, fmt.Errorf("%w: function already ran %d times in trace %s (loop_guard.max_hops %d)",
 		ErrLoopDetected, n, tid, g.maxHops))
 }
 
-func (g *LoopGuard) detected(lane async.Lane, by, traceParent string, k string, n int) {
+func (g *LoopGuard) detected(lane wire.Lane, by, traceParent string, k string, n int) {
 	g.metrics.loop(lane, by)
 	g.log.Warn("loop detected: invocation refused", "tenant", lane.Tenant, "function", lane.Function,
 		"by", by, k, n, "max_hops", g.maxHops, "trace_id", traceID(traceParent).String())
@@ -86,7 +85,7 @@ func (g *LoopGuard) detected(lane async.Lane, by, traceParent string, k string, 
 func (g *LoopGuard) Middleware() Middleware {
 	return func(next Backend) Backend {
 		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
-			lane := async.Lane{Tenant: inv.Tenant, Function: inv.Function}
+			lane := wire.Lane{Tenant: inv.Tenant, Function: inv.Function}
 			if err := g.CheckHops(lane, inv.Hops, inv.TraceParent); err != nil {
 				return nil, err
 			}
@@ -104,7 +103,7 @@ func traceID(traceParent string) trace.TraceID {
 	if traceParent == "" {
 		return trace.TraceID{}
 	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceParent})
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{wire.HeaderTraceParent: traceParent})
 	return trace.SpanContextFromContext(ctx).TraceID()
 }
 
@@ -114,7 +113,7 @@ const maxTraceEntries = 1 << 20
 
 type traceKey struct {
 	trace trace.TraceID
-	lane  async.Lane
+	lane  wire.Lane
 }
 
 // traceCounter counts invocations per (trace, lane) over a sliding window

@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydev/ferry/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
-	"github.com/ferrydev/ferry/async"
 )
 
 var quietLog = slog.New(slog.DiscardHandler)
@@ -31,7 +30,7 @@ func TestLoopGuardHops(t *testing.T) {
 		if ran := err == nil; ran != wantRun {
 			t.Fatalf("hops %d: ran = %v (err %v), want %v", hops, ran, err, wantRun)
 		}
-		if err != nil && (!errors.Is(err, ErrLoopDetected) || Classify(err).Code != async.CodeLoopDetected || !Classify(err).Permanent) {
+		if err != nil && (!errors.Is(err, ErrLoopDetected) || Classify(err).Code != wire.CodeLoopDetected || !Classify(err).Permanent) {
 			t.Fatalf("hops %d: error %v, want a permanent loop_detected", hops, err)
 		}
 	}
@@ -97,7 +96,7 @@ func TestLoopGuardTrace(t *testing.T) {
 func TestTraceCounterWindow(t *testing.T) {
 	t.Parallel()
 	c := newTraceCounter(time.Minute, 1000)
-	k := traceKey{trace: traceID(tp1), lane: async.Lane{Tenant: "t", Function: "f"}}
+	k := traceKey{trace: traceID(tp1), lane: wire.Lane{Tenant: "t", Function: "f"}}
 	t0 := time.Unix(1000, 0)
 	for i := range 3 {
 		if _, ok := c.add(k, 3, t0.Add(time.Duration(i)*time.Second)); !ok {
@@ -122,7 +121,7 @@ func TestTraceCounterBoundsMemory(t *testing.T) {
 	c := newTraceCounter(time.Hour, 100)
 	now := time.Unix(1000, 0)
 	for i := range 1000 {
-		k := traceKey{lane: async.Lane{Tenant: "t", Function: fmt.Sprint(i)}}
+		k := traceKey{lane: wire.Lane{Tenant: "t", Function: fmt.Sprint(i)}}
 		c.add(k, 16, now)
 	}
 	if n := len(c.cur) + len(c.prev); n > 200 {

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/ferrydev/ferry/wire"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/ferrydev/ferry/async"
 )
 
 // Metrics are the dispatcher's Prometheus metrics. A nil *Metrics records
@@ -109,7 +108,7 @@ func (m *Metrics) delivery(kind, result string) {
 	}
 }
 
-func (m *Metrics) loop(lane async.Lane, by string) {
+func (m *Metrics) loop(lane wire.Lane, by string) {
 	if m != nil {
 		m.loops.WithLabelValues(lane.Tenant, lane.Function, by).Inc()
 	}
@@ -117,7 +116,7 @@ func (m *Metrics) loop(lane async.Lane, by string) {
 
 // limitGauge resolves a lane's ferry_function_concurrency_limit once, so
 // that invocations do not look the series up (nil without metrics).
-func (m *Metrics) limitGauge(lane async.Lane) prometheus.Gauge {
+func (m *Metrics) limitGauge(lane wire.Lane) prometheus.Gauge {
 	if m == nil {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrydev/ferry/wire"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -39,7 +40,7 @@ func Trace(tracer trace.Tracer) Middleware {
 		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
 			carrier := propagation.MapCarrier{}
 			if inv.TraceParent != "" {
-				carrier["traceparent"] = inv.TraceParent
+				carrier[wire.HeaderTraceParent] = inv.TraceParent
 			}
 			ctx, span := tracer.Start(prop.Extract(ctx, carrier), "ferry.invoke "+inv.Function,
 				trace.WithSpanKind(trace.SpanKindClient))
@@ -52,7 +53,7 @@ func Trace(tracer trace.Tracer) Middleware {
 			}
 			out := propagation.MapCarrier{}
 			prop.Inject(ctx, out)
-			if tp := out["traceparent"]; tp != "" {
+			if tp := out[wire.HeaderTraceParent]; tp != "" {
 				c := *inv
 				c.TraceParent = tp
 				inv = &c

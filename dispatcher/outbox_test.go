@@ -12,6 +12,7 @@ import (
 	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // flakySink fails its first failures deliveries, then accepts.
@@ -21,7 +22,7 @@ type flakySink struct {
 	delivered atomic.Int32
 }
 
-func (s *flakySink) Deliver(context.Context, *sinks.Outcome) error {
+func (s *flakySink) Deliver(context.Context, *wire.Outcome) error {
 	if s.calls.Add(1) <= s.failures {
 		return errors.New("receiver down")
 	}

@@ -5,9 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrydev/ferry/wire"
 	"golang.org/x/time/rate"
-
-	"github.com/ferrydev/ferry/async"
 )
 
 // Rates are token buckets of invocations per second, per tenant and per
@@ -17,12 +16,12 @@ import (
 type Rates struct {
 	mu      sync.Mutex
 	tenants map[string]*rate.Limiter
-	lanes   map[async.Lane]*rate.Limiter
+	lanes   map[wire.Lane]*rate.Limiter
 }
 
 // NewRates returns Rates with no rate set.
 func NewRates() *Rates {
-	return &Rates{tenants: map[string]*rate.Limiter{}, lanes: map[async.Lane]*rate.Limiter{}}
+	return &Rates{tenants: map[string]*rate.Limiter{}, lanes: map[wire.Lane]*rate.Limiter{}}
 }
 
 // SetTenant sets a tenant's rate (perSecond <= 0: unlimited) and burst
@@ -34,7 +33,7 @@ func (r *Rates) SetTenant(tenant string, perSecond float64, burst int) {
 }
 
 // SetFunction sets a lane's rate and burst, as SetTenant.
-func (r *Rates) SetFunction(lane async.Lane, perSecond float64, burst int) {
+func (r *Rates) SetFunction(lane wire.Lane, perSecond float64, burst int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	set(r.lanes, lane, perSecond, burst)
@@ -50,7 +49,7 @@ func set[K comparable](m map[K]*rate.Limiter, k K, perSecond float64, burst int)
 
 // Wait returns how long until lane is within its rate (0: now), without
 // taking a token.
-func (r *Rates) Wait(lane async.Lane, now time.Time) time.Duration {
+func (r *Rates) Wait(lane wire.Lane, now time.Time) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return max(wait(r.tenants[lane.Tenant], now), wait(r.lanes[lane], now))
@@ -59,7 +58,7 @@ func (r *Rates) Wait(lane async.Lane, now time.Time) time.Duration {
 // Take takes a token from lane's bucket and its tenant's when both have
 // one and returns 0; else it takes nothing and returns how long until
 // both will have one.
-func (r *Rates) Take(lane async.Lane, now time.Time) time.Duration {
+func (r *Rates) Take(lane wire.Lane, now time.Time) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, f := r.tenants[lane.Tenant], r.lanes[lane]

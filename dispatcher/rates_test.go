@@ -5,15 +5,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestRatesTenantAndFunction(t *testing.T) {
 	t.Parallel()
 	r := NewRates()
-	a := async.Lane{Tenant: "t", Function: "a"}
-	b := async.Lane{Tenant: "t", Function: "b"}
-	other := async.Lane{Tenant: "u", Function: "a"}
+	a := wire.Lane{Tenant: "t", Function: "a"}
+	b := wire.Lane{Tenant: "t", Function: "b"}
+	other := wire.Lane{Tenant: "u", Function: "a"}
 	r.SetTenant("t", 10, 3) // 10/s, burst 3
 	r.SetFunction(a, 2, 1)  // 2/s, burst 1
 	now := time.Unix(1000, 0)
@@ -52,7 +52,7 @@ func TestRatesTenantAndFunction(t *testing.T) {
 func TestLimitsAcquireWaitsForRate(t *testing.T) {
 	t.Parallel()
 	l := NewLimits()
-	lane := async.Lane{Tenant: "t", Function: "f"}
+	lane := wire.Lane{Tenant: "t", Function: "f"}
 	l.Rates().SetFunction(lane, 50, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

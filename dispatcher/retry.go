@@ -4,8 +4,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-
-	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // RetryPolicy is a function's retry schedule: exponential backoff with
@@ -60,12 +59,12 @@ type Decision struct {
 // created.
 func (p RetryPolicy) Decide(c Classified, attempts int, created, now time.Time) Decision {
 	switch {
-	case c.Code == async.CodeLoopDetected:
-		return Decision{Code: async.CodeLoopDetected}
+	case c.Code == wire.CodeLoopDetected:
+		return Decision{Code: wire.CodeLoopDetected}
 	case c.Permanent:
-		return Decision{Code: async.CodeRejected}
+		return Decision{Code: wire.CodeRejected}
 	case attempts >= p.MaxAttempts:
-		return Decision{Code: async.CodeRetriesExhausted}
+		return Decision{Code: wire.CodeRetriesExhausted}
 	}
 	delay := p.Backoff(attempts)
 	if ra := min(c.RetryAfter, p.MaxInterval); ra > delay {
@@ -73,7 +72,7 @@ func (p RetryPolicy) Decide(c Classified, attempts int, created, now time.Time) 
 	}
 	at := now.Add(delay)
 	if p.MaxAge > 0 && at.Sub(created) > p.MaxAge {
-		return Decision{Code: async.CodeMaxAgeExceeded}
+		return Decision{Code: wire.CodeMaxAgeExceeded}
 	}
 	return Decision{Retry: true, At: at}
 }

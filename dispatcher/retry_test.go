@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestRetryPolicyBackoffGrowsAndCaps(t *testing.T) {
@@ -50,12 +50,12 @@ func TestRetryPolicyDecide(t *testing.T) {
 	}{
 		{"RetryableFirstFailure", Classified{Code: "http_503"}, 1, now, true, now.Add(time.Second), ""},
 		{"RetryableSecondFailure", Classified{Code: "http_503"}, 2, now, true, now.Add(2 * time.Second), ""},
-		{"Exhausted", Classified{Code: "http_503"}, 3, now, false, time.Time{}, async.CodeRetriesExhausted},
-		{"Permanent", Classified{Code: "http_400", Permanent: true}, 1, now, false, time.Time{}, async.CodeRejected},
-		{"LoopDetected", Classified{Code: async.CodeLoopDetected, Permanent: true}, 0, now, false, time.Time{}, async.CodeLoopDetected},
+		{"Exhausted", Classified{Code: "http_503"}, 3, now, false, time.Time{}, wire.CodeRetriesExhausted},
+		{"Permanent", Classified{Code: "http_400", Permanent: true}, 1, now, false, time.Time{}, wire.CodeRejected},
+		{"LoopDetected", Classified{Code: wire.CodeLoopDetected, Permanent: true}, 0, now, false, time.Time{}, wire.CodeLoopDetected},
 		{"RetryAfterLongerThanBackoff", Classified{Code: "http_429", RetryAfter: 3 * time.Second}, 1, now, true, now.Add(3 * time.Second), ""},
 		{"RetryAfterCappedByMaxInterval", Classified{Code: "http_503", RetryAfter: time.Hour}, 1, now, true, now.Add(5 * time.Second), ""},
-		{"MaxAgeReached", Classified{Code: "timeout"}, 1, created.Add(time.Minute - 500*time.Millisecond), false, time.Time{}, async.CodeMaxAgeExceeded},
+		{"MaxAgeReached", Classified{Code: "timeout"}, 1, created.Add(time.Minute - 500*time.Millisecond), false, time.Time{}, wire.CodeMaxAgeExceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // TaskQueue is what the TaskRunner needs of the durable queue.
 type TaskQueue interface {
-	Lease(ctx context.Context, allow func(async.Lane) bool, ttl time.Duration) (*async.Task, time.Time, error)
+	Lease(ctx context.Context, allow func(wire.Lane) bool, ttl time.Duration) (*async.Task, time.Time, error)
 	Ready() <-chan struct{}
 	Complete(ctx context.Context, id string, token uint64, c async.Completion) error
 	Retry(ctx context.Context, id string, token uint64, at time.Time, err *async.TaskError) error
@@ -143,7 +144,7 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task) {
 	fn := r.d.Function(t.Lane())
 	if fn == nil {
 		r.complete(t, nil, async.Completion{Status: async.StatusFailed, Error: &async.TaskError{
-			Code: async.CodeFunctionNotFound, Message: fmt.Sprintf("function %q of tenant %q is no longer configured", t.Function, t.Tenant),
+			Code: wire.CodeFunctionNotFound, Message: fmt.Sprintf("function %q of tenant %q is no longer configured", t.Function, t.Tenant),
 		}})
 		return
 	}
@@ -192,11 +193,11 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task) {
 // FailureMessage explains a final failure code for the outcome record.
 func FailureMessage(code string, attempts int, c Classified) string {
 	switch code {
-	case async.CodeRetriesExhausted:
+	case wire.CodeRetriesExhausted:
 		return fmt.Sprintf("gave up after %d attempts; last error: %s", attempts, c.Message)
-	case async.CodeMaxAgeExceeded:
+	case wire.CodeMaxAgeExceeded:
 		return fmt.Sprintf("retry.max_age reached after %d attempts; last error: %s", attempts, c.Message)
-	case async.CodeRejected:
+	case wire.CodeRejected:
 		return "permanent failure, not retried: " + c.Message
 	}
 	return c.Message

@@ -14,7 +14,7 @@ import (
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/dispatcher"
-	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // bundle is a running TaskRunner on a real embedded queue.
@@ -94,20 +94,20 @@ func (b *bundle) waitFinal(t *testing.T, tenant, id string) *async.Task {
 // recordingSink counts outcomes per task id.
 type recordingSink struct {
 	mu  sync.Mutex
-	got map[string][]*sinks.Outcome
+	got map[string][]*wire.Outcome
 }
 
-func (s *recordingSink) Deliver(_ context.Context, o *sinks.Outcome) error {
+func (s *recordingSink) Deliver(_ context.Context, o *wire.Outcome) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.got == nil {
-		s.got = map[string][]*sinks.Outcome{}
+		s.got = map[string][]*wire.Outcome{}
 	}
 	s.got[o.ID] = append(s.got[o.ID], o)
 	return nil
 }
 
-func (s *recordingSink) waitFor(t *testing.T, id string) []*sinks.Outcome {
+func (s *recordingSink) waitFor(t *testing.T, id string) []*wire.Outcome {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -123,7 +123,7 @@ func (s *recordingSink) waitFor(t *testing.T, id string) []*sinks.Outcome {
 	return nil
 }
 
-func lane(tenant, fn string) async.Lane { return async.Lane{Tenant: tenant, Function: fn} }
+func lane(tenant, fn string) wire.Lane { return wire.Lane{Tenant: tenant, Function: fn} }
 
 func TestRetriesAndOutcomes(t *testing.T) {
 	var calls sync.Map // payload → *atomic.Int32
@@ -162,9 +162,9 @@ func TestRetriesAndOutcomes(t *testing.T) {
 		calls    int32
 	}{
 		{"flaky", 0, async.StatusSucceeded, 3, "", 3},
-		{"bad", 0, async.StatusFailed, 1, async.CodeRejected, 1},
-		{"down", 0, async.StatusFailed, 3, async.CodeRetriesExhausted, 3},
-		{"loop", 16, async.StatusFailed, 0, async.CodeLoopDetected, 0},
+		{"bad", 0, async.StatusFailed, 1, wire.CodeRejected, 1},
+		{"down", 0, async.StatusFailed, 3, wire.CodeRetriesExhausted, 3},
+		{"loop", 16, async.StatusFailed, 0, wire.CodeLoopDetected, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.payload, func(t *testing.T) {

@@ -11,16 +11,17 @@ import (
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // recordSink records outcomes, or refuses them all when refuse is set.
 type recordSink struct {
 	mu     sync.Mutex
-	got    []*sinks.Outcome
+	got    []*wire.Outcome
 	refuse bool
 }
 
-func (r *recordSink) Deliver(_ context.Context, o *sinks.Outcome) error {
+func (r *recordSink) Deliver(_ context.Context, o *wire.Outcome) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.refuse {
@@ -30,10 +31,10 @@ func (r *recordSink) Deliver(_ context.Context, o *sinks.Outcome) error {
 	return nil
 }
 
-func (r *recordSink) all() []*sinks.Outcome {
+func (r *recordSink) all() []*wire.Outcome {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]*sinks.Outcome(nil), r.got...)
+	return append([]*wire.Outcome(nil), r.got...)
 }
 
 func onSuccess(sink sinks.Sink) func(*poller.Config) {
@@ -46,8 +47,8 @@ func onSuccess(sink sinks.Sink) func(*poller.Config) {
 func TestOnSuccessOutcomesBeforeCommit(t *testing.T) {
 	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	src := newMemSource(20, 2, 5, func(i int, m *poller.Message) {
-		m.Headers[poller.HeaderHops] = "2"
-		m.Headers[poller.HeaderTraceParent] = tp
+		m.Headers[wire.HeaderHops] = "2"
+		m.Headers[wire.HeaderTraceParent] = tp
 	})
 	out := dispatcher.BackendFunc(func(_ context.Context, inv *dispatcher.Invocation) (*dispatcher.Result, error) {
 		return &dispatcher.Result{Output: []byte(fmt.Sprintf(`{"done":%q}`, inv.ID)), StatusCode: 200}, nil
@@ -62,7 +63,7 @@ func TestOnSuccessOutcomesBeforeCommit(t *testing.T) {
 	}
 	for _, o := range got {
 		rc := o.RequestContext
-		if o.Type != sinks.TypeSucceeded || o.Hops != 3 || o.TraceParent != tp || string(o.Output) != fmt.Sprintf(`{"done":%q}`, o.ID) ||
+		if o.Type != wire.TypeSucceeded || o.Hops != 3 || o.TraceParent != tp || string(o.Output) != fmt.Sprintf(`{"done":%q}`, o.ID) ||
 			rc == nil || rc.Condition != "success" || rc.Trigger != "trig" || rc.LastStatus != 200 || rc.Attempts != 1 || o.RequestPayload != nil {
 			t.Fatalf("outcome %+v (request context %+v): want succeeded, hops 3, the trace, the output, condition success, trigger trig", o, rc)
 		}
@@ -89,7 +90,7 @@ func TestOnSuccessDestinationDownLeavesTheMessage(t *testing.T) {
 
 func TestLoopGuardRefusesMessagesAtMaxHops(t *testing.T) {
 	src := newMemSource(4, 1, 4, func(i int, m *poller.Message) {
-		m.Headers[poller.HeaderHops] = fmt.Sprint(14 + i) // 14, 15, 16, 17 with max_hops 16
+		m.Headers[wire.HeaderHops] = fmt.Sprint(14 + i) // 14, 15, 16, 17 with max_hops 16
 	})
 	c := &calls{}
 	r := start(t, src, ok(c), 10, nil)

@@ -15,10 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // memSource is an in-memory Source for the loop's own logic; the broker
@@ -121,10 +120,10 @@ func (c *calls) all() [][]string {
 
 type failSink struct {
 	mu  sync.Mutex
-	got []*sinks.Outcome
+	got []*wire.Outcome
 }
 
-func (f *failSink) Deliver(_ context.Context, o *sinks.Outcome) error {
+func (f *failSink) Deliver(_ context.Context, o *wire.Outcome) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.got = append(f.got, o)
@@ -155,7 +154,7 @@ func start(t *testing.T, src *memSource, b dispatcher.Backend, maxConc int, tune
 	sink := &failSink{}
 	retry := dispatcher.RetryPolicy{MaxAttempts: 3, InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond, Multiplier: 2, MaxAge: time.Hour}
 	fn := &dispatcher.Function{
-		Lane: async.Lane{Tenant: "t", Function: "f"}, Backend: b, Retry: retry, MaxConcurrency: maxConc,
+		Lane: wire.Lane{Tenant: "t", Function: "f"}, Backend: b, Retry: retry, MaxConcurrency: maxConc,
 		OnFailure: []dispatcher.Destination{{Name: "on_failure[0]", Kind: "test", Sink: sink, Retry: retry, Timeout: time.Second}},
 	}
 	d, err := dispatcher.New(dispatcher.Config{Functions: []*dispatcher.Function{fn}, MaxHops: 16, Logger: quiet})
@@ -283,13 +282,13 @@ func TestPoisonMessagesGoToOnFailureAndTheScopeMovesOn(t *testing.T) {
 	})
 	src := newMemSource(20, 1, 20, func(i int, m *poller.Message) {
 		if i == 12 {
-			m.Headers[poller.HeaderHops] = "16"
+			m.Headers[wire.HeaderHops] = "16"
 		}
 	})
 	r := start(t, src, b, 10, nil)
 	src.waitSettled(t, 20)
 	r.stop()
-	want := map[string]string{"m5": async.CodeRejected, "m9": async.CodeRetriesExhausted, "m12": async.CodeLoopDetected}
+	want := map[string]string{"m5": wire.CodeRejected, "m9": wire.CodeRetriesExhausted, "m12": wire.CodeLoopDetected}
 	if got := r.sink.codes(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("on_failure got %v, want %v", got, want)
 	}
@@ -327,7 +326,7 @@ func TestBisectFindsTheBadMessagesWithoutSpendingRetries(t *testing.T) {
 	})
 	src.waitSettled(t, 8)
 	r.stop()
-	if got := r.sink.codes(); len(got) != 1 || got["m6"] != async.CodeRetriesExhausted {
+	if got := r.sink.codes(); len(got) != 1 || got["m6"] != wire.CodeRetriesExhausted {
 		t.Fatalf("on_failure got %v, want only m6", got)
 	}
 	mu.Lock()
@@ -470,7 +469,7 @@ func TestReconnectsWithBackoff(t *testing.T) {
 	mem := newMemSource(20, 1, 5, nil)
 	src := &flakySource{memSource: mem, failConnect: 2}
 	sink := &failSink{}
-	fn := &dispatcher.Function{Lane: async.Lane{Tenant: "t", Function: "f"}, Backend: ok(c),
+	fn := &dispatcher.Function{Lane: wire.Lane{Tenant: "t", Function: "f"}, Backend: ok(c),
 		Retry:     dispatcher.RetryPolicy{MaxAttempts: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Multiplier: 1},
 		OnFailure: []dispatcher.Destination{{Name: "on_failure[0]", Kind: "test", Sink: sink, Timeout: time.Second}}}
 	d, err := dispatcher.New(dispatcher.Config{Functions: []*dispatcher.Function{fn}, Logger: quiet})

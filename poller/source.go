@@ -38,7 +38,7 @@ type Message struct {
 	// ContentType of the payload when the broker carries one.
 	ContentType string
 	// Headers are the message headers / properties / fields, carried to the
-	// function. The hop count is read from the "ferry-hops" entry.
+	// function. The hop count is read from the wire.HeaderHops entry.
 	Headers map[string]string
 	// Time is when the message was produced (or read, when unknown).
 	Time time.Time
@@ -75,10 +75,3 @@ var (
 	// ErrEndOfInput: the source has no more messages; stop cleanly.
 	ErrEndOfInput = errors.New("end of input")
 )
-
-// HeaderHops is the message header / property / field carrying the hop
-// count (lower-case, as brokers often normalise names).
-const HeaderHops = "ferry-hops"
-
-// HeaderTraceParent is the message header carrying the W3C traceparent.
-const HeaderTraceParent = "traceparent"

@@ -7,7 +7,7 @@ import (
 
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/dispatcher"
-	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // worker collects batches from its channel (and the shared one) and runs
@@ -27,7 +27,7 @@ type item struct {
 }
 
 func newItem(m *Message) *item {
-	hops, _ := async.ParseHops(m.Headers[HeaderHops]) // malformed counts as 0, as a missing one
+	hops, _ := wire.ParseHops(m.Headers[wire.HeaderHops]) // malformed counts as 0, as a missing one
 	first := m.Time
 	if first.IsZero() {
 		first = time.Now()
@@ -102,8 +102,8 @@ func (w *worker) process(stop, work context.Context, items []*item) {
 	run := make([]*item, 0, len(items))
 	guard, lane := w.p.cfg.Dispatcher.LoopGuard(), w.p.cfg.Function.Lane
 	for _, it := range items {
-		if err := guard.CheckHops(lane, it.hops, it.m.Headers[HeaderTraceParent]); err != nil {
-			w.fail(work, it, async.CodeLoopDetected, dispatcher.Classify(err))
+		if err := guard.CheckHops(lane, it.hops, it.m.Headers[wire.HeaderTraceParent]); err != nil {
+			w.fail(work, it, wire.CodeLoopDetected, dispatcher.Classify(err))
 			continue
 		}
 		run = append(run, it)
@@ -199,7 +199,7 @@ func (w *worker) invocation(items []*item) *dispatcher.Invocation {
 	inv := &dispatcher.Invocation{
 		Tenant: fn.Lane.Tenant, Function: fn.Lane.Function, Type: w.p.typ,
 		ID: first.ID, Source: first.Source, Time: first.Time,
-		TraceParent: first.Headers[HeaderTraceParent],
+		TraceParent: first.Headers[wire.HeaderTraceParent],
 	}
 	for _, it := range items {
 		inv.Hops = max(inv.Hops, it.hops)
@@ -226,7 +226,7 @@ func (w *worker) invocation(items []*item) *dispatcher.Invocation {
 func carried(h map[string]string) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
-		if k != HeaderHops && k != HeaderTraceParent {
+		if k != wire.HeaderHops && k != wire.HeaderTraceParent {
 			out[k] = v
 		}
 	}
@@ -249,12 +249,12 @@ func (w *worker) onSuccess(ctx context.Context, items []*item, res *dispatcher.R
 	if cfg.BatchSize > 1 {
 		id = fmt.Sprintf("batch:%s+%d", first.m.ID, len(items))
 	}
-	o := &sinks.Outcome{
-		Type: sinks.TypeSucceeded, ID: id, Tenant: cfg.Function.Lane.Tenant, Function: cfg.Function.Lane.Function,
-		Status: string(async.StatusSucceeded), Attempts: attempts, Output: async.OutputJSON(res.Output),
-		Source: first.m.Source, Hops: hops + 1, Time: time.Now().UTC(), TraceParent: first.m.Headers[HeaderTraceParent],
-		RequestContext: &sinks.RequestContext{
-			RequestID: id, Condition: dispatcher.ConditionSuccess, Attempts: attempts, LastStatus: res.StatusCode,
+	o := &wire.Outcome{
+		Type: wire.TypeSucceeded, ID: id, Tenant: cfg.Function.Lane.Tenant, Function: cfg.Function.Lane.Function,
+		Status: string(async.StatusSucceeded), Attempts: attempts, Output: wire.OutputJSON(res.Output),
+		Source: first.m.Source, Hops: hops + 1, Time: time.Now().UTC(), TraceParent: first.m.Headers[wire.HeaderTraceParent],
+		RequestContext: &wire.RequestContext{
+			RequestID: id, Condition: wire.ConditionSuccess, Attempts: attempts, LastStatus: res.StatusCode,
 			Trigger: cfg.Name, CreatedAt: first.m.Time,
 		},
 	}
@@ -277,17 +277,17 @@ func (w *worker) succeed(items []*item) {
 // it is never dropped silently.
 func (w *worker) fail(ctx context.Context, it *item, code string, c dispatcher.Classified) {
 	cfg := &w.p.cfg
-	o := &sinks.Outcome{
-		Type: sinks.TypeFailed, ID: it.m.ID, Tenant: cfg.Function.Lane.Tenant, Function: cfg.Function.Lane.Function,
+	o := &wire.Outcome{
+		Type: wire.TypeFailed, ID: it.m.ID, Tenant: cfg.Function.Lane.Tenant, Function: cfg.Function.Lane.Function,
 		Status: string(async.StatusFailed), Attempts: it.attempts,
-		Error:  &sinks.OutcomeError{Code: code, Message: dispatcher.FailureMessage(code, it.attempts, c), HTTPStatus: c.StatusCode},
-		Source: it.m.Source, Hops: it.hops + 1, Time: time.Now().UTC(), TraceParent: it.m.Headers[HeaderTraceParent],
-		RequestContext: &sinks.RequestContext{
+		Error:  &wire.OutcomeError{Code: code, Message: dispatcher.FailureMessage(code, it.attempts, c), HTTPStatus: c.StatusCode},
+		Source: it.m.Source, Hops: it.hops + 1, Time: time.Now().UTC(), TraceParent: it.m.Headers[wire.HeaderTraceParent],
+		RequestContext: &wire.RequestContext{
 			RequestID: it.m.ID, Condition: code, Attempts: it.attempts, LastStatus: c.StatusCode,
-			LastError: &sinks.OutcomeError{Code: c.Code, Message: c.Message, HTTPStatus: c.StatusCode},
+			LastError: &wire.OutcomeError{Code: c.Code, Message: c.Message, HTTPStatus: c.StatusCode},
 			Trigger:   cfg.Name, CreatedAt: it.m.Time,
 		},
-		RequestPayload: async.OutputJSON(it.m.Payload),
+		RequestPayload: wire.OutputJSON(it.m.Payload),
 	}
 	w.p.log.Warn("message failed", "id", it.m.ID, "code", code, "attempts", it.attempts, "error", o.Error.Message)
 	if err := cfg.Dispatcher.DeliverNow(ctx, cfg.OnFailure, o); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // entry is the in-memory scheduling state of one unfinished task. The record
@@ -79,7 +80,7 @@ func (h *leaseHeap) Pop() any {
 
 // lane holds one function's unfinished tasks of one tenant.
 type lane struct {
-	key     async.Lane
+	key     wire.Lane
 	tenant  *tenantState
 	queued  readyHeap
 	running int
@@ -122,7 +123,7 @@ func (x *index) tenant(name string) *tenantState {
 	return ts
 }
 
-func (x *index) lane(l async.Lane) *lane {
+func (x *index) lane(l wire.Lane) *lane {
 	ts := x.tenant(l.Tenant)
 	ln := ts.lanes[l.Function]
 	if ln == nil {
@@ -134,7 +135,7 @@ func (x *index) lane(l async.Lane) *lane {
 
 // add indexes a new task. A running task (only while loading) is added with
 // its lease.
-func (x *index) add(id string, l async.Lane, readyAt time.Time, token uint64) *entry {
+func (x *index) add(id string, l wire.Lane, readyAt time.Time, token uint64) *entry {
 	ln := x.lane(l)
 	x.seq++
 	e := &entry{id: id, lane: ln, seq: x.seq, readyAt: readyAt, token: token, qidx: -1, lidx: -1}
@@ -198,7 +199,7 @@ func removeFromRing[T comparable](ring []T, cursor int, v T) ([]T, int) {
 // within a tenant its lanes round-robin, skipping lanes whose head is not
 // ready and lanes allow refuses. O(tenants + lanes). When nothing is
 // leasable, next is the earliest future ReadyAt among the lanes' heads.
-func (x *index) pick(allow func(async.Lane) bool, now time.Time) (e *entry, next time.Time) {
+func (x *index) pick(allow func(wire.Lane) bool, now time.Time) (e *entry, next time.Time) {
 	for i := range len(x.ring) {
 		ts := x.ring[(x.cursor+i)%len(x.ring)]
 		for j := range len(ts.ring) {
@@ -220,7 +221,7 @@ func (x *index) pick(allow func(async.Lane) bool, now time.Time) (e *entry, next
 
 // leasable reports whether e can still be leased (re-checked after waiting
 // for its lock).
-func (x *index) leasable(e *entry, allow func(async.Lane) bool, now time.Time) bool {
+func (x *index) leasable(e *entry, allow func(wire.Lane) bool, now time.Time) bool {
 	return x.entries[e.id] == e && !e.running && e.qidx >= 0 && !e.readyAt.After(now) && allow(e.lane.key)
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Lease takes the next ready task fairly (see async.Queue): tenants
@@ -17,12 +18,12 @@ import (
 // it in a crash only means the task runs again, which is what recovery does
 // anyway. allow is called with the queue's lock held and must not call the
 // Queue. A nil allow accepts every lane. ttl must be positive.
-func (q *Queue) Lease(ctx context.Context, allow func(async.Lane) bool, ttl time.Duration) (*async.Task, time.Time, error) {
+func (q *Queue) Lease(ctx context.Context, allow func(wire.Lane) bool, ttl time.Duration) (*async.Task, time.Time, error) {
 	if ttl <= 0 {
 		return nil, time.Time{}, fmt.Errorf("embedded: lease: ttl must be positive, got %v", ttl)
 	}
 	if allow == nil {
-		allow = func(async.Lane) bool { return true }
+		allow = func(wire.Lane) bool { return true }
 	}
 	if err := q.begin("lease"); err != nil {
 		return nil, time.Time{}, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestReplay(t *testing.T) {
@@ -24,7 +25,7 @@ func TestReplay(t *testing.T) {
 		}
 		c := async.Completion{Status: st, Attempted: true, Deliveries: deliveries}
 		if st == async.StatusFailed {
-			c.Error = &async.TaskError{Code: async.CodeRetriesExhausted, Message: "gave up"}
+			c.Error = &async.TaskError{Code: wire.CodeRetriesExhausted, Message: "gave up"}
 		}
 		if err := q.Complete(ctx, id, l.Lease, c); err != nil {
 			t.Fatal(err)
@@ -64,7 +65,7 @@ func TestReplay(t *testing.T) {
 	if g := mustGet(t, q, "acme", "fail"); g.Status != async.StatusQueued || g.Replays != 1 {
 		t.Fatalf("after reopen: %+v", g)
 	}
-	echo := func(l async.Lane) bool { return l.Function == "echo" }
+	echo := func(l wire.Lane) bool { return l.Function == "echo" }
 	l, _, err := q.Lease(ctx, echo, time.Minute)
 	if err != nil || l == nil || l.ID != "fail" {
 		t.Fatalf("lease = %+v, %v; want the replayed task", l, err)

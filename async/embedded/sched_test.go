@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestFairAcrossTenants(t *testing.T) {
@@ -54,7 +55,7 @@ func TestAllowAndLanes(t *testing.T) {
 		}
 	})
 	t.Run("AllowExcludesLane", func(t *testing.T) {
-		onlyY := func(l async.Lane) bool { return l.Function == "y" }
+		onlyY := func(l wire.Lane) bool { return l.Function == "y" }
 		for range 2 {
 			got, _, err := q.Lease(ctx, onlyY, time.Minute)
 			if err != nil || got == nil || got.Function != "y" {
@@ -66,8 +67,8 @@ func TestAllowAndLanes(t *testing.T) {
 			t.Fatalf("Lease(only y) with y empty = %v, %v, %v", got, next, err)
 		}
 	})
-	if s := q.Stats(); len(s) != 2 || s[0] != (async.LaneStats{Lane: async.Lane{Tenant: "A", Function: "x"}, Queued: 2, Running: 2}) ||
-		s[1] != (async.LaneStats{Lane: async.Lane{Tenant: "A", Function: "y"}, Queued: 0, Running: 4}) {
+	if s := q.Stats(); len(s) != 2 || s[0] != (async.LaneStats{Lane: wire.Lane{Tenant: "A", Function: "x"}, Queued: 2, Running: 2}) ||
+		s[1] != (async.LaneStats{Lane: wire.Lane{Tenant: "A", Function: "y"}, Queued: 0, Running: 4}) {
 		t.Fatalf("Stats = %+v", s)
 	}
 }

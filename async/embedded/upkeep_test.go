@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestList(t *testing.T) {
@@ -24,7 +25,7 @@ func TestList(t *testing.T) {
 	mustEnqueue(t, q, newTask(b, "foreign", "other", "even"))
 	// Lease and finish the two oldest "even" tasks.
 	for range 2 {
-		l, _, _ := q.Lease(ctx, func(l async.Lane) bool { return l.Tenant == "acme" && l.Function == "even" }, time.Minute)
+		l, _, _ := q.Lease(ctx, func(l wire.Lane) bool { return l.Tenant == "acme" && l.Function == "even" }, time.Minute)
 		if err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded}); err != nil {
 			t.Fatal(err)
 		}

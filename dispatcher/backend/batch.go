@@ -8,6 +8,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // BatchContentType is the media type of a poller batch: a JSON array of
@@ -32,7 +33,7 @@ func EncodeBatch(inv *dispatcher.Invocation) ([]byte, error) {
 				ev.SetExtension(name, v)
 			}
 		}
-		ev.SetExtension(HopsExtension, e.Hops+1)
+		ev.SetExtension(wire.ExtensionHops, e.Hops+1)
 		if e.Key != "" {
 			ev.SetExtension(PartitionKeyExtension, e.Key)
 		}
@@ -98,7 +99,7 @@ func extensionName(header string) string {
 	name := b.String()
 	switch name {
 	case "", "id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time",
-		"data", "database64", HopsExtension, PartitionKeyExtension, "contenttype", "traceparent", "tracestate":
+		"data", "database64", wire.ExtensionHops, PartitionKeyExtension, "contenttype", wire.HeaderTraceParent, "tracestate":
 		return ""
 	}
 	if len(name) > 20 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // StderrTail is how many trailing bytes of an exec backend's stderr are kept
@@ -174,7 +175,7 @@ func (e *Exec) environ(inv *dispatcher.Invocation) []string {
 		"FERRY_TENANT="+inv.Tenant,
 		"FERRY_FUNCTION="+inv.Function,
 		"FERRY_ATTEMPT="+strconv.Itoa(inv.Attempt),
-		"FERRY_HOPS="+strconv.Itoa(inv.OutHops()),
+		wire.EnvHops+"="+strconv.Itoa(inv.OutHops()),
 		"FERRY_CONTENT_TYPE="+ct,
 	)
 	if inv.TraceParent != "" {

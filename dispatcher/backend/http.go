@@ -22,8 +22,8 @@ import (
 	cebinding "github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
-	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Defaults and limits shared by the backends.
@@ -37,9 +37,6 @@ const (
 	MaxOutput = 1 << 20
 	// DefaultContentType is the content type of a payload that has none.
 	DefaultContentType = "application/octet-stream"
-	// HopsExtension is the CloudEvents extension carrying the hop count
-	// (header ce-ferryhops in binary mode).
-	HopsExtension = "ferryhops"
 	// HeaderAttempt carries the 1-based attempt number to the function.
 	HeaderAttempt = "Ferry-Attempt"
 	// DefaultEventType is the ce-type of an invocation without a Type.
@@ -188,7 +185,7 @@ func (h *HTTP) newRequest(ctx context.Context, inv *dispatcher.Invocation) (*htt
 		source = "/ferry/" + inv.Tenant + "/" + inv.Function
 	}
 	ev := newEvent(inv.ID, source, inv.Type, inv.Time)
-	ev.SetExtension(HopsExtension, inv.OutHops())
+	ev.SetExtension(wire.ExtensionHops, inv.OutHops())
 	ct := inv.ContentType
 	if ct == "" {
 		ct = DefaultContentType
@@ -241,10 +238,10 @@ func (h *HTTP) newBatchRequest(ctx context.Context, inv *dispatcher.Invocation) 
 
 // setFerryHeaders sets the hop count, attempt and trace headers.
 func (h *HTTP) setFerryHeaders(req *http.Request, inv *dispatcher.Invocation) {
-	req.Header.Set(async.HeaderHops, strconv.Itoa(inv.OutHops()))
+	req.Header.Set(wire.HeaderHops, strconv.Itoa(inv.OutHops()))
 	req.Header.Set(HeaderAttempt, strconv.Itoa(inv.Attempt))
-	if inv.TraceParent != "" && validHeader("traceparent", inv.TraceParent) {
-		req.Header.Set("traceparent", inv.TraceParent)
+	if inv.TraceParent != "" && validHeader(wire.HeaderTraceParent, inv.TraceParent) {
+		req.Header.Set(wire.HeaderTraceParent, inv.TraceParent)
 	}
 }
 
@@ -312,7 +309,7 @@ func reservedHeader(name string) bool {
 	switch {
 	case strings.HasPrefix(n, "ce-"), strings.HasPrefix(n, "ferry-"):
 		return true
-	case n == "content-type", n == "content-length", n == "traceparent", n == "host":
+	case n == "content-type", n == "content-length", n == wire.HeaderTraceParent, n == "host":
 		return true
 	}
 	return hopByHop[n]

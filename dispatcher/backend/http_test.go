@@ -18,6 +18,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func testInvocation() *dispatcher.Invocation {
@@ -119,8 +120,8 @@ func TestHTTPRequestIsBinaryCloudEvent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("decode CloudEvent: %v", err)
 	}
-	if ev.ID() != "task-123" || fmt.Sprint(ev.Extensions()[HopsExtension]) != "4" {
-		t.Errorf("decoded event id %q ferryhops %v (%T)", ev.ID(), ev.Extensions()[HopsExtension], ev.Extensions()[HopsExtension])
+	if ev.ID() != "task-123" || fmt.Sprint(ev.Extensions()[wire.ExtensionHops]) != "4" {
+		t.Errorf("decoded event id %q ferryhops %v (%T)", ev.ID(), ev.Extensions()[wire.ExtensionHops], ev.Extensions()[wire.ExtensionHops])
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/kafka"
 	"github.com/ferrydev/ferry/poller/pollertest"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // TestReadAckAll: every message read once, in order per partition, and the
@@ -63,7 +64,7 @@ func checkFields(t testing.TB, topic string, m *poller.Message) {
 	if want := "kafka://" + kafkaAddr() + "/" + topic; m.Source != want {
 		t.Fatalf("Source = %q, want %q", m.Source, want)
 	}
-	if m.Headers["seq"] != string(m.Payload) || m.Headers[poller.HeaderHops] != "1" {
+	if m.Headers["seq"] != string(m.Payload) || m.Headers[wire.HeaderHops] != "1" {
 		t.Fatalf("headers %v for payload %q", m.Headers, m.Payload)
 	}
 	if !strings.HasPrefix(m.Key, "k") || m.Time.IsZero() || time.Since(m.Time) > time.Hour {

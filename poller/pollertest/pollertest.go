@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // CloseTimeout bounds Close.
@@ -46,7 +47,7 @@ func SeqMsgs(first, n int, hops string) []conformance.Msg {
 		out[i] = conformance.Msg{
 			Key:     fmt.Sprintf("k%d", seq%8),
 			Payload: []byte(strconv.Itoa(seq)),
-			Headers: map[string]string{"seq": strconv.Itoa(seq), poller.HeaderHops: hops},
+			Headers: map[string]string{"seq": strconv.Itoa(seq), wire.HeaderHops: hops},
 		}
 	}
 	return out

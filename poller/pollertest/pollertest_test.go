@@ -12,6 +12,7 @@ import (
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // recorder stands in for the test in the helpers' failure paths: Fatalf
@@ -287,7 +288,7 @@ func TestSeqMsgs(t *testing.T) {
 	}
 	for i, m := range got {
 		seq := fmt.Sprint(7 + i)
-		if string(m.Payload) != seq || m.Headers["seq"] != seq || m.Headers[poller.HeaderHops] != "2" ||
+		if string(m.Payload) != seq || m.Headers["seq"] != seq || m.Headers[wire.HeaderHops] != "2" ||
 			m.Key != fmt.Sprintf("k%d", (7+i)%8) || len(m.Headers) != 2 {
 			t.Errorf("message %d: %+v", i, m)
 		}

@@ -13,6 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // HeaderKey is the AMQP header whose value becomes Message.Key (the
@@ -26,7 +27,7 @@ const HeaderContentType = "content-type"
 
 // wellKnown headers are stored under their lower-case name whatever case a
 // producer used, so that the loop guard and tracing always find them.
-var wellKnown = []string{poller.HeaderHops, poller.HeaderTraceParent, HeaderKey}
+var wellKnown = []string{wire.HeaderHops, wire.HeaderTraceParent, HeaderKey}
 
 // message converts a delivery of session ss.
 //

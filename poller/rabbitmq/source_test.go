@@ -13,6 +13,7 @@ import (
 	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/poller/rabbitmq"
 	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -169,8 +170,8 @@ func TestMessageFields(t *testing.T) {
 		{"Source", m.Source, "amqp://127.0.0.1:5672/" + q.Name()},
 		{"ContentType", m.ContentType, "text/plain"},
 		{"Payload", string(m.Payload), "f-0"},
-		{"Headers[ferry-hops]", m.Headers[poller.HeaderHops], "2"},
-		{"Headers[traceparent]", m.Headers[poller.HeaderTraceParent], "00-4bf92f3577b34da6a3ce929d0e0736-00f067aa0ba902b7-01"},
+		{"Headers[ferry-hops]", m.Headers[wire.HeaderHops], "2"},
+		{"Headers[traceparent]", m.Headers[wire.HeaderTraceParent], "00-4bf92f3577b34da6a3ce929d0e0736-00f067aa0ba902b7-01"},
 		{"Headers[content-type]", m.Headers["content-type"], "text/plain"},
 		{"Headers[x-other]", m.Headers["x-other"], "v"},
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
 	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // setup creates a fresh stream on the real Redis.
@@ -33,7 +34,7 @@ func batch(prefix string, from, n int) ([]conformance.Msg, []string) {
 		msgs[i] = conformance.Msg{
 			Key:     fmt.Sprintf("k%d", (from+i)%3),
 			Payload: []byte(payloads[i]),
-			Headers: map[string]string{poller.HeaderHops: "2"},
+			Headers: map[string]string{wire.HeaderHops: "2"},
 		}
 	}
 	return msgs, payloads

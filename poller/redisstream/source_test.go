@@ -13,10 +13,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/poller/redisstream"
 	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -96,8 +96,8 @@ func TestReadAckAll(t *testing.T) {
 		if wantKey := fmt.Sprintf("k%d", i%3); m.Key != wantKey {
 			t.Fatalf("message %d: key %q, want %q", i, m.Key, wantKey)
 		}
-		if m.Headers[poller.HeaderHops] != "2" {
-			t.Fatalf("message %d: headers %v lack %s", i, m.Headers, poller.HeaderHops)
+		if m.Headers[wire.HeaderHops] != "2" {
+			t.Fatalf("message %d: headers %v lack %s", i, m.Headers, wire.HeaderHops)
 		}
 	}
 	if lag, err := src.Lag(context.Background()); err != nil || lag != 0 {
@@ -113,7 +113,7 @@ func TestMessageFields(t *testing.T) {
 	ctx := context.Background()
 	id1, err := tp.Client().XAdd(ctx, &redis.XAddArgs{Stream: tp.Name(), Values: []any{
 		"data", `{"a":1}`, "key", "order-7", "content-type", "application/json",
-		poller.HeaderHops, "3", poller.HeaderTraceParent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		wire.HeaderHops, "3", wire.HeaderTraceParent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 	}}).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func TestMessageFields(t *testing.T) {
 	if m.ID != "redis:"+tp.Name()+"/"+id1 || m.Scope != "redis:"+tp.Name() ||
 		m.Source != "redis://127.0.0.1:6379/"+tp.Name() || string(m.Payload) != `{"a":1}` ||
 		m.Key != "order-7" || m.ContentType != "application/json" ||
-		m.Headers[poller.HeaderHops] != "3" || m.Headers[poller.HeaderTraceParent] == "" || m.Headers["key"] != "order-7" {
+		m.Headers[wire.HeaderHops] != "3" || m.Headers[wire.HeaderTraceParent] == "" || m.Headers["key"] != "order-7" {
 		t.Fatalf("first message: %+v", m)
 	}
 	if _, ok := m.Headers["data"]; ok {

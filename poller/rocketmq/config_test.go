@@ -8,6 +8,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -92,12 +93,12 @@ func TestMessageIDAndHeaders(t *testing.T) {
 	m := &primitive.MessageExt{QueueOffset: 42, BornTimestamp: 1700000000000}
 	m.Topic = "orders"
 	m.Body = []byte("x")
-	m.WithProperties(map[string]string{"KEYS": "k1", "UNIQ_KEY": "u", "user": "v", poller.HeaderHops: "1"})
+	m.WithProperties(map[string]string{"KEYS": "k1", "UNIQ_KEY": "u", "user": "v", wire.HeaderHops: "1"})
 	got := toMessage("rocketmq://h:1/orders", mq, m)
 	if got.ID != "rocketmq:orders/broker-a/3/42" || got.Scope != "rocketmq:orders/broker-a/3" || got.Key != "k1" {
 		t.Fatalf("id %q scope %q key %q", got.ID, got.Scope, got.Key)
 	}
-	if len(got.Headers) != 2 || got.Headers["user"] != "v" || got.Headers[poller.HeaderHops] != "1" {
+	if len(got.Headers) != 2 || got.Headers["user"] != "v" || got.Headers[wire.HeaderHops] != "1" {
 		t.Fatalf("headers %v, want only the user properties", got.Headers)
 	}
 	if !got.Time.Equal(time.UnixMilli(1700000000000)) {

@@ -25,6 +25,7 @@ import (
 	"github.com/ferrydev/ferry/poller/rocketmq"
 	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
 	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // deadline bounds each phase: push consumer start-up and rebalancing take
@@ -110,7 +111,7 @@ func readAckAll(t *testing.T, orderly bool) {
 		if want := "rocketmq://" + brokers.Addr("rocketmq") + "/" + tp.Name(); m.Source != want {
 			t.Errorf("Source = %q, want %q", m.Source, want)
 		}
-		if m.Headers[poller.HeaderHops] != "2" || m.Key == "" || m.Time.IsZero() {
+		if m.Headers[wire.HeaderHops] != "2" || m.Key == "" || m.Time.IsZero() {
 			t.Errorf("message %s: headers %v, key %q, time %v", m.ID, m.Headers, m.Key, m.Time)
 		}
 		pollertest.Ack(t, m, nil)

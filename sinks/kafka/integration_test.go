@@ -10,9 +10,9 @@ import (
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/kafka/kafkatest"
 	"github.com/ferrydev/ferry/poller/pollertest"
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/sinktest"
 	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // TestDeliverConcurrent: 1,000 outcomes delivered by 8 goroutines through
@@ -23,7 +23,7 @@ func TestDeliverConcurrent(t *testing.T) {
 	tp := kafkatest.New().CreateTopic(t, 3)
 	s := newProducer(t).Sink(tp.Name())
 
-	ids, elapsed := sinktest.DeliverConcurrently(t, s, n, workers, opTimeout, func(i int) *sinks.Outcome {
+	ids, elapsed := sinktest.DeliverConcurrently(t, s, n, workers, opTimeout, func(i int) *wire.Outcome {
 		return sinktest.Succeeded(fmt.Sprintf("task-%04d", i))
 	})
 
@@ -76,13 +76,13 @@ func TestRoundTrip(t *testing.T) {
 	pollertest.ConnectRetry(t, src, opTimeout)
 
 	failed := sinktest.Succeeded("task-failed")
-	failed.Type, failed.Status, failed.Output = sinks.TypeFailed, "failed", nil
-	failed.Error = &sinks.OutcomeError{Code: "retries_exhausted", Message: "boom"}
+	failed.Type, failed.Status, failed.Output = wire.TypeFailed, "failed", nil
+	failed.Error = &wire.OutcomeError{Code: "retries_exhausted", Message: "boom"}
 	failed.Hops, failed.TraceParent = 0, ""
 	failed.RequestPayload = json.RawMessage(`"raw"`)
 	succeeded := sinktest.Succeeded("task-succeeded")
 	succeeded.Hops = 7
-	tests := []*sinks.Outcome{succeeded, failed}
+	tests := []*wire.Outcome{succeeded, failed}
 	for _, o := range tests {
 		sinktest.Deliver(t, s, o, opTimeout)
 	}

@@ -14,11 +14,12 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestMessage(t *testing.T) {
-	base := sinks.Outcome{
-		Type: sinks.TypeSucceeded, ID: "task-1", Tenant: "demo", Function: "echo",
+	base := wire.Outcome{
+		Type: wire.TypeSucceeded, ID: "task-1", Tenant: "demo", Function: "echo",
 		Status: "succeeded", Attempts: 1, Output: json.RawMessage(`{"ok":true}`),
 		Source: "ferry://demo/echo", Hops: 3, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 	}
@@ -32,20 +33,20 @@ func TestMessage(t *testing.T) {
 			{Key: "content-type", Value: []byte("application/json")},
 			{Key: "ferry-hops", Value: []byte("3")},
 			{Key: "ferry-id", Value: []byte("task-1")},
-			{Key: "ferry-type", Value: []byte(sinks.TypeSucceeded)},
+			{Key: "ferry-type", Value: []byte(wire.TypeSucceeded)},
 			{Key: "traceparent", Value: []byte(tp)},
 		}},
 		{"WithoutTraceParent", "", []kafkago.Header{
 			{Key: "content-type", Value: []byte("application/json")},
 			{Key: "ferry-hops", Value: []byte("3")},
 			{Key: "ferry-id", Value: []byte("task-1")},
-			{Key: "ferry-type", Value: []byte(sinks.TypeSucceeded)},
+			{Key: "ferry-type", Value: []byte(wire.TypeSucceeded)},
 		}},
 		{"TraceParentWithNewlineDropped", tp + "\r\nx: y", []kafkago.Header{
 			{Key: "content-type", Value: []byte("application/json")},
 			{Key: "ferry-hops", Value: []byte("3")},
 			{Key: "ferry-id", Value: []byte("task-1")},
-			{Key: "ferry-type", Value: []byte(sinks.TypeSucceeded)},
+			{Key: "ferry-type", Value: []byte(wire.TypeSucceeded)},
 		}},
 	}
 	for _, tt := range tests {
@@ -79,7 +80,7 @@ func fmtHeaders(hs []kafkago.Header) string {
 }
 
 func TestMessageEncodeError(t *testing.T) {
-	o := &sinks.Outcome{ID: "bad", Output: json.RawMessage(`{not json`)}
+	o := &wire.Outcome{ID: "bad", Output: json.RawMessage(`{not json`)}
 	if _, err := message("t", o); err == nil || !strings.Contains(err.Error(), "encoding outcome bad") {
 		t.Errorf("message with invalid Output: err = %v, want an encoding error", err)
 	}

@@ -9,6 +9,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // HeaderContentType is the message header carrying the body's content type
@@ -37,7 +38,7 @@ func (s *Sink) Topic() string { return s.topic }
 // returns an error naming the topic and brokers, to be retried by the
 // caller. Deliver returns when ctx ends (the message may still be written
 // later, see the package doc); an already ended ctx writes nothing.
-func (s *Sink) Deliver(ctx context.Context, o *sinks.Outcome) error {
+func (s *Sink) Deliver(ctx context.Context, o *wire.Outcome) error {
 	if o == nil {
 		return errors.New("kafka sink: nil outcome")
 	}
@@ -62,7 +63,7 @@ func (s *Sink) Deliver(ctx context.Context, o *sinks.Outcome) error {
 }
 
 // failed wraps a delivery error with the outcome id, topic and brokers.
-func (s *Sink) failed(o *sinks.Outcome, err error) error {
+func (s *Sink) failed(o *wire.Outcome, err error) error {
 	return fmt.Errorf("kafka sink: deliver %s to topic %q at %v: %w", o.ID, s.topic, s.p.brokers, err)
 }
 
@@ -82,7 +83,7 @@ func unwrapWriteErrors(err error) error {
 
 // message encodes o for topic: value = the outcome JSON, key = o.ID,
 // headers = sinks.Encode's plus content-type, in a stable order.
-func message(topic string, o *sinks.Outcome) (kafkago.Message, error) {
+func message(topic string, o *wire.Outcome) (kafkago.Message, error) {
 	enc, err := sinks.Encode(o)
 	if err != nil {
 		return kafkago.Message{}, fmt.Errorf("kafka sink: encoding outcome %s: %w", o.ID, err)
@@ -93,7 +94,7 @@ func message(topic string, o *sinks.Outcome) (kafkago.Message, error) {
 	}
 	sort.Strings(keys)
 	headers := make([]kafkago.Header, 0, len(keys)+1)
-	headers = append(headers, kafkago.Header{Key: HeaderContentType, Value: []byte(sinks.ContentType)})
+	headers = append(headers, kafkago.Header{Key: HeaderContentType, Value: []byte(wire.OutcomeContentType)})
 	for _, k := range keys {
 		headers = append(headers, kafkago.Header{Key: k, Value: []byte(enc.Headers[k])})
 	}

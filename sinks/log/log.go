@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Sink logs each outcome as one record: at info for a success, at warn for
@@ -27,12 +28,12 @@ func New(l *slog.Logger) *Sink {
 
 // Deliver logs o with the attributes type, id, tenant, function, status,
 // attempts, hops and, on failure, error_code. It always returns nil.
-func (s *Sink) Deliver(ctx context.Context, o *sinks.Outcome) error {
+func (s *Sink) Deliver(ctx context.Context, o *wire.Outcome) error {
 	if o == nil {
 		return nil
 	}
 	level := slog.LevelInfo
-	if o.Type == sinks.TypeFailed || o.Error != nil {
+	if o.Type == wire.TypeFailed || o.Error != nil {
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{

@@ -7,25 +7,25 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestDeliverLogs(t *testing.T) {
 	tests := []struct {
 		name      string
-		outcome   *sinks.Outcome
+		outcome   *wire.Outcome
 		wantLevel string
 		wantCode  any
 	}{
 		{
 			name:      "Succeeded",
-			outcome:   &sinks.Outcome{Type: sinks.TypeSucceeded, ID: "t1", Tenant: "demo", Function: "echo", Status: "succeeded", Attempts: 1, Hops: 1},
+			outcome:   &wire.Outcome{Type: wire.TypeSucceeded, ID: "t1", Tenant: "demo", Function: "echo", Status: "succeeded", Attempts: 1, Hops: 1},
 			wantLevel: "INFO",
 		},
 		{
 			name: "Failed",
-			outcome: &sinks.Outcome{Type: sinks.TypeFailed, ID: "t2", Tenant: "demo", Function: "echo", Status: "failed", Attempts: 3, Hops: 2,
-				Error: &sinks.OutcomeError{Code: "http_503", Message: "unavailable"}},
+			outcome: &wire.Outcome{Type: wire.TypeFailed, ID: "t2", Tenant: "demo", Function: "echo", Status: "failed", Attempts: 3, Hops: 2,
+				Error: &wire.OutcomeError{Code: "http_503", Message: "unavailable"}},
 			wantLevel: "WARN",
 			wantCode:  "http_503",
 		},
@@ -62,7 +62,7 @@ func TestDeliverNeverFails(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := New(slog.New(slog.DiscardHandler)).Deliver(ctx, &sinks.Outcome{ID: "x"}); err != nil {
+	if err := New(slog.New(slog.DiscardHandler)).Deliver(ctx, &wire.Outcome{ID: "x"}); err != nil {
 		t.Errorf("Deliver with a cancelled context = %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // AppID is the app-id property of every message a Sink publishes.
@@ -36,7 +37,7 @@ var _ sinks.Sink = (*Sink)(nil)
 // ctx ends the message may still be confirmed later; nothing waits for it.
 // The first Deliver to a non-default exchange checks that the exchange
 // exists, on a channel of its own.
-func (s *Sink) Deliver(ctx context.Context, o *sinks.Outcome) error {
+func (s *Sink) Deliver(ctx context.Context, o *wire.Outcome) error {
 	if o == nil {
 		return errors.New("rabbitmq: deliver: nil outcome")
 	}
@@ -122,7 +123,7 @@ func (s *Sink) checkExchange(ctx context.Context, c *pubChan) error {
 // publishing encodes o as a persistent AMQP message: the pinned JSON body,
 // the sinks.Encode headers as strings, content type application/json,
 // message-id o.ID, type o.Type, timestamp o.Time (now when unset).
-func publishing(o *sinks.Outcome) (amqp.Publishing, error) {
+func publishing(o *wire.Outcome) (amqp.Publishing, error) {
 	m, err := sinks.Encode(o)
 	if err != nil {
 		return amqp.Publishing{}, err
@@ -137,7 +138,7 @@ func publishing(o *sinks.Outcome) (amqp.Publishing, error) {
 	}
 	return amqp.Publishing{
 		Headers:      headers,
-		ContentType:  sinks.ContentType,
+		ContentType:  wire.OutcomeContentType,
 		DeliveryMode: amqp.Persistent,
 		MessageId:    o.ID,
 		Timestamp:    ts,

@@ -12,9 +12,9 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/rabbitmq"
 	"github.com/ferrydev/ferry/sinks/sinktest"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // 1,000 outcomes delivered by 8 goroutines through one Publisher all reach
@@ -26,7 +26,7 @@ func TestDeliverConcurrently(t *testing.T) {
 	q, p := setup(t)
 	s := p.Sink("", q.Name())
 
-	ids, _ := sinktest.DeliverConcurrently(t, s, n, workers, deliverTimeout, func(i int) *sinks.Outcome {
+	ids, _ := sinktest.DeliverConcurrently(t, s, n, workers, deliverTimeout, func(i int) *wire.Outcome {
 		return sinktest.Failed(fmt.Sprintf("%s-%d", q.Name(), i), 1)
 	})
 	// Confirmed means enqueued: the count is exact at once.
@@ -50,8 +50,8 @@ func TestRoundTripThroughSource(t *testing.T) {
 		t.Fatalf("outcome %s not read back", o.ID)
 	}
 	sinktest.CheckMessage(t, m, o)
-	if m.ContentType != sinks.ContentType {
-		t.Errorf("content type %q, want %q", m.ContentType, sinks.ContentType)
+	if m.ContentType != wire.OutcomeContentType {
+		t.Errorf("content type %q, want %q", m.ContentType, wire.OutcomeContentType)
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/sinktest"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestNewPublisherValidation(t *testing.T) {
@@ -45,7 +45,7 @@ func TestNewPublisherValidation(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatalf("Close before any Deliver: %v", err)
 	}
-	err = p.Sink("", "q").Deliver(context.Background(), &sinks.Outcome{ID: "x"})
+	err = p.Sink("", "q").Deliver(context.Background(), &wire.Outcome{ID: "x"})
 	if !errors.Is(err, ErrClosed) {
 		t.Fatalf("Deliver after Close: %v, want ErrClosed", err)
 	}
@@ -65,8 +65,8 @@ func TestPublishing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			o := &sinks.Outcome{
-				Type: sinks.TypeSucceeded, ID: "task-1", Tenant: "demo", Function: "echo",
+			o := &wire.Outcome{
+				Type: wire.TypeSucceeded, ID: "task-1", Tenant: "demo", Function: "echo",
 				Status: "succeeded", Attempts: 1, Output: json.RawMessage(`{"ok":true}`),
 				Hops: 3, Time: at, TraceParent: tc.traceParent,
 			}
@@ -78,7 +78,7 @@ func TestPublishing(t *testing.T) {
 			if string(p.Body) != string(body) {
 				t.Errorf("body %s, want %s", p.Body, body)
 			}
-			want := map[string]any{"ferry-hops": "3", "ferry-id": "task-1", "ferry-type": sinks.TypeSucceeded}
+			want := map[string]any{"ferry-hops": "3", "ferry-id": "task-1", "ferry-type": wire.TypeSucceeded}
 			if tc.wantTrace {
 				want["traceparent"] = tc.traceParent
 			}
@@ -94,7 +94,7 @@ func TestPublishing(t *testing.T) {
 				t.Errorf("headers invalid for AMQP: %v", err)
 			}
 			if p.ContentType != "application/json" || p.DeliveryMode != amqp.Persistent ||
-				p.MessageId != "task-1" || p.Type != sinks.TypeSucceeded || !p.Timestamp.Equal(at) || p.AppId != AppID {
+				p.MessageId != "task-1" || p.Type != wire.TypeSucceeded || !p.Timestamp.Equal(at) || p.AppId != AppID {
 				t.Errorf("properties: content-type %q, delivery mode %d, message-id %q, type %q, timestamp %v, app-id %q",
 					p.ContentType, p.DeliveryMode, p.MessageId, p.Type, p.Timestamp, p.AppId)
 			}
@@ -125,7 +125,7 @@ func TestDeliverDeadlineSilentBroker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = p.Sink("", "q").Deliver(ctx, &sinks.Outcome{ID: "x"})
+	err = p.Sink("", "q").Deliver(ctx, &wire.Outcome{ID: "x"})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Deliver: %v, want the context deadline", err)
 	}

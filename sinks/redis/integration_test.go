@@ -12,9 +12,9 @@ import (
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/redis"
 	"github.com/ferrydev/ferry/sinks/sinktest"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // setup creates a fresh stream on the test Redis and a Client on it.
@@ -45,7 +45,7 @@ func TestDeliverConcurrent(t *testing.T) {
 	tp, c := setup(t)
 	s := c.Sink(tp.Name(), 0)
 
-	ids, elapsed := sinktest.DeliverConcurrently(t, s, n, workers, opTimeout, func(i int) *sinks.Outcome {
+	ids, elapsed := sinktest.DeliverConcurrently(t, s, n, workers, opTimeout, func(i int) *wire.Outcome {
 		return sinktest.Succeeded(fmt.Sprintf("task-%04d", i))
 	})
 
@@ -77,19 +77,19 @@ func TestRoundTrip(t *testing.T) {
 	pollertest.Connect(t, src, opTimeout)
 
 	failed := sinktest.Succeeded("task-failed")
-	failed.Type, failed.Status, failed.Output = sinks.TypeFailed, "failed", nil
-	failed.Error = &sinks.OutcomeError{Code: "loop_detected", Message: "hops"}
+	failed.Type, failed.Status, failed.Output = wire.TypeFailed, "failed", nil
+	failed.Error = &wire.OutcomeError{Code: "loop_detected", Message: "hops"}
 	failed.Hops, failed.TraceParent = 0, ""
 	failed.RequestPayload = json.RawMessage(`{"order":1}`)
 	succeeded := sinktest.Succeeded("task-succeeded")
 	succeeded.Hops = 7
-	tests := []*sinks.Outcome{succeeded, failed}
+	tests := []*wire.Outcome{succeeded, failed}
 	for _, o := range tests {
 		sinktest.Deliver(t, s, o, opTimeout)
 	}
 
 	msgs := pollertest.ReadAck(t, src, len(tests), opTimeout)
-	sinktest.CheckReadBack(t, msgs, tests, func(m *poller.Message) string { return m.Headers[sinks.HeaderID] })
+	sinktest.CheckReadBack(t, msgs, tests, func(m *poller.Message) string { return m.Headers[wire.HeaderID] })
 }
 
 // TestMaxLen: with maxLen > 0 the stream is trimmed (approximately: Redis

@@ -31,6 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Entry fields with a meaning of their own; the other fields are
@@ -45,7 +46,7 @@ const (
 
 // headerOrder is the order of sinks.Encode's headers in an entry; any
 // other header follows, sorted by name.
-var headerOrder = []string{sinks.HeaderHops, sinks.HeaderTraceParent, sinks.HeaderID, sinks.HeaderType}
+var headerOrder = []string{wire.HeaderHops, wire.HeaderTraceParent, wire.HeaderID, wire.HeaderType}
 
 // ClientConfig configures a Client.
 type ClientConfig struct {
@@ -143,7 +144,7 @@ func (s *Sink) Stream() string { return s.stream }
 // returns nil once Redis answered with the entry id. It returns an error
 // naming the stream and the Redis address otherwise, also when ctx ends
 // first; an already ended ctx sends nothing.
-func (s *Sink) Deliver(ctx context.Context, o *sinks.Outcome) error {
+func (s *Sink) Deliver(ctx context.Context, o *wire.Outcome) error {
 	if o == nil {
 		return errors.New("redis sink: nil outcome")
 	}
@@ -168,18 +169,18 @@ func (s *Sink) Deliver(ctx context.Context, o *sinks.Outcome) error {
 }
 
 // failed wraps a delivery error with the outcome id, stream and address.
-func (s *Sink) failed(o *sinks.Outcome, err error) error {
+func (s *Sink) failed(o *wire.Outcome, err error) error {
 	return fmt.Errorf("redis sink: deliver %s to stream %q at %s: %w", o.ID, s.stream, s.c.addr, err)
 }
 
 // fields encodes o as XADD field/value pairs, in the package doc's order.
-func fields(o *sinks.Outcome) ([]any, error) {
+func fields(o *wire.Outcome) ([]any, error) {
 	enc, err := sinks.Encode(o)
 	if err != nil {
 		return nil, fmt.Errorf("redis sink: encoding outcome %s: %w", o.ID, err)
 	}
 	values := make([]any, 0, 2*(len(enc.Headers)+2))
-	values = append(values, FieldData, enc.Body, FieldContentType, sinks.ContentType)
+	values = append(values, FieldData, enc.Body, FieldContentType, wire.OutcomeContentType)
 	seen := make(map[string]bool, len(headerOrder))
 	for _, k := range headerOrder {
 		seen[k] = true

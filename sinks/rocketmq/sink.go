@@ -10,6 +10,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // StatusError is a send the broker answered with a status other than
@@ -61,7 +62,7 @@ var _ sinks.Sink = (*Sink)(nil)
 // ends even if the client does not (its name server lookups ignore ctx):
 // the send then finishes in the background, tracked by Close. A ctx that
 // is already over sends nothing.
-func (s *Sink) Deliver(ctx context.Context, o *sinks.Outcome) error {
+func (s *Sink) Deliver(ctx context.Context, o *wire.Outcome) error {
 	if o == nil {
 		return errors.New("rocketmq: deliver: nil outcome")
 	}
@@ -115,7 +116,7 @@ func (p *Producer) send(ctx context.Context, msg *primitive.Message) error {
 // message encodes o as a RocketMQ message on topic: the pinned JSON body,
 // the sinks.Encode headers as user properties, keys = o.ID, and tag (when
 // not empty).
-func message(topic, tag string, o *sinks.Outcome) (*primitive.Message, error) {
+func message(topic, tag string, o *wire.Outcome) (*primitive.Message, error) {
 	m, err := sinks.Encode(o)
 	if err != nil {
 		return nil, err

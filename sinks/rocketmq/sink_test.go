@@ -19,10 +19,10 @@ import (
 
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/rocketmq"
 	"github.com/ferrydev/ferry/sinks/sinktest"
 	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // deadline bounds each phase: consumer start-up and rebalancing take
@@ -64,7 +64,7 @@ func newProducer(t *testing.T) *rocketmq.Producer {
 func readAll(t *testing.T, tp *rocketmqtest.Topic, want int) map[string]*poller.Message {
 	t.Helper()
 	src := tp.NewSource(t, tp.Config(rocketmqtest.UniqueName(t, "g")))
-	return sinktest.ReadAll(t, src, deadline, 2*deadline, want, func(m *poller.Message) string { return m.Headers[sinks.HeaderID] })
+	return sinktest.ReadAll(t, src, deadline, 2*deadline, want, func(m *poller.Message) string { return m.Headers[wire.HeaderID] })
 }
 
 // 1,000 outcomes sent by 8 goroutines through one Producer are all on the
@@ -74,7 +74,7 @@ func TestDeliverConcurrently(t *testing.T) {
 	tp, p := setup(t, 4)
 	s := p.Sink(tp.Name(), "")
 
-	ids, took := sinktest.DeliverConcurrently(t, s, n, workers, deliverTimeout, func(i int) *sinks.Outcome {
+	ids, took := sinktest.DeliverConcurrently(t, s, n, workers, deliverTimeout, func(i int) *wire.Outcome {
 		return sinktest.Failed("o-"+strconv.Itoa(i), 1)
 	})
 	t.Logf("%d outcomes delivered in %v", n, took.Round(time.Millisecond))

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
-
-	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestProducerConfigValidation(t *testing.T) {
@@ -59,7 +58,7 @@ func TestSinkValidation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := p.Sink(tc.topic, tc.tag).Deliver(context.Background(), &sinks.Outcome{ID: "x"})
+			err := p.Sink(tc.topic, tc.tag).Deliver(context.Background(), &wire.Outcome{ID: "x"})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Deliver: %v, want an error containing %q", err, tc.want)
 			}
@@ -69,19 +68,19 @@ func TestSinkValidation(t *testing.T) {
 
 func TestMessage(t *testing.T) {
 	t.Parallel()
-	o := &sinks.Outcome{
-		Type: sinks.TypeSucceeded, ID: "task-1", Tenant: "demo", Function: "echo", Status: "succeeded",
+	o := &wire.Outcome{
+		Type: wire.TypeSucceeded, ID: "task-1", Tenant: "demo", Function: "echo", Status: "succeeded",
 		Attempts: 1, Output: json.RawMessage(`{"ok":true}`), Hops: 4, Time: time.Unix(1700000000, 0).UTC(),
 		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 	}
 	for _, tc := range []struct {
 		name, tag string
-		mutate    func(*sinks.Outcome)
+		mutate    func(*wire.Outcome)
 		wantErr   string
 	}{
 		{"Tagged", "done", nil, ""},
-		{"Untagged", "", func(o *sinks.Outcome) { o.TraceParent = "" }, ""},
-		{"ControlCharInID", "", func(o *sinks.Outcome) { o.ID = "a\x02b" }, "property ferry-id"},
+		{"Untagged", "", func(o *wire.Outcome) { o.TraceParent = "" }, ""},
+		{"ControlCharInID", "", func(o *wire.Outcome) { o.ID = "a\x02b" }, "property ferry-id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -184,7 +183,7 @@ func TestDeliverResults(t *testing.T) {
 			t.Parallel()
 			f := &fakeSender{status: tc.status, err: tc.err}
 			p := newProducer(f, "g", discard())
-			err := p.Sink("t", "").Deliver(context.Background(), &sinks.Outcome{ID: "x", Hops: 1})
+			err := p.Sink("t", "").Deliver(context.Background(), &wire.Outcome{ID: "x", Hops: 1})
 			if !tc.check(err) {
 				t.Fatalf("Deliver: %v", err)
 			}
@@ -206,14 +205,14 @@ func TestDeliverDeadlineAndClose(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if err := s.Deliver(ctx, &sinks.Outcome{ID: "x"}); !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Deliver(ctx, &wire.Outcome{ID: "x"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Deliver: %v, want the deadline", err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Deliver took %v with a 50ms deadline", d)
 	}
 	// An expired context sends nothing.
-	if err := s.Deliver(ctx, &sinks.Outcome{ID: "y"}); !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Deliver(ctx, &wire.Outcome{ID: "y"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Deliver with an expired context: %v", err)
 	}
 
@@ -227,14 +226,14 @@ func TestDeliverDeadlineAndClose(t *testing.T) {
 		t.Fatalf("Close returned while a send was in flight: %v", err)
 	default:
 	}
-	if err := s.Deliver(context.Background(), &sinks.Outcome{ID: "z"}); !errors.Is(err, ErrClosed) {
+	if err := s.Deliver(context.Background(), &wire.Outcome{ID: "z"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Deliver during Close: %v, want ErrClosed", err)
 	}
 	close(f.block) // the stuck send finishes; Close proceeds
 	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := s.Deliver(context.Background(), &sinks.Outcome{ID: "w"}); !errors.Is(err, ErrClosed) {
+	if err := s.Deliver(context.Background(), &wire.Outcome{ID: "w"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Deliver after Close: %v, want ErrClosed", err)
 	}
 	f.mu.Lock()

@@ -33,6 +33,7 @@ import (
 	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // TraceParent is a valid W3C traceparent, the one Succeeded sets.
@@ -44,9 +45,9 @@ const Slack = time.Second
 
 // Succeeded builds a succeeded outcome with id, hop count 1, TraceParent,
 // and {"id":id} as output.
-func Succeeded(id string) *sinks.Outcome {
-	return &sinks.Outcome{
-		Type: sinks.TypeSucceeded, ID: id, Tenant: "demo", Function: "echo",
+func Succeeded(id string) *wire.Outcome {
+	return &wire.Outcome{
+		Type: wire.TypeSucceeded, ID: id, Tenant: "demo", Function: "echo",
 		Status: "succeeded", Attempts: 1, Output: json.RawMessage(`{"id":` + fmt.Sprintf("%q", id) + `}`),
 		Source: "ferry://demo/echo", Hops: 1, Time: time.Now().UTC(), TraceParent: TraceParent,
 	}
@@ -55,10 +56,10 @@ func Succeeded(id string) *sinks.Outcome {
 // Failed builds a failure record (retries exhausted after 3 attempts) with
 // id, the hop count hops, a request payload, and a traceparent that
 // differs with hops.
-func Failed(id string, hops int) *sinks.Outcome {
-	return &sinks.Outcome{
-		Type: sinks.TypeFailed, ID: id, Tenant: "demo", Function: "echo", Status: "failed",
-		Attempts: 3, Error: &sinks.OutcomeError{Code: "retries_exhausted", Message: "boom"},
+func Failed(id string, hops int) *wire.Outcome {
+	return &wire.Outcome{
+		Type: wire.TypeFailed, ID: id, Tenant: "demo", Function: "echo", Status: "failed",
+		Attempts: 3, Error: &wire.OutcomeError{Code: "retries_exhausted", Message: "boom"},
 		Source: "ferry://test", Hops: hops, Time: time.Now().UTC().Truncate(time.Second),
 		RequestPayload: json.RawMessage(`{"n":1}`),
 		TraceParent:    fmt.Sprintf("00-%032x-%016x-01", hops+1, hops+1),
@@ -81,7 +82,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 
 // Deliver delivers o through s, bounded by within, and fails t
 // (t.Fatalf) on error.
-func Deliver(t testing.TB, s sinks.Sink, o *sinks.Outcome, within time.Duration) {
+func Deliver(t testing.TB, s sinks.Sink, o *wire.Outcome, within time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
@@ -95,9 +96,9 @@ func Deliver(t testing.TB, s sinks.Sink, o *sinks.Outcome, within time.Duration)
 // Once every Deliver has returned, it reports each error (t.Errorf) and,
 // if there was any, ends the test (t.FailNow). It returns the outcomes'
 // ids, in the order of i, and how long the deliveries took.
-func DeliverConcurrently(t testing.TB, s sinks.Sink, n, workers int, within time.Duration, mk func(i int) *sinks.Outcome) (ids []string, took time.Duration) {
+func DeliverConcurrently(t testing.TB, s sinks.Sink, n, workers int, within time.Duration, mk func(i int) *wire.Outcome) (ids []string, took time.Duration) {
 	t.Helper()
-	todo := make(chan *sinks.Outcome, n)
+	todo := make(chan *wire.Outcome, n)
 	ids = make([]string, n)
 	for i := range n {
 		o := mk(i)
@@ -135,7 +136,7 @@ func DeliverConcurrently(t testing.TB, s sinks.Sink, n, workers int, within time
 // delivery cannot work (no broker answers): it ends the test (t.Fatal) if
 // Deliver succeeds, reports (t.Errorf) a Deliver that took longer than
 // deadline+Slack, logs the error and returns it.
-func DeliverFails(t testing.TB, s sinks.Sink, o *sinks.Outcome, deadline time.Duration) error {
+func DeliverFails(t testing.TB, s sinks.Sink, o *wire.Outcome, deadline time.Duration) error {
 	t.Helper()
 	took, err := deliverFails(t, s, o, deadline)
 	if took > deadline+Slack {
@@ -146,7 +147,7 @@ func DeliverFails(t testing.TB, s sinks.Sink, o *sinks.Outcome, deadline time.Du
 
 // deliverFails is DeliverFails without the time check: it returns how
 // long Deliver took.
-func deliverFails(t testing.TB, s sinks.Sink, o *sinks.Outcome, deadline time.Duration) (time.Duration, error) {
+func deliverFails(t testing.TB, s sinks.Sink, o *wire.Outcome, deadline time.Duration) (time.Duration, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
@@ -190,7 +191,7 @@ func EndedContexts() []Ended {
 // DeliverEnded delivers o through s with the context of e, and reports
 // (t.Errorf) an error that does not match e.WantIs, or a Deliver that
 // took longer than within.
-func DeliverEnded(t testing.TB, s sinks.Sink, o *sinks.Outcome, e Ended, within time.Duration) {
+func DeliverEnded(t testing.TB, s sinks.Sink, o *wire.Outcome, e Ended, within time.Duration) {
 	t.Helper()
 	ctx, cancel := e.Context()
 	defer cancel()
@@ -260,7 +261,7 @@ type Refusal struct {
 	// Sink, Ctx and O are what to deliver through, with and what.
 	Sink sinks.Sink
 	Ctx  context.Context
-	O    *sinks.Outcome
+	O    *wire.Outcome
 	// WantErr is a substring the error must contain.
 	WantErr string
 	// WantIs, when set, is an error the error must match (errors.Is).
@@ -336,7 +337,7 @@ func CheckIDs(t testing.TB, got map[string]*poller.Message, ids []string) {
 // payload is not o's JSON, or one of the headers sinks.HeaderHops (the
 // decimal hop count), sinks.HeaderTraceParent (present only when o has
 // one), sinks.HeaderID and sinks.HeaderType is missing or differs.
-func CheckMessage(t testing.TB, m *poller.Message, o *sinks.Outcome) {
+func CheckMessage(t testing.TB, m *poller.Message, o *wire.Outcome) {
 	t.Helper()
 	enc, err := sinks.Encode(o)
 	if err != nil {
@@ -345,7 +346,7 @@ func CheckMessage(t testing.TB, m *poller.Message, o *sinks.Outcome) {
 	if string(m.Payload) != string(enc.Body) {
 		t.Errorf("payload %s, want %s", m.Payload, enc.Body)
 	}
-	for _, k := range []string{sinks.HeaderHops, sinks.HeaderTraceParent, sinks.HeaderID, sinks.HeaderType} {
+	for _, k := range []string{wire.HeaderHops, wire.HeaderTraceParent, wire.HeaderID, wire.HeaderType} {
 		got, ok := m.Headers[k]
 		want, wantOK := enc.Headers[k]
 		if got != want || ok != wantOK {
@@ -359,7 +360,7 @@ func CheckMessage(t testing.TB, m *poller.Message, o *sinks.Outcome) {
 // finds the message that key names by that id (the subtest ends if there
 // is none), checks it with CheckMessage, and reports (t.Errorf) a content
 // type other than sinks.ContentType.
-func CheckReadBack(t *testing.T, msgs []*poller.Message, outs []*sinks.Outcome, key func(*poller.Message) string) {
+func CheckReadBack(t *testing.T, msgs []*poller.Message, outs []*wire.Outcome, key func(*poller.Message) string) {
 	t.Helper()
 	byKey := map[string]*poller.Message{}
 	for _, m := range msgs {
@@ -372,8 +373,8 @@ func CheckReadBack(t *testing.T, msgs []*poller.Message, outs []*sinks.Outcome, 
 				t.Fatalf("no message for %q", o.ID)
 			}
 			CheckMessage(t, m, o)
-			if m.ContentType != sinks.ContentType {
-				t.Errorf("content type = %q, want %s", m.ContentType, sinks.ContentType)
+			if m.ContentType != wire.OutcomeContentType {
+				t.Errorf("content type = %q, want %s", m.ContentType, wire.OutcomeContentType)
 			}
 		})
 	}
@@ -411,7 +412,7 @@ const attemptTimeout = 5 * time.Second
 // attempt bounded by 5s, until one succeeds; it ends the test if none has
 // within Recovery of the restart. Checking that the outcomes delivered
 // before and after the outage arrived is left to the caller.
-func (o Outage) Run(t testing.TB, s sinks.Sink, down, after *sinks.Outcome) {
+func (o Outage) Run(t testing.TB, s sinks.Sink, down, after *wire.Outcome) {
 	t.Helper()
 	deadline := cmp.Or(o.Deadline, 3*time.Second)
 	recovery := cmp.Or(o.Recovery, time.Minute)

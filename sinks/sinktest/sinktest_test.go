@@ -14,6 +14,7 @@ import (
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/sinktest"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // recorder stands in for the test in the helpers' failure paths: it
@@ -48,14 +49,14 @@ func run(fn func(tb testing.TB)) *recorder {
 }
 
 // sinkFunc is a sinks.Sink made of a function.
-type sinkFunc func(ctx context.Context, o *sinks.Outcome) error
+type sinkFunc func(ctx context.Context, o *wire.Outcome) error
 
-func (f sinkFunc) Deliver(ctx context.Context, o *sinks.Outcome) error { return f(ctx, o) }
+func (f sinkFunc) Deliver(ctx context.Context, o *wire.Outcome) error { return f(ctx, o) }
 
 func TestDeliverConcurrently(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]int{}
-	s := sinkFunc(func(_ context.Context, o *sinks.Outcome) error {
+	s := sinkFunc(func(_ context.Context, o *wire.Outcome) error {
 		mu.Lock()
 		defer mu.Unlock()
 		got[o.ID]++
@@ -66,7 +67,7 @@ func TestDeliverConcurrently(t *testing.T) {
 	})
 	var ids []string
 	r := run(func(tb testing.TB) {
-		ids, _ = sinktest.DeliverConcurrently(tb, s, 20, 4, time.Second, func(i int) *sinks.Outcome {
+		ids, _ = sinktest.DeliverConcurrently(tb, s, 20, 4, time.Second, func(i int) *wire.Outcome {
 			return sinktest.Succeeded(fmt.Sprintf("o-%d", i))
 		})
 	})
@@ -82,7 +83,7 @@ func TestDeliverConcurrently(t *testing.T) {
 }
 
 func TestDeliverFails(t *testing.T) {
-	hang := sinkFunc(func(ctx context.Context, _ *sinks.Outcome) error { <-ctx.Done(); return ctx.Err() })
+	hang := sinkFunc(func(ctx context.Context, _ *wire.Outcome) error { <-ctx.Done(); return ctx.Err() })
 	var err error
 	r := run(func(tb testing.TB) {
 		err = sinktest.DeliverFails(tb, hang, sinktest.Failed("x", 1), 10*time.Millisecond)
@@ -90,7 +91,7 @@ func TestDeliverFails(t *testing.T) {
 	if r.Failed() || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("DeliverFails on a hung sink: %v (errors %q, fatal %q), want the deadline and no failure", err, r.errs, r.fatal)
 	}
-	ok := sinkFunc(func(context.Context, *sinks.Outcome) error { return nil })
+	ok := sinkFunc(func(context.Context, *wire.Outcome) error { return nil })
 	r = run(func(tb testing.TB) { sinktest.DeliverFails(tb, ok, sinktest.Failed("x", 1), time.Second) })
 	if r.fatal != "Deliver succeeded" {
 		t.Errorf("DeliverFails on a working sink: fatal %q", r.fatal)
@@ -138,18 +139,18 @@ func TestCheckMessage(t *testing.T) {
 		if mutate != nil {
 			mutate(h)
 		}
-		return &poller.Message{Payload: enc.Body, Headers: h, ContentType: sinks.ContentType}
+		return &poller.Message{Payload: enc.Body, Headers: h, ContentType: wire.OutcomeContentType}
 	}
 	for _, tc := range []struct {
 		name    string
-		o       *sinks.Outcome
+		o       *wire.Outcome
 		m       *poller.Message
 		wantErr string // "" = passes
 	}{
 		{"AsEncoded", o, msg(nil), ""},
-		{"HopsNotDecimal", o, msg(func(h map[string]string) { h[sinks.HeaderHops] = "01" }), "header ferry-hops"},
-		{"NoID", o, msg(func(h map[string]string) { delete(h, sinks.HeaderID) }), "header ferry-id"},
-		{"TraceParentNotWanted", func() *sinks.Outcome { c := *o; c.TraceParent = ""; return &c }(), msg(nil), "header traceparent"},
+		{"HopsNotDecimal", o, msg(func(h map[string]string) { h[wire.HeaderHops] = "01" }), "header ferry-hops"},
+		{"NoID", o, msg(func(h map[string]string) { delete(h, wire.HeaderID) }), "header ferry-id"},
+		{"TraceParentNotWanted", func() *wire.Outcome { c := *o; c.TraceParent = ""; return &c }(), msg(nil), "header traceparent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(func(tb testing.TB) { sinktest.CheckMessage(tb, tc.m, tc.o) })

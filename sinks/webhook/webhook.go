@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // DefaultTimeout bounds one delivery attempt when Config.Timeout is zero.
@@ -120,7 +120,7 @@ func New(cfg Config) (*Sink, error) {
 // "msg_" + o.ID (the same on every retry, so receivers can drop
 // duplicates). It returns nil on a 2xx answer, a *StatusError on any other
 // status, and the transport error otherwise.
-func (s *Sink) Deliver(ctx context.Context, o *sinks.Outcome) error {
+func (s *Sink) Deliver(ctx context.Context, o *wire.Outcome) error {
 	if o == nil {
 		return errors.New("webhook: nil outcome")
 	}
@@ -146,9 +146,9 @@ func (s *Sink) Deliver(ctx context.Context, o *sinks.Outcome) error {
 	req.Header.Set(HeaderID, msgID)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
 	req.Header.Set(HeaderSignature, sig)
-	req.Header.Set(async.HeaderHops, strconv.Itoa(o.Hops))
+	req.Header.Set(wire.HeaderHops, strconv.Itoa(o.Hops))
 	if o.TraceParent != "" && !strings.ContainsAny(o.TraceParent, "\r\n\x00") {
-		req.Header.Set("traceparent", o.TraceParent)
+		req.Header.Set(wire.HeaderTraceParent, o.TraceParent)
 	}
 
 	resp, err := s.client.Do(req)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/sinks"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // The Standard Webhooks test vector, as published in the reference
@@ -96,9 +96,9 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-func testOutcome() *sinks.Outcome {
-	return &sinks.Outcome{
-		Type: sinks.TypeSucceeded, ID: "task-1", Tenant: "demo", Function: "echo",
+func testOutcome() *wire.Outcome {
+	return &wire.Outcome{
+		Type: wire.TypeSucceeded, ID: "task-1", Tenant: "demo", Function: "echo",
 		Status: "succeeded", Attempts: 2, Output: json.RawMessage(`{"ok":true}`),
 		Source: "/ferry/demo/echo", Hops: 3, Time: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
 		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -146,7 +146,7 @@ func TestDeliverSignedAndVerified(t *testing.T) {
 				t.Errorf("%s = %q, want %q", k, r.header.Get(k), v)
 			}
 		}
-		var back sinks.Outcome
+		var back wire.Outcome
 		if err := json.Unmarshal(r.body, &back); err != nil || back.ID != o.ID || back.Hops != 3 || string(back.Output) != `{"ok":true}` {
 			t.Errorf("body %s does not decode to the outcome: %v", r.body, err)
 		}

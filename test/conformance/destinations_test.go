@@ -21,10 +21,10 @@ import (
 	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
 	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
 	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/test/brokers"
 	"github.com/ferrydev/ferry/test/conformance"
 	"github.com/ferrydev/ferry/test/ferrytest"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // destTopic is a topic that can also be a Ferry destination.
@@ -95,7 +95,7 @@ triggers:
 `, maxHops, be.srv.URL, topic.DestinationYAML(), rcv.YAML(), topic.SourceYAML("g-loop")))
 		topic.Produce(t, []conformance.Msg{{Key: "k", Payload: []byte(`{"start": true}`)}})
 
-		var last sinks.Outcome
+		var last wire.Outcome
 		ferrytest.WaitFor(t, time.Minute, "loop_detected at on_failure", func() bool {
 			for _, o := range rcv.Outcomes() {
 				if o.Error != nil && o.Error.Code == "loop_detected" {
@@ -118,7 +118,7 @@ triggers:
 		if strings.Join(calls, ",") != strings.Join(want, ",") {
 			t.Fatalf("backend calls carried Ferry-Hops %v, want exactly %v", calls, want)
 		}
-		if len(outcomes) != 1 || last.Type != sinks.TypeFailed || last.Function != "f" || last.Hops != maxHops+1 ||
+		if len(outcomes) != 1 || last.Type != wire.TypeFailed || last.Function != "f" || last.Hops != maxHops+1 ||
 			last.Attempts != 0 || last.RequestContext == nil || last.RequestContext.Condition != "loop_detected" {
 			t.Fatalf("on_failure received %d outcomes, last %+v; want one ferry.task.failed, loop_detected, 0 attempts, hops %d",
 				len(outcomes), last, maxHops+1)
@@ -159,7 +159,7 @@ functions:
 		pollertest.ConnectRetry(t, src, time.Minute)
 		var lastAt time.Time
 		pollertest.ReadUntil(t, src, 3*time.Minute, func(m *poller.Message) {
-			seen[m.Headers[sinks.HeaderID]]++
+			seen[m.Headers[wire.HeaderID]]++
 			lastAt = time.Now()
 			pollertest.Ack(t, m, nil)
 		}, func() bool { return len(seen) >= n })

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/webhook"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Receiver is a webhook destination that verifies every request's Standard
@@ -37,7 +37,7 @@ type Delivery struct {
 	Hops      string         // the Ferry-Hops header
 	Raw       []byte         // the body
 	Body      map[string]any // the body, decoded
-	Outcome   sinks.Outcome  // the body, decoded
+	Outcome   wire.Outcome   // the body, decoded
 	Refused   bool           // answered 503 on purpose (RefuseFirst)
 }
 
@@ -123,10 +123,10 @@ func (r *Receiver) Deliveries(id string) []Delivery {
 }
 
 // Outcomes returns the outcomes accepted so far (not those refused).
-func (r *Receiver) Outcomes() []sinks.Outcome {
+func (r *Receiver) Outcomes() []wire.Outcome {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []sinks.Outcome
+	var out []wire.Outcome
 	for _, d := range r.deliveries {
 		if !d.Refused {
 			out = append(out, d.Outcome)
