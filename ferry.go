@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
@@ -48,7 +49,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 type Server struct {
 	cfg       *config.Config
 	log       *slog.Logger
-	queue     *embedded.Queue
+	queue     async.Queue
 	registry  *prometheus.Registry
 	runner    *dispatcher.TaskRunner
 	producers *producers
@@ -107,10 +108,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 
-	q, err := embedded.Open(cfg.Store.Embedded.Path, embedded.Options{Retention: cfg.Store.Retention.D(), Logger: log})
+	q, err := openStore(cfg.Store, log)
 	if err != nil {
 		_ = s.producers.Close()
-		return nil, fmt.Errorf("open store %s: %w", cfg.Store.Embedded.Path, err)
+		return nil, err
 	}
 	s.queue = q
 	s.registry.MustRegister(newQueueCollector(q))
@@ -165,7 +166,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopPollers()
 	fatal := make(chan error, 2)
 	var upkeep, outbox, intake, pollers sync.WaitGroup
-	upkeep.Go(func() { _ = s.queue.Run(upkeepCtx) })
+	if u, ok := s.queue.(async.Upkeeper); ok {
+		upkeep.Go(func() { _ = u.Run(upkeepCtx) })
+	}
 	outbox.Go(func() {
 		if err := s.outbox.Run(outboxCtx, outboxWorkers); err != nil {
 			fatal <- fmt.Errorf("outbox: %w", err)
@@ -181,7 +184,7 @@ func (s *Server) Run(ctx context.Context) error {
 		pollers.Go(func() { _ = p.Run(pollCtx) })
 	}
 	s.ready.Store(true)
-	s.log.Info("ferry is serving", "listen", s.Addr().String(), "store", s.cfg.Store.Embedded.Path,
+	s.log.Info("ferry is serving", "listen", s.Addr().String(), "store", storeName(s.cfg.Store),
 		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions), "triggers", len(s.pollers))
 
 	var runErr error
@@ -211,6 +214,31 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("ferry stopped")
 	return runErr
+}
+
+// openStore opens the task store the config's store section chooses; the
+// Server sees only async.Queue (and async.Upkeeper when the store has
+// background work), so another store plugs in here alone.
+func openStore(c config.Store, log *slog.Logger) (async.Queue, error) {
+	switch {
+	case c.Embedded != nil:
+		q, err := embedded.Open(c.Embedded.Path, embedded.Options{Retention: c.Retention.D(), Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", c.Embedded.Path, err)
+		}
+		return q, nil
+	case c.Redis != nil:
+		return nil, errors.New("store.redis: the Redis store is not available yet; use store.embedded")
+	}
+	return nil, errors.New("no store configured")
+}
+
+// storeName describes the configured store for the log.
+func storeName(c config.Store) string {
+	if c.Embedded != nil {
+		return "embedded:" + c.Embedded.Path
+	}
+	return "redis"
 }
 
 // outboxWorkers bounds concurrent outcome delivery attempts.

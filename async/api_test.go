@@ -211,7 +211,7 @@ func TestAPIReplay(t *testing.T) {
 	srv, q := newAPI(t)
 	ctx := context.Background()
 	id := call(t, srv, "POST", "/v1/functions/f/tasks", "key-a", "x", nil).body["id"].(string)
-	l, _, err := q.Lease(ctx, nil, time.Minute)
+	l, _, err := q.Lease(ctx, async.LeaseRequest{TTL: time.Minute})
 	if err != nil || l == nil {
 		t.Fatalf("lease: %v", err)
 	}
@@ -220,7 +220,7 @@ func TestAPIReplay(t *testing.T) {
 	}
 	fail := async.Completion{Status: async.StatusFailed, Attempted: true,
 		Error: &async.TaskError{Code: wire.CodeRetriesExhausted, Message: "gave up after 3 attempts", HTTPStatus: 503}}
-	if err := q.Complete(ctx, id, l.Lease, fail); err != nil {
+	if _, err := q.Complete(ctx, id, l.Lease, fail); err != nil {
 		t.Fatal(err)
 	}
 	list := call(t, srv, "GET", "/v1/tasks?status=failed", "key-a", "", nil)

@@ -48,6 +48,69 @@ type Completion struct {
 	Deliveries []Delivery
 }
 
+// ApplyTo records c on a leased task t finished at now: its final status,
+// output and error, one more attempt when c.Attempted, and its deliveries
+// (numbered in order). Every store applies a completion with it, so a task
+// reads the same whichever store finished it.
+func (c Completion) ApplyTo(t *Task, now time.Time) {
+	t.Status = c.Status
+	if c.Attempted {
+		t.Attempts++
+	}
+	t.Output = append([]byte(nil), c.Output...)
+	t.OutputType = c.OutputType
+	t.StatusCode = c.StatusCode
+	t.Error = nil
+	if c.Status == StatusFailed {
+		t.Error, t.LastError = c.Error, c.Error
+	}
+	t.FinishedAt, t.UpdatedAt = now, now
+	t.LeaseExpiresAt = time.Time{}
+	t.Deliveries = append([]Delivery(nil), c.Deliveries...)
+	for i := range t.Deliveries {
+		t.Deliveries[i].Index = i
+	}
+}
+
+// LeaseRequest is what a Lease may take: data, not a callback, so that a
+// store can evaluate it where the tasks are (a Redis script takes it as
+// arguments) without calling back into the dispatcher under its own lock.
+type LeaseRequest struct {
+	// TTL is how long the lease lasts; it must be positive.
+	TTL time.Duration
+	// BlockedTenants and BlockedLanes may not run now: they are at their
+	// concurrency limit or out of rate tokens. Lease skips their tasks.
+	// They name the few that are held back (usually none), not the many
+	// that may run.
+	BlockedTenants []string
+	BlockedLanes   []wire.Lane
+}
+
+// Blocks reports whether req holds lane back. It scans the lists, which
+// are short; stores that test many lanes against a long list index it
+// first.
+func (req *LeaseRequest) Blocks(lane wire.Lane) bool {
+	for _, t := range req.BlockedTenants {
+		if t == lane.Tenant {
+			return true
+		}
+	}
+	for _, l := range req.BlockedLanes {
+		if l == lane {
+			return true
+		}
+	}
+	return false
+}
+
+// Upkeeper is implemented by stores that need background work while the
+// service runs (expiring leases, sweeping finished tasks past retention);
+// the server runs it beside the dispatcher when the store has it.
+type Upkeeper interface {
+	// Run does the upkeep until ctx ends.
+	Run(ctx context.Context) error
+}
+
 // ListOptions selects tasks for List. Tasks are listed newest first.
 type ListOptions struct {
 	Tenant   string // required
@@ -67,8 +130,11 @@ type LaneStats struct {
 // Queue is Ferry's durable task store. The embedded implementation keeps
 // tasks in Pebble on local disk; a Redis implementation for multi-node
 // deployments fits the same contract: leases expire and carry fencing
-// tokens, Lease is fair across tenants, and no method scans every task on
-// the hot path (Enqueue, Lease, Complete, Retry, Release, Get).
+// tokens, Lease takes data and is fair across tenants (the fairness
+// cursor lives in the store), Complete returns what it stored, and no
+// method scans every task on the hot path (Enqueue, Lease, Complete,
+// Retry, Release, Get). Stores with background work also implement
+// Upkeeper.
 type Queue interface {
 	// Enqueue stores t durably (fsynced, possibly together with concurrent
 	// calls) before it returns. t.ID, Tenant, Function, CreatedAt and
@@ -79,22 +145,24 @@ type Queue interface {
 	// maxQueued unfinished tasks (maxQueued <= 0: no limit).
 	Enqueue(ctx context.Context, t *Task, maxQueued int) (got *Task, created bool, err error)
 
-	// Lease takes the next ready task (ReadyAt <= now) from a lane that
-	// allow accepts, visiting tenants round-robin and a tenant's lanes
-	// round-robin, so one tenant's backlog never delays another's. The task
-	// becomes running with a new fencing token (Task.Lease) and a lease that
-	// expires after ttl; an expired lease puts the task back in the queue
-	// without spending an attempt. When no task can be leased, Lease returns
-	// nil and the earliest future ReadyAt of any queued task (zero if none).
-	Lease(ctx context.Context, allow func(wire.Lane) bool, ttl time.Duration) (t *Task, next time.Time, err error)
+	// Lease takes the next ready task (ReadyAt <= now) of a lane that req
+	// does not block, visiting tenants round-robin from a cursor the store
+	// keeps and a tenant's lanes round-robin, so one tenant's backlog never
+	// delays another's. The task becomes running with a new fencing token
+	// (Task.Lease) and a lease that expires after req.TTL; an expired lease
+	// puts the task back in the queue without spending an attempt. When no
+	// task can be leased, Lease returns nil and the earliest future ReadyAt
+	// of any queued task (zero if none).
+	Lease(ctx context.Context, req LeaseRequest) (t *Task, next time.Time, err error)
 	// Ready is signalled (never blocking the sender, coalesced) whenever a
 	// task may have become leasable: enqueued, released, retried or
 	// recovered. Delayed tasks are not signalled when their time comes:
 	// callers wait for the time Lease returned.
 	Ready() <-chan struct{}
 	// Complete records the final outcome of a leased task, with its pending
-	// deliveries, durably. ErrLeaseLost when token is not the current lease.
-	Complete(ctx context.Context, id string, token uint64, c Completion) error
+	// deliveries, durably (c.ApplyTo is how the record changes) and returns
+	// the task as stored. ErrLeaseLost when token is not the current lease.
+	Complete(ctx context.Context, id string, token uint64, c Completion) (*Task, error)
 	// Retry records a failed attempt (Attempts+1, LastError = err) and
 	// queues the task again, ready at at. ErrLeaseLost as for Complete.
 	Retry(ctx context.Context, id string, token uint64, at time.Time, err *TaskError) error

@@ -73,11 +73,11 @@ func (l *Limits) Feedback(lane wire.Lane, start time.Time, sig Signal) {
 	case SignalOK:
 		s.limit = min(float64(s.max), s.limit+1/s.limit)
 	}
-	grew := s.capacity() > before
-	l.mu.Unlock()
-	if grew {
-		l.signal()
+	l.noteLane(lane)
+	if s.capacity() > before {
+		l.broadcast()
 	}
+	l.mu.Unlock()
 }
 
 // Capacity returns lane's concurrency limit now: max_concurrency, or less

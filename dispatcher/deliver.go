@@ -6,18 +6,53 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/wire"
 )
 
-// deliverOnce makes one delivery attempt, bounded by the destination's
-// timeout.
-func deliverOnce(ctx context.Context, dest *Destination, o *wire.Outcome) error {
+// delivered is the decision after one delivery attempt.
+type delivered struct {
+	// State is DeliveryDelivered, DeliveryPending (retry at RetryAt) or
+	// DeliveryFailed (retries ran out).
+	State   async.DeliveryState
+	RetryAt time.Time
+	// Err is the attempt's error (nil when delivered).
+	Err error
+}
+
+// deliverAttempt makes one delivery attempt of o to dest, bounded by the
+// destination's timeout (its only timeout), and decides what comes next on
+// the destination's retry policy: attempt is this attempt's number
+// (1-based) and first when the first attempt started. It counts and logs
+// the result. ok is false when ctx ended during the attempt (a shutdown):
+// the attempt does not count and nothing is decided. Both the immediate
+// path (DeliverNow) and the Outbox deliver with it.
+func (d *Dispatcher) deliverAttempt(ctx context.Context, dest *Destination, o *wire.Outcome, attempt int, first time.Time) (r delivered, ok bool) {
+	actx := ctx
 	if dest.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, dest.Timeout)
+		actx, cancel = context.WithTimeout(ctx, dest.Timeout)
 		defer cancel()
 	}
-	return dest.Sink.Deliver(ctx, o)
+	err := dest.Sink.Deliver(actx, o)
+	switch {
+	case err == nil:
+		d.metrics.delivery(dest.Kind, "delivered")
+		return delivered{State: async.DeliveryDelivered}, true
+	case ctx.Err() != nil:
+		return delivered{Err: err}, false
+	}
+	dec := dest.Retry.Decide(Classify(err), attempt, first, time.Now())
+	if dec.Retry {
+		d.metrics.delivery(dest.Kind, "retried")
+		d.log.Warn("outcome delivery failed; will retry", "id", o.ID, "destination", dest.Name,
+			"kind", dest.Kind, "attempt", attempt, "retry_at", dec.At, "error", err)
+		return delivered{State: async.DeliveryPending, RetryAt: dec.At, Err: err}, true
+	}
+	d.metrics.delivery(dest.Kind, "failed")
+	d.log.Error("outcome delivery failed for good", "id", o.ID, "destination", dest.Name,
+		"kind", dest.Kind, "attempts", attempt, "error", err)
+	return delivered{State: async.DeliveryFailed, Err: err}, true
 }
 
 // DeliverNow delivers o to every destination and waits: each is retried on
@@ -32,26 +67,17 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, dests []Destination, o *wir
 		dest := &dests[i]
 		first := time.Now()
 		for attempt := 1; ; attempt++ {
-			err := deliverOnce(ctx, dest, o)
-			if err == nil {
-				d.metrics.delivery(dest.Kind, "delivered")
-				break
-			}
-			if ctx.Err() != nil {
+			r, ok := d.deliverAttempt(ctx, dest, o, attempt, first)
+			if !ok {
 				return ctx.Err()
 			}
-			dec := dest.Retry.Decide(Classify(err), attempt, first, time.Now())
-			if !dec.Retry {
-				d.metrics.delivery(dest.Kind, "failed")
-				d.log.Error("outcome delivery failed for good", "id", o.ID, "destination", dest.Name,
-					"kind", dest.Kind, "attempts", attempt, "error", err)
-				errs = append(errs, fmt.Errorf("%s: %w", dest.Name, err))
+			if r.State == async.DeliveryFailed {
+				errs = append(errs, fmt.Errorf("%s: %w", dest.Name, r.Err))
+			}
+			if r.State != async.DeliveryPending {
 				break
 			}
-			d.metrics.delivery(dest.Kind, "retried")
-			d.log.Warn("outcome delivery failed; will retry", "id", o.ID, "destination", dest.Name,
-				"kind", dest.Kind, "attempt", attempt, "retry_at", dec.At, "error", err)
-			if err := sleepUntil(ctx, dec.At); err != nil {
+			if err := sleepUntil(ctx, r.RetryAt); err != nil {
 				return err
 			}
 		}

@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -73,8 +72,10 @@ type RateLimit struct {
 	Burst     int
 }
 
-// Dispatcher holds the functions, their middleware and the shared limits.
-// Async tasks (TaskRunner) and pollers invoke functions through it.
+// Dispatcher holds the functions, their middleware, the shared limits and
+// the loop guard. Async tasks (TaskRunner) and pollers run every attempt
+// through it (Acquire or TryAcquire, then Attempt) and send every outcome
+// through it (NewOutcome, DeliverNow or the Outbox).
 type Dispatcher struct {
 	functions map[wire.Lane]*Function
 	limits    *Limits
@@ -115,7 +116,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		if _, dup := d.functions[f.Lane]; dup {
 			return nil, fmt.Errorf("function %s: defined twice", f.Lane)
 		}
-		f.invoker = Chain(f.Backend, Standard(cfg.Metrics, d.guard, cfg.Tracer, f.Timeout)...)
+		f.invoker = Chain(f.Backend, Standard(cfg.Metrics, cfg.Tracer, f.Timeout)...)
 		f.capacity = cfg.Metrics.limitGauge(f.Lane)
 		d.functions[f.Lane] = f
 		d.limits.SetFunction(f.Lane, f.MaxConcurrency)
@@ -125,27 +126,6 @@ func New(cfg Config) (*Dispatcher, error) {
 
 // Function returns the function of a lane, or nil.
 func (d *Dispatcher) Function(l wire.Lane) *Function { return d.functions[l] }
-
-// Limits returns the shared concurrency limits.
-func (d *Dispatcher) Limits() *Limits { return d.limits }
-
-// LoopGuard returns the loop guard every invocation passes.
-func (d *Dispatcher) LoopGuard() *LoopGuard { return d.guard }
-
-// Invoke runs one attempt of fn through its middleware. The caller holds a
-// slot of fn's lane (Limits); the result adjusts the lane's adaptive
-// concurrency limit.
-func (d *Dispatcher) Invoke(ctx context.Context, fn *Function, inv *Invocation) (*Result, error) {
-	start := time.Now()
-	res, err := fn.invoker.Invoke(ctx, inv)
-	if ctx.Err() == nil { // a shutdown says nothing about the backend
-		d.limits.Feedback(fn.Lane, start, SignalOf(err))
-		if fn.capacity != nil {
-			fn.capacity.Set(float64(d.limits.Capacity(fn.Lane)))
-		}
-	}
-	return res, err
-}
 
 // leaseTTL is the longest lease any function needs: its timeout plus a grace
 // period to record the outcome.
@@ -159,44 +139,6 @@ func (d *Dispatcher) leaseTTL() time.Duration {
 		ttl = max(ttl, t)
 	}
 	return ttl + 30*time.Second
-}
-
-// OutcomeOf builds the destination record of a finished task.
-func OutcomeOf(t *async.Task) *wire.Outcome {
-	o := &wire.Outcome{
-		Type:        wire.TypeSucceeded,
-		ID:          t.ID,
-		Tenant:      t.Tenant,
-		Function:    t.Function,
-		Status:      string(t.Status),
-		Attempts:    t.Attempts,
-		Source:      TaskSource(t.Lane()),
-		Hops:        t.Hops + 1,
-		Time:        t.FinishedAt,
-		TraceParent: t.TraceParent,
-		RequestContext: &wire.RequestContext{
-			RequestID: t.ID, Condition: wire.ConditionSuccess, Attempts: t.Attempts,
-			LastStatus: t.StatusCode, LastError: outcomeError(t.LastError), CreatedAt: t.CreatedAt,
-		},
-	}
-	if t.Status == async.StatusSucceeded {
-		o.Output = wire.OutputJSON(t.Output)
-		return o
-	}
-	o.Type = wire.TypeFailed
-	o.Error = outcomeError(t.Error)
-	if o.Error != nil {
-		o.RequestContext.Condition = o.Error.Code
-	}
-	o.RequestPayload = wire.OutputJSON(t.Payload)
-	return o
-}
-
-func outcomeError(e *async.TaskError) *wire.OutcomeError {
-	if e == nil {
-		return nil
-	}
-	return &wire.OutcomeError{Code: e.Code, Message: e.Message, HTTPStatus: e.HTTPStatus}
 }
 
 // deliveriesFor lists the pending deliveries of an outcome.

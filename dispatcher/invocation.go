@@ -56,7 +56,14 @@ type Event struct {
 	Headers map[string]string
 	// Hops is the hop count the message arrived with.
 	Hops int
+	// TraceParent is the message's W3C traceparent, if any (the loop
+	// guard names its trace; the batch carries the invocation's).
+	TraceParent string
 }
+
+// BatchID names a batch invocation by its first event and its size
+// (ce-id of the batch, id of its outcome).
+func BatchID(first string, n int) string { return "batch:" + first + "+" + strconv.Itoa(n) }
 
 // OutHops is the hop count the invocation's outputs carry.
 func (inv *Invocation) OutHops() int { return inv.Hops + 1 }

@@ -18,10 +18,18 @@ type Limits struct {
 	mu      sync.Mutex
 	tenants map[string]*slots
 	lanes   map[wire.Lane]*slots
-	rates   *Rates
+	// fullTenants and fullLanes are those with no free slot now, kept as
+	// slots are taken and given back, so Blocked costs O(blocked).
+	fullTenants map[string]struct{}
+	fullLanes   map[wire.Lane]struct{}
+	rates       *Rates
+	// freed is closed, and replaced, when a slot is released or a limit
+	// grows, if anyone took it since (Freed, a waiting Acquire): every
+	// waiter wakes, whichever entry point it serves.
 	freed   chan struct{}
-	wake    time.Time // earliest time a rate-limited lane gets a token
-	now     func() time.Time
+	watched bool
+	wake        time.Time // earliest time a rate-limited lane gets a token
+	now         func() time.Time
 }
 
 // slots counts a tenant's or a lane's invocations in flight.
@@ -47,11 +55,13 @@ func (s *slots) full() bool { return s != nil && s.max > 0 && s.used >= s.capaci
 // unlimited until SetTenant / SetFunction / Rates.
 func NewLimits() *Limits {
 	return &Limits{
-		tenants: map[string]*slots{},
-		lanes:   map[wire.Lane]*slots{},
-		rates:   NewRates(),
-		freed:   make(chan struct{}, 1),
-		now:     time.Now,
+		tenants:     map[string]*slots{},
+		lanes:       map[wire.Lane]*slots{},
+		fullTenants: map[string]struct{}{},
+		fullLanes:   map[wire.Lane]struct{}{},
+		rates:       NewRates(),
+		freed:       make(chan struct{}),
+		now:         time.Now,
 	}
 }
 
@@ -60,6 +70,8 @@ func (l *Limits) SetTenant(tenant string, max int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.slot(l.tenants, tenant).max = max
+	l.noteTenant(tenant)
+	l.broadcast()
 }
 
 // SetFunction sets a function's limit (max <= 0: unlimited); its adaptive
@@ -69,6 +81,26 @@ func (l *Limits) SetFunction(lane wire.Lane, max int) {
 	defer l.mu.Unlock()
 	s := l.laneSlot(lane)
 	s.max, s.limit = max, 0
+	l.noteLane(lane)
+	l.broadcast()
+}
+
+// noteTenant and noteLane keep the full sets in step with the slots; mu
+// is held.
+func (l *Limits) noteTenant(tenant string) {
+	if l.tenants[tenant].full() {
+		l.fullTenants[tenant] = struct{}{}
+	} else {
+		delete(l.fullTenants, tenant)
+	}
+}
+
+func (l *Limits) noteLane(lane wire.Lane) {
+	if l.lanes[lane].full() {
+		l.fullLanes[lane] = struct{}{}
+	} else {
+		delete(l.fullLanes, lane)
+	}
 }
 
 // Rates returns the rates invocations are held to; set them before use.
@@ -92,21 +124,25 @@ func (l *Limits) laneSlot(lane wire.Lane) *slots {
 	return s
 }
 
-// Allow reports whether lane has a free slot and a rate token now, without
-// taking them. When only the rate holds it back, the time of its next
-// token is noted for RateWake.
-func (l *Limits) Allow(lane wire.Lane) bool {
+// Blocked lists the tenants and lanes that may not start work now: those
+// without a free slot and those whose rate has no token (the time of the
+// next token is noted for RateWake). It is what the task runner hands the
+// store's Lease, as data; it costs O(blocked + rate-limited lanes).
+func (l *Limits) Blocked() (tenants []string, lanes []wire.Lane) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.tenants[lane.Tenant].full() || l.lanes[lane].full() {
-		return false
+	for t := range l.fullTenants {
+		tenants = append(tenants, t)
+	}
+	for ln := range l.fullLanes {
+		lanes = append(lanes, ln)
 	}
 	now := l.now()
-	if w := l.rates.Wait(lane, now); w > 0 {
-		l.noteWake(now.Add(w))
-		return false
+	rt, rl, wait := l.rates.held(now)
+	if wait > 0 {
+		l.noteWake(now.Add(wait))
 	}
-	return true
+	return append(tenants, rt...), append(lanes, rl...)
 }
 
 // TryAcquire takes a slot of lane (and of its tenant) and a rate token if
@@ -116,11 +152,28 @@ func (l *Limits) TryAcquire(lane wire.Lane) bool {
 	return ok
 }
 
+// tryAcquireOrWatch is tryAcquire; when it fails it also returns the
+// channel closed at the next release, taken under the same lock.
+func (l *Limits) tryAcquireOrWatch(lane wire.Lane) (bool, time.Duration, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ok, wait := l.tryAcquireLocked(lane)
+	if ok {
+		return true, 0, nil
+	}
+	l.watched = true
+	return false, wait, l.freed
+}
+
 // tryAcquire is TryAcquire; when only the rate holds lane back it also
 // returns how long until the next token.
 func (l *Limits) tryAcquire(lane wire.Lane) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.tryAcquireLocked(lane)
+}
+
+func (l *Limits) tryAcquireLocked(lane wire.Lane) (bool, time.Duration) {
 	t, f := l.slot(l.tenants, lane.Tenant), l.laneSlot(lane)
 	if t.full() || f.full() {
 		return false, 0
@@ -132,6 +185,8 @@ func (l *Limits) tryAcquire(lane wire.Lane) (bool, time.Duration) {
 	}
 	t.used++
 	f.used++
+	l.noteTenant(lane.Tenant)
+	l.noteLane(lane)
 	return true, 0
 }
 
@@ -142,7 +197,7 @@ func (l *Limits) noteWake(at time.Time) {
 }
 
 // RateWake returns (and forgets) the earliest time at which a lane that
-// Allow or TryAcquire held back for its rate gets a token; zero if none.
+// Blocked or TryAcquire held back for its rate gets a token; zero if none.
 func (l *Limits) RateWake() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -160,7 +215,7 @@ func (l *Limits) Acquire(ctx context.Context, lane wire.Lane) error {
 		}
 	}()
 	for {
-		ok, wait := l.tryAcquire(lane)
+		ok, wait, freed := l.tryAcquireOrWatch(lane)
 		if ok {
 			return nil
 		}
@@ -174,9 +229,7 @@ func (l *Limits) Acquire(ctx context.Context, lane wire.Lane) error {
 			tick = timer.C
 		}
 		select {
-		case <-l.freed:
-			// Pass the signal on: another waiter may fit too.
-			l.signal()
+		case <-freed:
 		case <-tick:
 		case <-ctx.Done():
 			return ctx.Err()
@@ -189,13 +242,21 @@ func (l *Limits) Release(lane wire.Lane) {
 	l.mu.Lock()
 	l.slot(l.tenants, lane.Tenant).used--
 	l.laneSlot(lane).used--
+	l.noteTenant(lane.Tenant)
+	l.noteLane(lane)
+	l.broadcast()
 	l.mu.Unlock()
-	l.signal()
 }
 
-// Freed is signalled (coalesced) whenever a slot is released or the
-// adaptive limit grows.
-func (l *Limits) Freed() <-chan struct{} { return l.freed }
+// Freed returns a channel that is closed at the next release of a slot or
+// growth of a limit. Take it before looking at the limits (Blocked), so
+// that a release in between is not missed.
+func (l *Limits) Freed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.watched = true
+	return l.freed
+}
 
 // InFlight returns the slots in use by lane.
 func (l *Limits) InFlight(lane wire.Lane) int {
@@ -207,9 +268,11 @@ func (l *Limits) InFlight(lane wire.Lane) int {
 	return 0
 }
 
-func (l *Limits) signal() {
-	select {
-	case l.freed <- struct{}{}:
-	default:
+// broadcast wakes everyone waiting on freed; mu is held.
+func (l *Limits) broadcast() {
+	if l.watched {
+		close(l.freed)
+		l.freed = make(chan struct{})
+		l.watched = false
 	}
 }

@@ -45,9 +45,9 @@ func NewLoopGuard(maxHops int, window time.Duration, m *Metrics, log *slog.Logge
 	return g
 }
 
-// CheckHops returns a loop_detected error when hops has reached maxHops,
+// checkHops returns a loop_detected error when hops has reached maxHops,
 // after counting and logging it.
-func (g *LoopGuard) CheckHops(lane wire.Lane, hops int, traceParent string) error {
+func (g *LoopGuard) checkHops(lane wire.Lane, hops int, traceParent string) error {
 	if g == nil || g.maxHops <= 0 || hops < g.maxHops {
 		return nil
 	}
@@ -81,20 +81,55 @@ func (g *LoopGuard) detected(lane wire.Lane, by, traceParent string, k string, n
 		"by", by, k, n, "max_hops", g.maxHops, "trace_id", traceID(traceParent).String())
 }
 
-// Middleware refuses invocations as CheckHops and the trace count say.
-func (g *LoopGuard) Middleware() Middleware {
-	return func(next Backend) Backend {
-		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
-			lane := wire.Lane{Tenant: inv.Tenant, Function: inv.Function}
-			if err := g.CheckHops(lane, inv.Hops, inv.TraceParent); err != nil {
-				return nil, err
-			}
-			if err := g.checkTrace(lane, inv, time.Now()); err != nil {
-				return nil, err
-			}
-			return next.Invoke(ctx, inv)
-		})
+// screen applies the loop guard to inv before its attempt (see
+// Dispatcher.Attempt). A single invocation whose hop count reached maxHops
+// is refused. A batch loses the events whose hop count did (their indices
+// are appended to refused, and the batch is named anew) and is refused
+// when none is left. What remains is counted in its trace (first attempts
+// only) and refused when the function already ran maxHops times in it. It
+// returns the invocation to run: inv itself when nothing was taken out.
+func (g *LoopGuard) screen(lane wire.Lane, inv *Invocation, refused *[]Refusal) (*Invocation, error) {
+	if g == nil || g.maxHops <= 0 {
+		return inv, nil
 	}
+	run := inv
+	if inv.Batch == nil {
+		if err := g.checkHops(lane, inv.Hops, inv.TraceParent); err != nil {
+			return nil, err
+		}
+	} else {
+		var keep []Event
+		var last error
+		for i, ev := range inv.Batch {
+			if err := g.checkHops(lane, ev.Hops, ev.TraceParent); err != nil {
+				if keep == nil {
+					keep = append(make([]Event, 0, len(inv.Batch)), inv.Batch[:i]...)
+				}
+				*refused = append(*refused, Refusal{Index: i, Failure: Classify(err)})
+				last = err
+				continue
+			}
+			if keep != nil {
+				keep = append(keep, ev)
+			}
+		}
+		switch {
+		case last != nil && len(keep) == 0:
+			return nil, last
+		case last != nil:
+			c := *inv
+			c.Batch, c.Hops = keep, 0
+			for _, ev := range keep {
+				c.Hops = max(c.Hops, ev.Hops)
+			}
+			c.ID = BatchID(keep[0].ID, len(keep))
+			run = &c
+		}
+	}
+	if err := g.checkTrace(lane, run, time.Now()); err != nil {
+		return nil, err
+	}
+	return run, nil
 }
 
 // traceID extracts the trace id of a W3C traceparent (invalid when

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ func TestLoopGuardHops(t *testing.T) {
 	m := NewMetrics(reg)
 	g := NewLoopGuard(4, time.Minute, m, quietLog)
 	calls := 0
-	b := Chain(BackendFunc(func(context.Context, *Invocation) (*Result, error) { calls++; return &Result{}, nil }), g.Middleware())
+	b := Chain(BackendFunc(func(context.Context, *Invocation) (*Result, error) { calls++; return &Result{}, nil }), guarded(g))
 	for hops, wantRun := range []bool{true, true, true, true, false, false} {
 		_, err := b.Invoke(context.Background(), &Invocation{Tenant: "t", Function: "f", Hops: hops, Attempt: 1})
 		if ran := err == nil; ran != wantRun {
@@ -75,7 +76,7 @@ func TestLoopGuardTrace(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			g := NewLoopGuard(5, time.Minute, nil, quietLog)
-			b := Chain(BackendFunc(func(context.Context, *Invocation) (*Result, error) { return &Result{}, nil }), g.Middleware())
+			b := Chain(BackendFunc(func(context.Context, *Invocation) (*Result, error) { return &Result{}, nil }), guarded(g))
 			ran := 0
 			for i := range 20 {
 				_, err := b.Invoke(context.Background(), tt.inv(i))
@@ -152,5 +153,82 @@ func TestTraceMiddlewareKeepsTheTrace(t *testing.T) {
 	}
 	if !traceID(got[1]).IsValid() {
 		t.Errorf("an invocation without a trace got traceparent %q, want a new trace", got[1])
+	}
+}
+
+// guarded runs the loop guard's screen before next, as Attempt does.
+func guarded(g *LoopGuard) Middleware {
+	return func(next Backend) Backend {
+		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
+			var refused []Refusal
+			run, err := g.screen(wire.Lane{Tenant: inv.Tenant, Function: inv.Function}, inv, &refused)
+			if err != nil {
+				return nil, err
+			}
+			return next.Invoke(ctx, run)
+		})
+	}
+}
+
+func TestLoopGuardBatch(t *testing.T) {
+	t.Parallel()
+	g := NewLoopGuard(4, time.Minute, nil, quietLog)
+	lane := wire.Lane{Tenant: "t", Function: "f"}
+	batch := func(hops ...int) *Invocation {
+		inv := &Invocation{Tenant: "t", Function: "f", Attempt: 1}
+		for i, h := range hops {
+			inv.Batch = append(inv.Batch, Event{ID: fmt.Sprint("m", i), Hops: h})
+			inv.Hops = max(inv.Hops, h)
+		}
+		inv.ID = BatchID("m0", len(hops))
+		return inv
+	}
+	tests := []struct {
+		name        string
+		inv         *Invocation
+		wantRefused []int
+		wantIDs     []string // the events left to run; nil: all refused
+		wantID      string
+		wantHops    int
+	}{
+		{"NoneRefused", batch(0, 3, 1), nil, []string{"m0", "m1", "m2"}, "batch:m0+3", 3},
+		{"SomeRefused", batch(4, 1, 9, 2), []int{0, 2}, []string{"m1", "m3"}, "batch:m1+2", 2},
+		{"AllRefused", batch(4, 5), []int{0, 1}, nil, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := slices.Clone(tt.inv.Batch)
+			var refusals []Refusal
+			run, err := g.screen(lane, tt.inv, &refusals)
+			var refused []int
+			for _, r := range refusals {
+				refused = append(refused, r.Index)
+				if r.Failure.Code != wire.CodeLoopDetected || !r.Failure.Permanent {
+					t.Errorf("refusal %+v, want a permanent loop_detected", r)
+				}
+			}
+			if !slices.EqualFunc(before, tt.inv.Batch, func(a, b Event) bool { return a.ID == b.ID }) {
+				t.Fatal("screen changed the caller's batch")
+			}
+			if !slices.Equal(refused, tt.wantRefused) {
+				t.Fatalf("refused %v, want %v", refused, tt.wantRefused)
+			}
+			if tt.wantIDs == nil {
+				if !errors.Is(err, ErrLoopDetected) || run != nil {
+					t.Fatalf("screen = %v, %v; want the whole batch refused", run, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, ev := range run.Batch {
+				ids = append(ids, ev.ID)
+			}
+			if !slices.Equal(ids, tt.wantIDs) || run.ID != tt.wantID || run.Hops != tt.wantHops {
+				t.Fatalf("run %v id %s hops %d, want %v %s %d", ids, run.ID, run.Hops, tt.wantIDs, tt.wantID, tt.wantHops)
+			}
+		})
 	}
 }

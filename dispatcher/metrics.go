@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/ferrydev/ferry/wire"
@@ -81,12 +80,18 @@ func (m *Metrics) Observe() Middleware {
 			if err != nil {
 				result = Classify(err).Code
 			}
-			if !errors.Is(err, ErrLoopDetected) {
-				m.attemptDur.WithLabelValues(inv.Tenant, inv.Function).Observe(time.Since(start).Seconds())
-			}
+			m.attemptDur.WithLabelValues(inv.Tenant, inv.Function).Observe(time.Since(start).Seconds())
 			m.attempts.WithLabelValues(inv.Tenant, inv.Function, result).Inc()
 			return res, err
 		})
+	}
+}
+
+// refused counts an invocation the loop guard refused as an attempt with
+// the result loop_detected (it took no time).
+func (m *Metrics) refused(lane wire.Lane) {
+	if m != nil {
+		m.attempts.WithLabelValues(lane.Tenant, lane.Function, wire.CodeLoopDetected).Inc()
 	}
 }
 

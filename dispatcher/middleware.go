@@ -16,15 +16,19 @@ import (
 
 // Standard returns the middleware every function's backend runs behind, in
 // order (the first runs first): Recover turns a panic into an error,
-// metrics observe every attempt, the loop guard refuses over-deep chains
-// and trace loops before anything else happens, Trace starts the
-// invocation's span (its traceparent goes to the backend), and Timeout
-// bounds the attempt. Concurrency limits and rates are taken before the
-// work is pulled and the adaptive limit learns from each result (see
-// Limits), and retries are decided on the result (see RetryPolicy), so
-// none of them is a middleware.
-func Standard(m *Metrics, guard *LoopGuard, tracer trace.Tracer, timeout time.Duration) []Middleware {
-	return []Middleware{Recover(), m.Observe(), guard.Middleware(), Trace(tracer), Timeout(timeout)}
+// metrics observe every attempt, Trace starts the invocation's span (its
+// traceparent goes to the backend), and Timeout bounds the attempt.
+//
+// The whole path of one attempt (Dispatcher.Attempt), the same for a task
+// and a message, is: a concurrency slot and a rate token, taken before the
+// work is pulled (Slot); the loop guard, which refuses over-deep chains and
+// trace loops before anything runs (per event of a batch); this
+// middleware and the backend; the adaptive limit's feedback; the result
+// classified (Classify) and recorded by the entry point while the slot is
+// held; then the retry decided on it (RetryPolicy) and the outcome sent to
+// the destinations, outside the slot.
+func Standard(m *Metrics, tracer trace.Tracer, timeout time.Duration) []Middleware {
+	return []Middleware{Recover(), m.Observe(), Trace(tracer), Timeout(timeout)}
 }
 
 // Trace starts a span per attempt, a child of the invocation's

@@ -40,7 +40,8 @@ type job struct {
 	idx  int
 }
 
-// NewOutbox returns an Outbox; workers bounds concurrent delivery attempts.
+// NewOutbox returns an Outbox delivering through d's destinations and
+// recording progress in store (Run's workers bound concurrent attempts).
 func NewOutbox(d *Dispatcher, store DeliveryStore) *Outbox {
 	return &Outbox{
 		d: d, store: store, log: d.log,
@@ -138,29 +139,15 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 		d.FirstAttemptAt = now
 	}
 	d.Attempts++
-	err := deliverOnce(ctx, dest, OutcomeOf(t))
-	switch {
-	case err == nil:
-		d.State, d.LastError, d.NextAttemptAt = async.DeliveryDelivered, "", time.Time{}
-		o.d.metrics.delivery(d.Kind, "delivered")
-	case ctx.Err() != nil:
+	r, ok := o.d.deliverAttempt(ctx, dest, NewOutcome(TaskEnding(t)), d.Attempts, d.FirstAttemptAt)
+	if !ok {
 		// Shutting down: the attempt does not count; the delivery stays
 		// pending and resumes at the next start.
 		return
-	default:
-		d.LastError = err.Error()
-		dec := dest.Retry.Decide(Classify(err), d.Attempts, d.FirstAttemptAt, now)
-		if dec.Retry {
-			d.NextAttemptAt = dec.At
-			o.d.metrics.delivery(d.Kind, "retried")
-			o.log.Warn("outcome delivery failed; will retry", "task", t.ID, "destination", d.Destination,
-				"kind", d.Kind, "attempt", d.Attempts, "retry_at", dec.At, "error", err)
-		} else {
-			d.State, d.NextAttemptAt = async.DeliveryFailed, time.Time{}
-			o.d.metrics.delivery(d.Kind, "failed")
-			o.log.Error("outcome delivery failed for good", "task", t.ID, "destination", d.Destination,
-				"kind", d.Kind, "attempts", d.Attempts, "error", err)
-		}
+	}
+	d.State, d.NextAttemptAt, d.LastError = r.State, r.RetryAt, ""
+	if r.Err != nil {
+		d.LastError = r.Err.Error()
 	}
 	o.record(t, d)
 	if d.State == async.DeliveryPending {

@@ -55,6 +55,34 @@ func (r *Rates) Wait(lane wire.Lane, now time.Time) time.Duration {
 	return max(wait(r.tenants[lane.Tenant], now), wait(r.lanes[lane], now))
 }
 
+// held lists the tenants and lanes whose bucket has no whole token at
+// now, and the shortest wait until one of them has one (0 if none is
+// held). It visits only the tenants and lanes that have a rate.
+func (r *Rates) held(now time.Time) (tenants []string, lanes []wire.Lane, next time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	note := func(w time.Duration) bool {
+		if w <= 0 {
+			return false
+		}
+		if next == 0 || w < next {
+			next = w
+		}
+		return true
+	}
+	for t, l := range r.tenants {
+		if note(wait(l, now)) {
+			tenants = append(tenants, t)
+		}
+	}
+	for ln, l := range r.lanes {
+		if note(wait(l, now)) {
+			lanes = append(lanes, ln)
+		}
+	}
+	return tenants, lanes, next
+}
+
 // Take takes a token from lane's bucket and its tenant's when both have
 // one and returns 0; else it takes nothing and returns how long until
 // both will have one.

@@ -67,11 +67,11 @@ func TestLimitsAcquireWaitsForRate(t *testing.T) {
 	if el := time.Since(start); el < 100*time.Millisecond {
 		t.Errorf("6 acquisitions took %v, want >= 100ms at 50/s", el)
 	}
-	if l.Allow(lane) {
-		t.Error("Allow right after the bucket emptied")
+	if !blocks(l, lane) {
+		t.Error("lane not blocked right after the bucket emptied")
 	}
 	if w := l.RateWake(); w.IsZero() {
-		t.Error("RateWake is zero after Allow was held back by the rate")
+		t.Error("RateWake is zero after Blocked held the lane back for its rate")
 	}
 	if w := l.RateWake(); !w.IsZero() {
 		t.Error("RateWake did not forget")

@@ -14,9 +14,9 @@ import (
 
 // TaskQueue is what the TaskRunner needs of the durable queue.
 type TaskQueue interface {
-	Lease(ctx context.Context, allow func(wire.Lane) bool, ttl time.Duration) (*async.Task, time.Time, error)
+	Lease(ctx context.Context, req async.LeaseRequest) (*async.Task, time.Time, error)
 	Ready() <-chan struct{}
-	Complete(ctx context.Context, id string, token uint64, c async.Completion) error
+	Complete(ctx context.Context, id string, token uint64, c async.Completion) (*async.Task, error)
 	Retry(ctx context.Context, id string, token uint64, at time.Time, err *async.TaskError) error
 	Release(ctx context.Context, id string, token uint64) error
 }
@@ -80,7 +80,10 @@ loop:
 			break loop
 		}
 		for {
-			t, next, err := r.q.Lease(ctx, limits.Allow, ttl)
+			freed := limits.Freed() // before Blocked: a release in between wakes us
+			req := async.LeaseRequest{TTL: ttl}
+			req.BlockedTenants, req.BlockedLanes = limits.Blocked()
+			t, next, err := r.q.Lease(ctx, req)
 			if err != nil {
 				if ctx.Err() != nil {
 					<-workers
@@ -90,17 +93,21 @@ loop:
 				next = r.cfg.Now().Add(time.Second)
 			}
 			if t != nil {
-				if !limits.TryAcquire(t.Lane()) {
-					// A poller took the last slot between Allow and here.
-					r.release(t)
-					continue
+				fn := r.d.Function(t.Lane())
+				var slot *Slot
+				if fn != nil {
+					var ok bool
+					if slot, ok = r.d.TryAcquire(fn); !ok {
+						// A poller took the last slot between Blocked and here.
+						r.release(t)
+						continue
+					}
 				}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					defer func() { <-workers }()
-					defer limits.Release(t.Lane())
-					r.process(invokeCtx, t)
+					r.process(invokeCtx, t, fn, slot)
 				}()
 				break
 			}
@@ -114,7 +121,7 @@ loop:
 			}
 			select {
 			case <-r.q.Ready():
-			case <-limits.Freed():
+			case <-freed:
 			case <-wake:
 			case <-ctx.Done():
 				timer.Stop()
@@ -139,9 +146,10 @@ loop:
 
 var errShutdown = errors.New("ferry is shutting down")
 
-// process runs one leased task and records its result.
-func (r *TaskRunner) process(ctx context.Context, t *async.Task) {
-	fn := r.d.Function(t.Lane())
+// process runs one leased task within slot and records its result while
+// the slot is held (Dispatcher.Attempt); the outcome deliveries start once
+// the slot is given back.
+func (r *TaskRunner) process(ctx context.Context, t *async.Task, fn *Function, slot *Slot) {
 	if fn == nil {
 		r.complete(t, nil, async.Completion{Status: async.StatusFailed, Error: &async.TaskError{
 			Code: wire.CodeFunctionNotFound, Message: fmt.Sprintf("function %q of tenant %q is no longer configured", t.Function, t.Tenant),
@@ -154,39 +162,47 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task) {
 		Payload: t.Payload, ContentType: t.ContentType,
 		Hops: t.Hops, TraceParent: t.TraceParent, Attempt: t.Attempts + 1,
 	}
-	res, err := r.d.Invoke(ctx, fn, inv)
-	if err == nil {
-		r.complete(t, fn, async.Completion{
+	var done *async.Task
+	r.d.Attempt(ctx, slot, inv, func(a *Attempted) { done = r.record(ctx, t, fn, a) })
+	if done != nil && len(done.Deliveries) > 0 && r.outbox != nil {
+		r.outbox.Add(done)
+	}
+}
+
+// record writes the result of one attempt of t: a completion (returning
+// the task as stored), a retry or, on shutdown, a release.
+func (r *TaskRunner) record(ctx context.Context, t *async.Task, fn *Function, a *Attempted) *async.Task {
+	if a.Err == nil {
+		res := a.Result
+		return r.complete(t, fn, async.Completion{
 			Status: async.StatusSucceeded, Output: res.Output, OutputType: res.ContentType, StatusCode: res.StatusCode,
 			Attempted: true, Deliveries: deliveriesFor(fn.OnSuccess),
 		})
-		return
 	}
 	if errors.Is(context.Cause(ctx), errShutdown) {
 		r.release(t)
-		return
+		return nil
 	}
-	c := Classify(err)
-	attemptErr := &async.TaskError{Code: c.Code, Message: c.Message, HTTPStatus: c.StatusCode}
-	attempted := !errors.Is(err, ErrLoopDetected)
+	c := a.Failure
 	attempts := t.Attempts
-	if attempted {
+	if a.Invoked {
 		attempts++
 	}
 	dec := fn.Retry.Decide(c, attempts, t.AgeFrom(), r.cfg.Now())
 	if dec.Retry {
 		r.log.Info("attempt failed; retrying", "task", t.ID, "tenant", t.Tenant, "function", t.Function,
 			"attempt", attempts, "code", c.Code, "retry_at", dec.At)
+		attemptErr := &async.TaskError{Code: c.Code, Message: c.Message, HTTPStatus: c.StatusCode}
 		if err := r.q.Retry(context.WithoutCancel(ctx), t.ID, t.Lease, dec.At, attemptErr); err != nil {
 			r.recordErr(t, "retry", err)
-			return
+			return nil
 		}
 		r.d.metrics.outcome(t.Tenant, t.Function, "retried")
-		return
+		return nil
 	}
 	final := &async.TaskError{Code: dec.Code, Message: FailureMessage(dec.Code, attempts, c), HTTPStatus: c.StatusCode}
-	r.complete(t, fn, async.Completion{
-		Status: async.StatusFailed, Error: final, StatusCode: c.StatusCode, Attempted: attempted, Deliveries: deliveriesFor(fn.OnFailure),
+	return r.complete(t, fn, async.Completion{
+		Status: async.StatusFailed, Error: final, StatusCode: c.StatusCode, Attempted: a.Invoked, Deliveries: deliveriesFor(fn.OnFailure),
 	})
 }
 
@@ -203,26 +219,17 @@ func FailureMessage(code string, attempts int, c Classified) string {
 	return c.Message
 }
 
-// complete records a final result and hands the finished task to the outbox.
-func (r *TaskRunner) complete(t *async.Task, fn *Function, c async.Completion) {
+// complete records a final result and returns the task as the store
+// wrote it (nil when it could not be written).
+func (r *TaskRunner) complete(t *async.Task, fn *Function, c async.Completion) *async.Task {
 	if fn == nil {
 		c.Deliveries = nil
 	}
-	if err := r.q.Complete(context.Background(), t.ID, t.Lease, c); err != nil {
+	done, err := r.q.Complete(context.Background(), t.ID, t.Lease, c)
+	if err != nil {
 		r.recordErr(t, "complete", err)
-		return
+		return nil
 	}
-	now := r.cfg.Now()
-	done := t.Clone()
-	done.Status, done.Output, done.OutputType, done.Error = c.Status, c.Output, c.OutputType, c.Error
-	done.StatusCode = c.StatusCode
-	if c.Error != nil {
-		done.LastError = c.Error
-	}
-	if c.Attempted {
-		done.Attempts++
-	}
-	done.FinishedAt, done.UpdatedAt, done.Deliveries = now, now, c.Deliveries
 	outcome := string(c.Status)
 	if c.Error != nil {
 		outcome += ":" + c.Error.Code
@@ -230,10 +237,8 @@ func (r *TaskRunner) complete(t *async.Task, fn *Function, c async.Completion) {
 			"code", c.Error.Code, "attempts", done.Attempts, "error", c.Error.Message)
 	}
 	r.d.metrics.outcome(t.Tenant, t.Function, outcome)
-	r.d.metrics.finished(t.Tenant, t.Function, string(c.Status), now.Sub(t.CreatedAt))
-	if len(c.Deliveries) > 0 && r.outbox != nil {
-		r.outbox.Add(done)
-	}
+	r.d.metrics.finished(t.Tenant, t.Function, string(c.Status), done.FinishedAt.Sub(t.CreatedAt))
+	return done
 }
 
 // release puts a task back without spending an attempt.

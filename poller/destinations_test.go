@@ -115,10 +115,9 @@ func TestRateSlowsTheTriggerDownWithoutDropping(t *testing.T) {
 	src := newMemSource(n, 3, 10, nil)
 	c := &calls{}
 	began := time.Now()
-	r := start(t, src, ok(c), 10, func(cfg *poller.Config) {
-		cfg.Concurrency = 4
-		cfg.Dispatcher.Limits().Rates().SetFunction(cfg.Function.Lane, perSecond, 1)
-	})
+	r := startWith(t, src, ok(c), 10, func(dc *dispatcher.Config) {
+		dc.FunctionRates = map[wire.Lane]dispatcher.RateLimit{{Tenant: "t", Function: "f"}: {PerSecond: perSecond, Burst: 1}}
+	}, func(cfg *poller.Config) { cfg.Concurrency = 4 })
 	src.waitSettled(t, n)
 	elapsed := time.Since(began)
 	r.stop()

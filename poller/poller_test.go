@@ -151,13 +151,23 @@ type rig struct {
 // start runs a Poller over src with backend b and the given options.
 func start(t *testing.T, src *memSource, b dispatcher.Backend, maxConc int, tune func(*poller.Config)) *rig {
 	t.Helper()
+	return startWith(t, src, b, maxConc, nil, tune)
+}
+
+// startWith is start with the dispatcher's config tuned too.
+func startWith(t *testing.T, src *memSource, b dispatcher.Backend, maxConc int, tuneD func(*dispatcher.Config), tune func(*poller.Config)) *rig {
+	t.Helper()
 	sink := &failSink{}
 	retry := dispatcher.RetryPolicy{MaxAttempts: 3, InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond, Multiplier: 2, MaxAge: time.Hour}
 	fn := &dispatcher.Function{
 		Lane: wire.Lane{Tenant: "t", Function: "f"}, Backend: b, Retry: retry, MaxConcurrency: maxConc,
 		OnFailure: []dispatcher.Destination{{Name: "on_failure[0]", Kind: "test", Sink: sink, Retry: retry, Timeout: time.Second}},
 	}
-	d, err := dispatcher.New(dispatcher.Config{Functions: []*dispatcher.Function{fn}, MaxHops: 16, Logger: quiet})
+	dc := dispatcher.Config{Functions: []*dispatcher.Function{fn}, MaxHops: 16, Logger: quiet}
+	if tuneD != nil {
+		tuneD(&dc)
+	}
+	d, err := dispatcher.New(dc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,8 @@ package poller
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -46,7 +44,7 @@ func (w *worker) run(stop context.Context, readerDone <-chan struct{}, work cont
 		if batch == nil {
 			return
 		}
-		w.process(stop, work, batch)
+		w.attempt(stop, work, batch)
 	}
 }
 
@@ -97,45 +95,53 @@ func (w *worker) collect(stop context.Context, readerDone <-chan struct{}) []*it
 	return items
 }
 
-// process refuses the messages that reached max_hops, then invokes the rest.
-func (w *worker) process(stop, work context.Context, items []*item) {
-	run := make([]*item, 0, len(items))
-	guard, lane := w.p.cfg.Dispatcher.LoopGuard(), w.p.cfg.Function.Lane
-	for _, it := range items {
-		if err := guard.CheckHops(lane, it.hops, it.m.Headers[wire.HeaderTraceParent]); err != nil {
-			w.fail(work, it, wire.CodeLoopDetected, dispatcher.Classify(err))
-			continue
-		}
-		run = append(run, it)
-	}
-	w.attempt(stop, work, run)
-}
-
 // attempt invokes items until each has succeeded or failed for good:
-// partial batch failures retry only the named items; a failing batch
-// without a report is bisected (when enabled) without spending attempts;
-// otherwise every item spends an attempt and waits for the retry policy's
-// backoff. Items waiting for a retry when stop ends are handed back.
+// messages the loop guard refuses fail with loop_detected; partial batch
+// failures retry only the named items; a failing batch without a report
+// is bisected (when enabled) without spending attempts; otherwise every
+// item spends an attempt and waits for the retry policy's backoff (outside
+// the function's concurrency slot). Items waiting for a retry when stop
+// ends are handed back.
 func (w *worker) attempt(stop, work context.Context, items []*item) {
 	cfg := &w.p.cfg
 	for len(items) > 0 {
-		res, err := w.invoke(work, items)
-		if work.Err() != nil {
+		a, err := w.invoke(work, items)
+		if err != nil || work.Err() != nil {
 			w.handBack(items)
 			return
 		}
-		var c dispatcher.Classified
-		if err == nil {
+		if !a.Invoked { // the loop guard refused every message
+			for _, it := range items {
+				w.fail(work, it, wire.CodeLoopDetected, a.Failure)
+			}
+			return
+		}
+		if len(a.Refused) > 0 {
+			refused := make([]bool, len(items))
+			for _, r := range a.Refused {
+				refused[r.Index] = true
+				w.fail(work, items[r.Index], wire.CodeLoopDetected, r.Failure)
+			}
+			keep := items[:0:0]
+			for i, it := range items {
+				if !refused[i] {
+					keep = append(keep, it)
+				}
+			}
+			items = keep
+		}
+		c := a.Failure
+		if a.Err == nil {
 			var failed, done []*item
 			if cfg.BatchSize > 1 {
-				failed = pick(items, ParseBatchFailures(res.Output))
+				failed = pick(items, ParseBatchFailures(a.Result.Output))
 			}
 			for _, it := range items {
 				if !has(failed, it) {
 					done = append(done, it)
 				}
 			}
-			if err := w.onSuccess(work, done, res); err != nil {
+			if err := w.onSuccess(work, done, a.Result); err != nil {
 				w.p.log.Error("on_success delivery failed; leaving the messages for redelivery", "messages", len(done), "error", err)
 				w.handBack(done)
 			} else {
@@ -145,15 +151,12 @@ func (w *worker) attempt(stop, work context.Context, items []*item) {
 				return
 			}
 			items = failed
-			c = dispatcher.Classified{Code: "batch_item_failure", Message: "the function reported the item as failed in batchItemFailures"}
-		} else {
-			c = dispatcher.Classify(err)
-			if !c.Permanent && cfg.BisectOnError && len(items) > 1 {
-				mid := len(items) / 2
-				w.attempt(stop, work, items[:mid])
-				w.attempt(stop, work, items[mid:])
-				return
-			}
+			c = dispatcher.Classified{Code: wire.CodeBatchItemFailure, Message: "the function reported the item as failed in batchItemFailures"}
+		} else if !c.Permanent && cfg.BisectOnError && len(items) > 1 {
+			mid := len(items) / 2
+			w.attempt(stop, work, items[:mid])
+			w.attempt(stop, work, items[mid:])
+			return
 		}
 		now := time.Now()
 		var retry time.Time
@@ -179,17 +182,20 @@ func (w *worker) attempt(stop, work context.Context, items []*item) {
 	}
 }
 
-// invoke runs one attempt of items, holding a slot of the function's limits
-// (waiting for one is the back-pressure that stops the reader).
-func (w *worker) invoke(ctx context.Context, items []*item) (*dispatcher.Result, error) {
+// invoke runs one attempt of items through the dispatcher, within a slot
+// of the function's limits (waiting for one is the back-pressure that
+// stops the reader); an error only when ctx ended while waiting.
+func (w *worker) invoke(ctx context.Context, items []*item) (*dispatcher.Attempted, error) {
 	cfg := &w.p.cfg
-	fn := cfg.Function
-	if err := cfg.Dispatcher.Limits().Acquire(ctx, fn.Lane); err != nil {
+	slot, err := cfg.Dispatcher.Acquire(ctx, cfg.Function)
+	if err != nil {
 		return nil, err
 	}
-	defer cfg.Dispatcher.Limits().Release(fn.Lane)
-	w.p.metrics.count("invoked", len(items))
-	return cfg.Dispatcher.Invoke(ctx, fn, w.invocation(items))
+	a := cfg.Dispatcher.Attempt(ctx, slot, w.invocation(items), nil)
+	if a.Invoked {
+		w.p.metrics.count("invoked", len(items)-len(a.Refused))
+	}
+	return a, nil
 }
 
 // invocation builds a single-message or batch invocation.
@@ -209,13 +215,14 @@ func (w *worker) invocation(items []*item) *dispatcher.Invocation {
 		inv.Payload, inv.ContentType, inv.Headers = first.Payload, first.ContentType, carried(first.Headers)
 		return inv
 	}
-	inv.ID = fmt.Sprintf("batch:%s+%d", first.ID, len(items))
+	inv.ID = dispatcher.BatchID(first.ID, len(items))
 	inv.Batch = make([]dispatcher.Event, len(items))
 	for i, it := range items {
 		m := it.m
 		inv.Batch[i] = dispatcher.Event{
 			ID: m.ID, Source: m.Source, Type: w.p.typ, Time: m.Time, Payload: m.Payload,
 			ContentType: m.ContentType, Key: m.Key, Headers: carried(m.Headers), Hops: it.hops,
+			TraceParent: m.Headers[wire.HeaderTraceParent],
 		}
 	}
 	return inv
@@ -233,6 +240,25 @@ func carried(h map[string]string) map[string]string {
 	return out
 }
 
+// ending describes how items ended, for their outcome record: one message,
+// or the batch they were invoked in (named by BatchID).
+func (w *worker) ending(items []*item, batch bool) dispatcher.Ending {
+	cfg := &w.p.cfg
+	first := items[0]
+	e := dispatcher.Ending{
+		ID: first.m.ID, Lane: cfg.Function.Lane, Source: first.m.Source, Trigger: cfg.Name,
+		TraceParent: first.m.Headers[wire.HeaderTraceParent], CreatedAt: first.m.Time, At: time.Now().UTC(),
+	}
+	if batch {
+		e.ID = dispatcher.BatchID(first.m.ID, len(items))
+	}
+	for _, it := range items {
+		e.Hops = max(e.Hops, it.hops)
+		e.Attempts = max(e.Attempts, it.attempts)
+	}
+	return e
+}
+
 // onSuccess delivers the outcome of a successful invocation of items to
 // the function's on_success destinations (one outcome per invocation: a
 // batch's names the batch) and waits until they have it.
@@ -241,24 +267,10 @@ func (w *worker) onSuccess(ctx context.Context, items []*item, res *dispatcher.R
 	if len(cfg.Function.OnSuccess) == 0 || len(items) == 0 {
 		return nil
 	}
-	first, hops, attempts := items[0], 0, 0
-	for _, it := range items {
-		hops, attempts = max(hops, it.hops), max(attempts, it.attempts+1)
-	}
-	id := first.m.ID
-	if cfg.BatchSize > 1 {
-		id = fmt.Sprintf("batch:%s+%d", first.m.ID, len(items))
-	}
-	o := &wire.Outcome{
-		Type: wire.TypeSucceeded, ID: id, Tenant: cfg.Function.Lane.Tenant, Function: cfg.Function.Lane.Function,
-		Status: string(async.StatusSucceeded), Attempts: attempts, Output: wire.OutputJSON(res.Output),
-		Source: first.m.Source, Hops: hops + 1, Time: time.Now().UTC(), TraceParent: first.m.Headers[wire.HeaderTraceParent],
-		RequestContext: &wire.RequestContext{
-			RequestID: id, Condition: wire.ConditionSuccess, Attempts: attempts, LastStatus: res.StatusCode,
-			Trigger: cfg.Name, CreatedAt: first.m.Time,
-		},
-	}
-	return cfg.Dispatcher.DeliverNow(ctx, cfg.Function.OnSuccess, o)
+	e := w.ending(items, cfg.BatchSize > 1)
+	e.Attempts++ // the attempt that succeeded
+	e.Output, e.LastStatus = res.Output, res.StatusCode
+	return cfg.Dispatcher.DeliverNow(ctx, cfg.Function.OnSuccess, dispatcher.NewOutcome(e))
 }
 
 func (w *worker) succeed(items []*item) {
@@ -274,23 +286,15 @@ func (w *worker) succeed(items []*item) {
 // fail delivers the message's failure to the on_failure destinations and
 // then commits it, so one poison message never stalls its scope. When the
 // destinations cannot take it either, the message is left for redelivery:
-// it is never dropped silently.
+// it is never dropped silently. c is the last attempt's failure.
 func (w *worker) fail(ctx context.Context, it *item, code string, c dispatcher.Classified) {
 	cfg := &w.p.cfg
-	o := &wire.Outcome{
-		Type: wire.TypeFailed, ID: it.m.ID, Tenant: cfg.Function.Lane.Tenant, Function: cfg.Function.Lane.Function,
-		Status: string(async.StatusFailed), Attempts: it.attempts,
-		Error:  &wire.OutcomeError{Code: code, Message: dispatcher.FailureMessage(code, it.attempts, c), HTTPStatus: c.StatusCode},
-		Source: it.m.Source, Hops: it.hops + 1, Time: time.Now().UTC(), TraceParent: it.m.Headers[wire.HeaderTraceParent],
-		RequestContext: &wire.RequestContext{
-			RequestID: it.m.ID, Condition: code, Attempts: it.attempts, LastStatus: c.StatusCode,
-			LastError: &wire.OutcomeError{Code: c.Code, Message: c.Message, HTTPStatus: c.StatusCode},
-			Trigger:   cfg.Name, CreatedAt: it.m.Time,
-		},
-		RequestPayload: wire.OutputJSON(it.m.Payload),
-	}
-	w.p.log.Warn("message failed", "id", it.m.ID, "code", code, "attempts", it.attempts, "error", o.Error.Message)
-	if err := cfg.Dispatcher.DeliverNow(ctx, cfg.OnFailure, o); err != nil {
+	e := w.ending([]*item{it}, false)
+	e.Failed, e.Payload = true, it.m.Payload
+	e.Error = &wire.OutcomeError{Code: code, Message: dispatcher.FailureMessage(code, it.attempts, c), HTTPStatus: c.StatusCode}
+	e.LastStatus, e.LastError = c.StatusCode, dispatcher.AttemptError(c)
+	w.p.log.Warn("message failed", "id", it.m.ID, "code", code, "attempts", it.attempts, "error", e.Error.Message)
+	if err := cfg.Dispatcher.DeliverNow(ctx, cfg.OnFailure, dispatcher.NewOutcome(e)); err != nil {
 		w.p.log.Error("on_failure delivery failed; leaving the message for redelivery", "id", it.m.ID, "error", err)
 		w.handBack([]*item{it})
 		return

@@ -82,7 +82,7 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	}
 	fill(1000)
 	for b.Loop() {
-		t, _, err := q.Lease(ctx, nil, time.Minute)
+		t, _, err := q.Lease(ctx, async.LeaseRequest{TTL: time.Minute})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -92,7 +92,7 @@ func BenchmarkLeaseComplete(b *testing.B) {
 			b.StartTimer()
 			continue
 		}
-		if err := q.Complete(ctx, t.ID, t.Lease, async.Completion{Status: async.StatusSucceeded, Output: []byte("ok"), Attempted: true}); err != nil {
+		if _, err := q.Complete(ctx, t.ID, t.Lease, async.Completion{Status: async.StatusSucceeded, Output: []byte("ok"), Attempted: true}); err != nil {
 			b.Fatal(err)
 		}
 	}

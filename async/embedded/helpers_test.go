@@ -91,7 +91,7 @@ func mustEnqueue(t testing.TB, q *Queue, task *async.Task) *async.Task {
 
 func mustLease(t testing.TB, q *Queue) *async.Task {
 	t.Helper()
-	got, next, err := q.Lease(context.Background(), nil, time.Minute)
+	got, next, err := q.Lease(context.Background(), async.LeaseRequest{TTL: time.Minute})
 	if err != nil || got == nil {
 		t.Fatalf("Lease = %v, next %v, err %v", got, next, err)
 	}

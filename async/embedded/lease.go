@@ -16,15 +16,13 @@ import (
 // tenant's lanes round-robin. The choice is made in memory in
 // O(tenants + lanes); the lease is then written with pebble.NoSync: losing
 // it in a crash only means the task runs again, which is what recovery does
-// anyway. allow is called with the queue's lock held and must not call the
-// Queue. A nil allow accepts every lane. ttl must be positive.
-func (q *Queue) Lease(ctx context.Context, allow func(wire.Lane) bool, ttl time.Duration) (*async.Task, time.Time, error) {
+// anyway. req.TTL must be positive.
+func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task, time.Time, error) {
+	ttl := req.TTL
 	if ttl <= 0 {
 		return nil, time.Time{}, fmt.Errorf("embedded: lease: ttl must be positive, got %v", ttl)
 	}
-	if allow == nil {
-		allow = func(wire.Lane) bool { return true }
-	}
+	allow := allowing(&req)
 	if err := q.begin("lease"); err != nil {
 		return nil, time.Time{}, err
 	}
@@ -106,31 +104,18 @@ func (q *Queue) writeLease(id string, token uint64, now, exp time.Time) (*async.
 }
 
 // Complete records the outcome of a leased task and its pending deliveries
-// in one synced write. async.ErrLeaseLost when token is not the current
-// lease (also when the task is no longer running).
-func (q *Queue) Complete(ctx context.Context, id string, token uint64, c async.Completion) error {
+// in one synced write and returns the task as stored (the caller's to
+// keep). async.ErrLeaseLost when token is not the current lease (also when
+// the task is no longer running).
+func (q *Queue) Complete(ctx context.Context, id string, token uint64, c async.Completion) (*async.Task, error) {
 	if c.Status != async.StatusSucceeded && c.Status != async.StatusFailed {
-		return fmt.Errorf("embedded: complete %s: status must be succeeded or failed, got %q", id, c.Status)
+		return nil, fmt.Errorf("embedded: complete %s: status must be succeeded or failed, got %q", id, c.Status)
 	}
 	pending := false
-	return q.withLease("complete", id, token, func(t *async.Task, b *pebble.Batch, now time.Time) error {
-		t.Status = c.Status
-		if c.Attempted {
-			t.Attempts++
-		}
-		t.Output = append([]byte(nil), c.Output...)
-		t.OutputType = c.OutputType
-		t.StatusCode = c.StatusCode
-		t.Error = nil
-		if c.Status == async.StatusFailed {
-			t.Error, t.LastError = c.Error, c.Error
-		}
-		t.FinishedAt = now
-		t.LeaseExpiresAt = time.Time{}
-		t.Deliveries = append([]async.Delivery(nil), c.Deliveries...)
-		for i := range t.Deliveries {
-			t.Deliveries[i].Index = i
-		}
+	var done *async.Task
+	err := q.withLease("complete", id, token, func(t *async.Task, b *pebble.Batch, now time.Time) error {
+		c.ApplyTo(t, now)
+		done = t
 		pending = hasPending(t)
 		if pending {
 			return nil
@@ -142,6 +127,35 @@ func (q *Queue) Complete(ctx context.Context, id string, token uint64, c async.C
 			q.pending[id] = struct{}{}
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// allowing returns the lanes req lets run, as a test the index can make
+// for every lane it visits: the lists are scanned while short and indexed
+// when long.
+func allowing(req *async.LeaseRequest) func(wire.Lane) bool {
+	switch n := len(req.BlockedTenants) + len(req.BlockedLanes); {
+	case n == 0:
+		return func(wire.Lane) bool { return true }
+	case n <= 8:
+		return func(l wire.Lane) bool { return !req.Blocks(l) }
+	}
+	tenants := make(map[string]struct{}, len(req.BlockedTenants))
+	for _, t := range req.BlockedTenants {
+		tenants[t] = struct{}{}
+	}
+	lanes := make(map[wire.Lane]struct{}, len(req.BlockedLanes))
+	for _, l := range req.BlockedLanes {
+		lanes[l] = struct{}{}
+	}
+	return func(l wire.Lane) bool {
+		_, t := tenants[l.Tenant]
+		_, f := lanes[l]
+		return !t && !f
+	}
 }
 
 // Retry records a failed attempt (Attempts+1, LastError = err) and queues

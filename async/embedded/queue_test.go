@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -42,9 +43,13 @@ func TestRoundTripSurvivesReopen(t *testing.T) {
 		t.Fatalf("Stats = %+v", s)
 	}
 	b.clock.Advance(time.Second)
-	err := q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded, Output: []byte("ok"), OutputType: "text/plain", Attempted: true})
+	stored, err := q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded, Output: []byte("ok"), OutputType: "text/plain", Attempted: true})
 	if err != nil {
 		t.Fatalf("Complete: %v", err)
+	}
+	// Complete returns the task as stored: what a Get reads back.
+	if got := mustGet(t, q, "acme", "t1"); !reflect.DeepEqual(stored, got) {
+		t.Fatalf("Complete returned %+v, Get reads %+v", stored, got)
 	}
 	if s := q.Stats(); len(s) != 0 {
 		t.Fatalf("Stats after complete = %+v", s)
@@ -60,7 +65,7 @@ func TestRoundTripSurvivesReopen(t *testing.T) {
 	if err != nil || created || again.ID != "t1" {
 		t.Fatalf("idempotent enqueue after reopen = %v, %v, %v", again, created, err)
 	}
-	if task, next, err := q.Lease(ctx, nil, time.Minute); task != nil || !next.IsZero() || err != nil {
+	if task, next, err := q.Lease(ctx, async.LeaseRequest{TTL: time.Minute}); task != nil || !next.IsZero() || err != nil {
 		t.Fatalf("Lease on empty queue = %v, %v, %v", task, next, err)
 	}
 }
@@ -82,7 +87,7 @@ func TestKillNineRequeuesWithoutSpendingAttempts(t *testing.T) {
 	default:
 		t.Fatal("Ready not signalled after recovery")
 	}
-	if err := q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded}); !errors.Is(err, async.ErrLeaseLost) {
+	if _, err := q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded}); !errors.Is(err, async.ErrLeaseLost) {
 		t.Fatalf("Complete with the dead process's token: %v", err)
 	}
 
@@ -107,7 +112,7 @@ func TestFencing(t *testing.T) {
 	q, b := setup(t)
 	ctx := context.Background()
 	mustEnqueue(t, q, newTask(b, "t1", "acme", "echo"))
-	first, _, err := q.Lease(ctx, nil, time.Second)
+	first, _, err := q.Lease(ctx, async.LeaseRequest{TTL: time.Second})
 	if err != nil || first == nil || first.Lease != 1 {
 		t.Fatalf("first lease = %v, %v", first, err)
 	}
@@ -132,7 +137,8 @@ func TestFencing(t *testing.T) {
 	before := mustGet(t, q, "acme", "t1")
 	for _, call := range []func() error{
 		func() error {
-			return q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded, Attempted: true})
+			_, err := q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded, Attempted: true})
+			return err
 		},
 		func() error { return q.Retry(ctx, "t1", 1, b.clock.Now(), nil) },
 		func() error { return q.Release(ctx, "t1", 1) },
@@ -142,7 +148,7 @@ func TestFencing(t *testing.T) {
 	if after := mustGet(t, q, "acme", "t1"); after.Status != async.StatusRunning || !after.UpdatedAt.Equal(before.UpdatedAt) || after.Attempts != 0 {
 		t.Fatalf("stale completion changed the task: %+v", after)
 	}
-	if err := q.Complete(ctx, "t1", 2, async.Completion{Status: async.StatusSucceeded, Attempted: true}); err != nil {
+	if _, err := q.Complete(ctx, "t1", 2, async.Completion{Status: async.StatusSucceeded, Attempted: true}); err != nil {
 		t.Fatalf("Complete with current token: %v", err)
 	}
 	// The completion starts from the second lease's record (kept in
@@ -150,7 +156,8 @@ func TestFencing(t *testing.T) {
 	if g := mustGet(t, q, "acme", "t1"); g.Status != async.StatusSucceeded || g.Recoveries != 1 || g.Attempts != 1 || g.Lease != 2 {
 		t.Fatalf("after completion = %+v", g)
 	}
-	wantErr(t, q.Complete(ctx, "t1", 2, async.Completion{Status: async.StatusSucceeded}), async.ErrLeaseLost)
+	_, err = q.Complete(ctx, "t1", 2, async.Completion{Status: async.StatusSucceeded})
+	wantErr(t, err, async.ErrLeaseLost)
 }
 
 func TestConcurrentReapersRequeueOnce(t *testing.T) {
@@ -256,11 +263,12 @@ func TestClosed(t *testing.T) {
 	}
 	_, _, err := q.Enqueue(ctx, newTask(b, "t1", "acme", "echo"), 0)
 	wantErr(t, err, async.ErrUnavailable)
-	_, _, err = q.Lease(ctx, nil, time.Second)
+	_, _, err = q.Lease(ctx, async.LeaseRequest{TTL: time.Second})
 	wantErr(t, err, async.ErrUnavailable)
 	_, err = q.Get(ctx, "acme", "t1")
 	wantErr(t, err, async.ErrUnavailable)
-	wantErr(t, q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded}), async.ErrUnavailable)
+	_, err = q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded})
+	wantErr(t, err, async.ErrUnavailable)
 	_, _, err = q.List(ctx, async.ListOptions{Tenant: "acme"})
 	wantErr(t, err, async.ErrUnavailable)
 	_, err = q.PendingDeliveries(ctx)
@@ -310,7 +318,7 @@ func TestCancel(t *testing.T) {
 	if g := mustGet(t, q, "acme", "delayed"); g.FinishedAt.IsZero() {
 		t.Fatalf("cancelled task has no FinishedAt: %+v", g)
 	}
-	if _, next, _ := q.Lease(ctx, nil, time.Minute); !next.IsZero() {
+	if _, next, _ := q.Lease(ctx, async.LeaseRequest{TTL: time.Minute}); !next.IsZero() {
 		t.Fatalf("cancelled task still scheduled (next %v)", next)
 	}
 	if _, err := q.Get(ctx, "other", "run"); !errors.Is(err, async.ErrNotFound) {
@@ -376,7 +384,7 @@ func crashChild(dir string) {
 		enqueue(seqID("t", i))
 	}
 	for range 5 {
-		if task, _, err := q.Lease(ctx, nil, time.Hour); task == nil || err != nil {
+		if task, _, err := q.Lease(ctx, async.LeaseRequest{TTL: time.Hour}); task == nil || err != nil {
 			fmt.Fprintln(os.Stderr, "lease:", err)
 			os.Exit(1)
 		}

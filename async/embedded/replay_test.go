@@ -27,7 +27,7 @@ func TestReplay(t *testing.T) {
 		if st == async.StatusFailed {
 			c.Error = &async.TaskError{Code: wire.CodeRetriesExhausted, Message: "gave up"}
 		}
-		if err := q.Complete(ctx, id, l.Lease, c); err != nil {
+		if _, err := q.Complete(ctx, id, l.Lease, c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,12 +65,12 @@ func TestReplay(t *testing.T) {
 	if g := mustGet(t, q, "acme", "fail"); g.Status != async.StatusQueued || g.Replays != 1 {
 		t.Fatalf("after reopen: %+v", g)
 	}
-	echo := func(l wire.Lane) bool { return l.Function == "echo" }
-	l, _, err := q.Lease(ctx, echo, time.Minute)
+	echo := async.LeaseRequest{TTL: time.Minute, BlockedLanes: []wire.Lane{{Tenant: "acme", Function: "other"}}}
+	l, _, err := q.Lease(ctx, echo)
 	if err != nil || l == nil || l.ID != "fail" {
 		t.Fatalf("lease = %+v, %v; want the replayed task", l, err)
 	}
-	if err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded, Attempted: true}); err != nil {
+	if _, err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded, Attempted: true}); err != nil {
 		t.Fatal(err)
 	}
 	if g := mustGet(t, q, "acme", "fail"); g.Status != async.StatusSucceeded || g.Attempts != 1 {

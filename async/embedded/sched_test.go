@@ -2,6 +2,8 @@ package embedded
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -54,15 +56,15 @@ func TestAllowAndLanes(t *testing.T) {
 			}
 		}
 	})
-	t.Run("AllowExcludesLane", func(t *testing.T) {
-		onlyY := func(l wire.Lane) bool { return l.Function == "y" }
+	t.Run("BlockedLaneSkipped", func(t *testing.T) {
+		onlyY := async.LeaseRequest{TTL: time.Minute, BlockedLanes: []wire.Lane{{Tenant: "A", Function: "x"}}}
 		for range 2 {
-			got, _, err := q.Lease(ctx, onlyY, time.Minute)
+			got, _, err := q.Lease(ctx, onlyY)
 			if err != nil || got == nil || got.Function != "y" {
 				t.Fatalf("Lease(only y) = %v, %v", got, err)
 			}
 		}
-		got, next, err := q.Lease(ctx, onlyY, time.Minute)
+		got, next, err := q.Lease(ctx, onlyY)
 		if got != nil || !next.IsZero() || err != nil {
 			t.Fatalf("Lease(only y) with y empty = %v, %v, %v", got, next, err)
 		}
@@ -81,12 +83,12 @@ func TestDelayedTask(t *testing.T) {
 	task.ReadyAt = b.clock.Now().Add(30 * time.Second)
 	mustEnqueue(t, q, task)
 
-	got, next, err := q.Lease(ctx, nil, time.Minute)
+	got, next, err := q.Lease(ctx, async.LeaseRequest{TTL: time.Minute})
 	if got != nil || err != nil || !next.Equal(task.ReadyAt) {
 		t.Fatalf("Lease before ReadyAt = %v, next %v, %v; want next %v", got, next, err, task.ReadyAt)
 	}
 	b.clock.Advance(29 * time.Second)
-	if got, _, _ := q.Lease(ctx, nil, time.Minute); got != nil {
+	if got, _, _ := q.Lease(ctx, async.LeaseRequest{TTL: time.Minute}); got != nil {
 		t.Fatalf("leased 1s early")
 	}
 	b.clock.Advance(time.Second)
@@ -199,7 +201,7 @@ func TestQuota(t *testing.T) {
 	}
 	_, _, err = q.Enqueue(ctx, newTask(b, "q-4", "acme", "echo"), 3)
 	wantErr(t, err, async.ErrQuotaExceeded)
-	if err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded}); err != nil {
+	if _, err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := q.Enqueue(ctx, newTask(b, "q-4", "acme", "echo"), 3); err != nil {
@@ -237,7 +239,7 @@ func TestConcurrentWorkers(t *testing.T) {
 				if n == producers*perProducer {
 					return
 				}
-				task, _, err := q.Lease(ctx, nil, time.Minute)
+				task, _, err := q.Lease(ctx, async.LeaseRequest{TTL: time.Minute})
 				if err != nil {
 					t.Error(err)
 					return
@@ -245,7 +247,7 @@ func TestConcurrentWorkers(t *testing.T) {
 				if task == nil {
 					continue
 				}
-				if err := q.Complete(ctx, task.ID, task.Lease, async.Completion{Status: async.StatusSucceeded, Attempted: true}); err != nil {
+				if _, err := q.Complete(ctx, task.ID, task.Lease, async.Completion{Status: async.StatusSucceeded, Attempted: true}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -263,5 +265,43 @@ func TestConcurrentWorkers(t *testing.T) {
 	}
 	if s := q.Stats(); len(s) != 0 {
 		t.Fatalf("Stats = %+v", s)
+	}
+}
+
+// TestLeaseSkipsBlocked checks that Lease honours the tenants and lanes a
+// request blocks, with short lists (scanned) and long ones (indexed).
+func TestLeaseSkipsBlocked(t *testing.T) {
+	t.Parallel()
+	for _, extra := range []int{0, 20} {
+		t.Run(fmt.Sprintf("%dMore", extra), func(t *testing.T) {
+			q, b := setup(t)
+			ctx := context.Background()
+			for i, tenant := range []string{"A", "A", "B", "C"} {
+				fn := "f"
+				if i == 1 {
+					fn = "g"
+				}
+				mustEnqueue(t, q, newTask(b, seqID("t", i), tenant, fn))
+			}
+			req := async.LeaseRequest{TTL: time.Minute, BlockedTenants: []string{"B"}, BlockedLanes: []wire.Lane{{Tenant: "A", Function: "f"}}}
+			for i := range extra {
+				req.BlockedTenants = append(req.BlockedTenants, seqID("none", i))
+			}
+			var got []string
+			for {
+				l, _, err := q.Lease(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if l == nil {
+					break
+				}
+				got = append(got, l.Lane().String())
+			}
+			slices.Sort(got)
+			if want := []string{"A/g", "C/f"}; !slices.Equal(got, want) {
+				t.Fatalf("leased %v, want %v (B and A/f blocked)", got, want)
+			}
+		})
 	}
 }

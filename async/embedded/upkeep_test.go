@@ -25,8 +25,8 @@ func TestList(t *testing.T) {
 	mustEnqueue(t, q, newTask(b, "foreign", "other", "even"))
 	// Lease and finish the two oldest "even" tasks.
 	for range 2 {
-		l, _, _ := q.Lease(ctx, func(l wire.Lane) bool { return l.Tenant == "acme" && l.Function == "even" }, time.Minute)
-		if err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded}); err != nil {
+		l, _, _ := q.Lease(ctx, async.LeaseRequest{TTL: time.Minute, BlockedTenants: []string{"other"}, BlockedLanes: []wire.Lane{{Tenant: "acme", Function: "odd"}}})
+		if _, err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -109,7 +109,7 @@ func TestRetention(t *testing.T) {
 	task.IdempotencyKey = "k"
 	mustEnqueue(t, q, task)
 	l := mustLease(t, q)
-	if err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusFailed, Error: &async.TaskError{Code: "rejected"}, Attempted: true}); err != nil {
+	if _, err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusFailed, Error: &async.TaskError{Code: "rejected"}, Attempted: true}); err != nil {
 		t.Fatal(err)
 	}
 	g := mustGet(t, q, "acme", "t1")
@@ -165,7 +165,7 @@ func TestDeliveries(t *testing.T) {
 		{Destination: "on_success[0]", Kind: "webhook", State: async.DeliveryPending},
 		{Destination: "on_success[1]", Kind: "log", State: async.DeliveryPending},
 	}
-	if err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded, Deliveries: deliveries, Attempted: true}); err != nil {
+	if _, err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded, Deliveries: deliveries, Attempted: true}); err != nil {
 		t.Fatal(err)
 	}
 	pendingIDs := func() []string {
@@ -242,7 +242,7 @@ func TestRunReapsAndStops(t *testing.T) {
 
 	mustEnqueue(t, q, newTask(b, "t1", "acme", "echo"))
 	<-q.Ready()
-	if _, _, err := q.Lease(ctx, nil, time.Second); err != nil {
+	if _, _, err := q.Lease(ctx, async.LeaseRequest{TTL: time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	b.clock.Advance(time.Hour)
