@@ -28,8 +28,8 @@ type Limits struct {
 	// waiter wakes, whichever entry point it serves.
 	freed   chan struct{}
 	watched bool
-	wake        time.Time // earliest time a rate-limited lane gets a token
-	now         func() time.Time
+	wake    time.Time // earliest time a rate-limited lane gets a token
+	now     func() time.Time
 }
 
 // slots counts a tenant's or a lane's invocations in flight.
