@@ -22,6 +22,7 @@ import (
 	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/internal/gcfloor"
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -148,7 +149,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // at the next start) and the store closes.
 func (s *Server) Run(ctx context.Context) error {
 	if floor := s.cfg.Server.GCHeapFloor; floor != nil {
-		stopFloor, on := startHeapFloor(uint64(*floor))
+		stopFloor, on := gcfloor.Start(uint64(*floor))
 		defer stopFloor()
 		if on {
 			s.log.Info("gc heap floor set", "floor_bytes", int64(*floor))
