@@ -22,7 +22,10 @@ import (
 	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/internal/assemble"
 	"github.com/ferrydev/ferry/internal/gcfloor"
+	"github.com/ferrydev/ferry/internal/queuemetrics"
+	"github.com/ferrydev/ferry/internal/routes"
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -52,7 +55,7 @@ type Server struct {
 	queue     *embedded.Queue
 	registry  *prometheus.Registry
 	runner    *dispatcher.TaskRunner
-	producers *producers
+	producers *assemble.Producers
 	outbox    *dispatcher.Outbox
 	pollers   []*poller.Poller
 	http      *http.Server
@@ -76,8 +79,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := dispatcher.NewMetrics(s.registry)
 
-	s.producers = newProducers(log)
-	fns, err := buildFunctions(cfg, o.backends, s.producers, log)
+	s.producers = assemble.NewProducers(log)
+	fns, err := assemble.Functions(cfg, o.backends, s.producers, log)
 	if err != nil {
 		_ = s.producers.Close()
 		return nil, err
@@ -103,7 +106,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 
-	if s.pollers, err = buildTriggers(cfg, d, s.producers, poller.NewMetrics(s.registry), log); err != nil {
+	if s.pollers, err = assemble.Triggers(cfg, d, s.producers, poller.NewMetrics(s.registry), log); err != nil {
 		_ = s.producers.Close()
 		return nil, err
 	}
@@ -114,14 +117,14 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("open store %s: %w", cfg.Store.Embedded.Path, err)
 	}
 	s.queue = q
-	s.registry.MustRegister(newQueueCollector(q))
+	s.registry.MustRegister(queuemetrics.New(q))
 	s.outbox = dispatcher.NewOutbox(d, q)
 	s.runner = dispatcher.NewTaskRunner(d, q, s.outbox, dispatcher.TaskRunnerConfig{
 		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(),
 	})
 
 	s.http = &http.Server{
-		Handler:           s.routes(cfg, q, d),
+		Handler:           routes.Handler(cfg, q, d, s.registry, s.ready.Load, log),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,

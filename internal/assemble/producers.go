@@ -1,4 +1,4 @@
-package ferry
+package assemble
 
 import (
 	"errors"
@@ -16,10 +16,10 @@ import (
 	rocketsink "github.com/ferrydev/ferry/sinks/rocketmq"
 )
 
-// producers holds the long-lived broker clients of the MQ destinations:
+// Producers holds the long-lived broker clients of the MQ destinations:
 // one per broker connection, shared by every destination that uses it
 // (a producer is never made per message, nor per destination).
-type producers struct {
+type Producers struct {
 	log      *slog.Logger
 	kafka    map[string]*kafkasink.Producer
 	rocketmq map[string]*rocketsink.Producer
@@ -28,8 +28,9 @@ type producers struct {
 	opened   []opened // in opening order
 }
 
-func newProducers(log *slog.Logger) *producers {
-	return &producers{
+// NewProducers returns an empty set of producers logging to log.
+func NewProducers(log *slog.Logger) *Producers {
+	return &Producers{
 		log:      log,
 		kafka:    map[string]*kafkasink.Producer{},
 		rocketmq: map[string]*rocketsink.Producer{},
@@ -47,7 +48,7 @@ func addrKey(addrs []string) string {
 
 // sink returns the MQ sink of d, sharing the producer of its connection;
 // nil, nil when d is not an MQ destination.
-func (p *producers) sink(d config.Destination) (sinks.Sink, error) {
+func (p *Producers) sink(d config.Destination) (sinks.Sink, error) {
 	switch {
 	case d.Kafka != nil:
 		k := addrKey(d.Kafka.Brokers)
@@ -100,7 +101,7 @@ func (p *producers) sink(d config.Destination) (sinks.Sink, error) {
 }
 
 // Close closes every producer (after the outbox and the triggers stopped).
-func (p *producers) Close() error {
+func (p *Producers) Close() error {
 	var errs []error
 	for _, c := range p.opened {
 		if err := c.Close(); err != nil {

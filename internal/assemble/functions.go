@@ -1,4 +1,9 @@
-package ferry
+// Package assemble builds Ferry's parts from a validated config: the
+// functions with their backends and destinations (Functions), the triggers'
+// pollers (Triggers), and the broker producers the destinations share
+// (Producers). Each broker kind is wired in one place, the kinds table
+// (kinds.go).
+package assemble
 
 import (
 	"fmt"
@@ -13,9 +18,11 @@ import (
 	"github.com/ferrydev/ferry/wire"
 )
 
-// buildFunctions resolves every configured function: backend, retry policy
-// and destinations.
-func buildFunctions(cfg *config.Config, registered map[wire.Lane]dispatcher.Backend, prods *producers, log *slog.Logger) ([]*dispatcher.Function, error) {
+// Functions resolves every configured function: backend, retry policy
+// and destinations. registered holds the in-process Go backends
+// (ferry.WithFunction), which replace a function's configured backend.
+// MQ destinations take their producer from prods.
+func Functions(cfg *config.Config, registered map[wire.Lane]dispatcher.Backend, prods *Producers, log *slog.Logger) ([]*dispatcher.Function, error) {
 	fns := make([]*dispatcher.Function, 0, len(cfg.Functions))
 	for _, f := range cfg.Functions {
 		lane := wire.Lane{Tenant: f.Tenant, Function: f.Name}
@@ -57,7 +64,7 @@ func buildBackend(f config.Function, registered dispatcher.Backend) (dispatcher.
 	return nil, fmt.Errorf("no backend configured")
 }
 
-func buildDestinations(kind string, ds []config.Destination, prods *producers, log *slog.Logger) ([]dispatcher.Destination, error) {
+func buildDestinations(kind string, ds []config.Destination, prods *Producers, log *slog.Logger) ([]dispatcher.Destination, error) {
 	out := make([]dispatcher.Destination, 0, len(ds))
 	for i, d := range ds {
 		dest := dispatcher.Destination{

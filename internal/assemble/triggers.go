@@ -1,4 +1,4 @@
-package ferry
+package assemble
 
 import (
 	"fmt"
@@ -14,8 +14,9 @@ import (
 	"github.com/ferrydev/ferry/wire"
 )
 
-// buildTriggers builds a Poller per configured trigger.
-func buildTriggers(cfg *config.Config, d *dispatcher.Dispatcher, prods *producers, m *poller.Metrics, log *slog.Logger) ([]*poller.Poller, error) {
+// Triggers builds a Poller per configured trigger; their on_failure
+// destinations take their producers from prods.
+func Triggers(cfg *config.Config, d *dispatcher.Dispatcher, prods *Producers, m *poller.Metrics, log *slog.Logger) ([]*poller.Poller, error) {
 	var out []*poller.Poller
 	for i := range cfg.Triggers {
 		t := &cfg.Triggers[i]
