@@ -79,7 +79,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := dispatcher.NewMetrics(s.registry)
 
-	s.producers = assemble.NewProducers(log)
+	s.producers = newProducers(log)
 	fns, err := assemble.Functions(cfg, o.backends, s.producers, log)
 	if err != nil {
 		_ = s.producers.Close()
@@ -103,6 +103,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	d, err := dispatcher.New(dc)
 	if err != nil {
+		_ = s.producers.Close()
 		return nil, err
 	}
 
@@ -140,6 +141,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	return s, nil
 }
+
+// newProducers makes the destinations' producers; tests replace it to
+// see them closed.
+var newProducers = assemble.NewProducers
 
 // Addr is the address the API listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
