@@ -12,9 +12,7 @@ type KafkaSource struct {
 func (*KafkaSource) applyDefaults(*Trigger) {}
 
 func (s *KafkaSource) validate(v *validator, p string) {
-	if len(s.Brokers) == 0 {
-		v.report(p+".brokers", nil, "at least one broker address is required")
-	}
+	v.addresses(p+".brokers", s.Brokers, "broker")
 	v.required(p+".topic", s.Topic)
 	v.required(p+".group", s.Group)
 }
@@ -32,9 +30,7 @@ func (k *KafkaSink) delivery() (*Duration, *Retry) { return &k.Timeout, &k.Retry
 func (*KafkaSink) applyDefaults()                  {}
 
 func (k *KafkaSink) validate(v *validator, p string) {
-	if len(k.Brokers) == 0 {
-		v.report(p+".brokers", nil, "at least one broker address is required")
-	}
+	v.addresses(p+".brokers", k.Brokers, "broker")
 	v.required(p+".topic", k.Topic)
 }
 

@@ -159,6 +159,14 @@ func (d Destination) Delivery() (*Duration, *Retry) {
 	return nil, nil
 }
 
+// addresses reports path when a broker kind's address list is empty; what
+// names one address ("broker", "name server").
+func (v *validator) addresses(path string, addrs []string, what string) {
+	if len(addrs) == 0 {
+		v.report(path, nil, "at least one %s address is required", what)
+	}
+}
+
 // required reports path when val is empty.
 func (v *validator) required(path, val string) {
 	if val == "" {

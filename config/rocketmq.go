@@ -17,9 +17,7 @@ type RocketMQSource struct {
 func (s *RocketMQSource) applyDefaults(*Trigger) { setDefault(&s.Tags, "*") }
 
 func (s *RocketMQSource) validate(v *validator, p string) {
-	if len(s.NameServers) == 0 {
-		v.report(p+".nameservers", nil, "at least one name server address is required")
-	}
+	v.addresses(p+".nameservers", s.NameServers, "name server")
 	v.required(p+".topic", s.Topic)
 	v.required(p+".group", s.Group)
 }
@@ -41,9 +39,7 @@ func (r *RocketMQSink) delivery() (*Duration, *Retry) { return &r.Timeout, &r.Re
 func (r *RocketMQSink) applyDefaults()                { setDefault(&r.Group, DefaultRocketMQProducerGroup) }
 
 func (r *RocketMQSink) validate(v *validator, p string) {
-	if len(r.NameServers) == 0 {
-		v.report(p+".nameservers", nil, "at least one name server address is required")
-	}
+	v.addresses(p+".nameservers", r.NameServers, "name server")
 	v.required(p+".topic", r.Topic)
 }
 
