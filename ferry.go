@@ -23,6 +23,10 @@ import (
 	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/internal/assemble"
+	"github.com/ferrydev/ferry/internal/gcfloor"
+	"github.com/ferrydev/ferry/internal/queuemetrics"
+	"github.com/ferrydev/ferry/internal/routes"
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -52,7 +56,7 @@ type Server struct {
 	queue     async.Queue
 	registry  *prometheus.Registry
 	runner    *dispatcher.TaskRunner
-	producers *producers
+	producers *assemble.Producers
 	outbox    *dispatcher.Outbox
 	pollers   []*poller.Poller
 	http      *http.Server
@@ -77,7 +81,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	metrics := dispatcher.NewMetrics(s.registry)
 
 	s.producers = newProducers(log)
-	fns, err := buildFunctions(cfg, o.backends, s.producers, log)
+	fns, err := assemble.Functions(cfg, o.backends, s.producers, log)
 	if err != nil {
 		_ = s.producers.Close()
 		return nil, err
@@ -100,10 +104,11 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	d, err := dispatcher.New(dc)
 	if err != nil {
+		_ = s.producers.Close()
 		return nil, err
 	}
 
-	if s.pollers, err = buildTriggers(cfg, d, s.producers, poller.NewMetrics(s.registry), log); err != nil {
+	if s.pollers, err = assemble.Triggers(cfg, d, s.producers, poller.NewMetrics(s.registry), log); err != nil {
 		_ = s.producers.Close()
 		return nil, err
 	}
@@ -114,14 +119,14 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.queue = q
-	s.registry.MustRegister(newQueueCollector(q))
+	s.registry.MustRegister(queuemetrics.New(q))
 	s.outbox = dispatcher.NewOutbox(d, q)
 	s.runner = dispatcher.NewTaskRunner(d, q, s.outbox, dispatcher.TaskRunnerConfig{
 		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(),
 	})
 
 	s.http = &http.Server{
-		Handler:           s.routes(cfg, q, d),
+		Handler:           routes.Handler(cfg, q, d, s.registry, s.ready.Load, log),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
@@ -138,6 +143,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	return s, nil
 }
 
+// newProducers makes the destinations' producers; tests replace it to
+// see them closed.
+var newProducers = assemble.NewProducers
+
 // Addr is the address the API listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
@@ -149,7 +158,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // at the next start) and the store closes.
 func (s *Server) Run(ctx context.Context) error {
 	if floor := s.cfg.Server.GCHeapFloor; floor != nil {
-		stopFloor, on := startHeapFloor(uint64(*floor))
+		stopFloor, on := gcfloor.Start(uint64(*floor))
 		defer stopFloor()
 		if on {
 			s.log.Info("gc heap floor set", "floor_bytes", int64(*floor))

@@ -211,7 +211,8 @@ type Destinations struct {
 	OnFailure []Destination `yaml:"on_failure"`
 }
 
-// Destination is exactly one sink.
+// Destination is exactly one sink. Each field is a destination kind (see
+// kinds.go): its yaml name is the kind, its type the kind's config.
 type Destination struct {
 	Webhook  *WebhookSink  `yaml:"webhook"`
 	Kafka    *KafkaSink    `yaml:"kafka"`
@@ -219,65 +220,6 @@ type Destination struct {
 	RabbitMQ *RabbitMQSink `yaml:"rabbitmq"`
 	Redis    *RedisSink    `yaml:"redis"`
 	Log      *LogSink      `yaml:"log"`
-}
-
-// WebhookSink POSTs outcomes signed per Standard Webhooks.
-type WebhookSink struct {
-	URL string `yaml:"url"`
-	// Secret is "whsec_" followed by base64 of the signing key.
-	Secret string `yaml:"secret"`
-	// Timeout bounds one delivery attempt. Defaults to 10s.
-	Timeout Duration `yaml:"timeout"`
-	// Retry bounds redelivery. Defaults: 10 attempts, 1s initial, 5m max
-	// interval, multiplier 2, max age 24h.
-	Retry Retry `yaml:"retry"`
-}
-
-// LogSink writes outcomes to Ferry's log.
-type LogSink struct{}
-
-// Kind returns the destination's sink kind ("webhook", "kafka", "rocketmq",
-// "rabbitmq", "redis", "log"; "" when none is set).
-func (d Destination) Kind() string {
-	if k := d.kinds(); len(k) > 0 {
-		return k[0]
-	}
-	return ""
-}
-
-// kinds lists every sink kind set.
-func (d Destination) kinds() []string {
-	var k []string
-	for _, c := range []struct {
-		set  bool
-		name string
-	}{
-		{d.Webhook != nil, "webhook"}, {d.Kafka != nil, "kafka"}, {d.RocketMQ != nil, "rocketmq"},
-		{d.RabbitMQ != nil, "rabbitmq"}, {d.Redis != nil, "redis"}, {d.Log != nil, "log"},
-	} {
-		if c.set {
-			k = append(k, c.name)
-		}
-	}
-	return k
-}
-
-// Delivery returns the delivery timeout and retry policy of the
-// destination's sink (nil for the log sink, which cannot fail).
-func (d Destination) Delivery() (*Duration, *Retry) {
-	switch {
-	case d.Webhook != nil:
-		return &d.Webhook.Timeout, &d.Webhook.Retry
-	case d.Kafka != nil:
-		return &d.Kafka.Timeout, &d.Kafka.Retry
-	case d.RocketMQ != nil:
-		return &d.RocketMQ.Timeout, &d.RocketMQ.Retry
-	case d.RabbitMQ != nil:
-		return &d.RabbitMQ.Timeout, &d.RabbitMQ.Retry
-	case d.Redis != nil:
-		return &d.Redis.Timeout, &d.Redis.Retry
-	}
-	return nil, nil
 }
 
 // Timeout returns the per-attempt timeout of the backend.

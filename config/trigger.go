@@ -3,19 +3,14 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"time"
 )
 
 // Trigger defaults.
 const (
-	DefaultBatchSize      = 1
-	DefaultTriggerConc    = 1
-	DefaultRabbitPrefetch = 64
-	MaxRabbitPrefetch     = 65535
-	DefaultRedisClaimIdle = 30 * time.Second
-	DefaultStart          = "earliest"
-	DefaultRedisGroup     = "ferry"
-	MaxBatchSize          = 10000
+	DefaultBatchSize   = 1
+	DefaultTriggerConc = 1
+	DefaultStart       = "earliest"
+	MaxBatchSize       = 10000
 )
 
 // StringList is a list of strings that may be written as one scalar.
@@ -44,72 +39,13 @@ type Trigger struct {
 	Destinations TriggerDestinations `yaml:"destinations"`
 }
 
-// Source is exactly one broker source.
+// Source is exactly one broker source. Each field is a broker kind (see
+// kinds.go): its yaml name is the kind, its type the kind's config.
 type Source struct {
 	Kafka    *KafkaSource    `yaml:"kafka"`
 	RocketMQ *RocketMQSource `yaml:"rocketmq"`
 	RabbitMQ *RabbitMQSource `yaml:"rabbitmq"`
 	Redis    *RedisSource    `yaml:"redis"`
-}
-
-// Kind returns the source's broker kind ("" when none is set).
-func (s Source) Kind() string {
-	if k := s.kinds(); len(k) > 0 {
-		return k[0]
-	}
-	return ""
-}
-
-// kinds lists every broker kind set.
-func (s Source) kinds() []string {
-	var k []string
-	for _, c := range []struct {
-		set  bool
-		name string
-	}{{s.Kafka != nil, "kafka"}, {s.RocketMQ != nil, "rocketmq"}, {s.RabbitMQ != nil, "rabbitmq"}, {s.Redis != nil, "redis"}} {
-		if c.set {
-			k = append(k, c.name)
-		}
-	}
-	return k
-}
-
-// KafkaSource reads a topic with a consumer group.
-type KafkaSource struct {
-	Brokers []string `yaml:"brokers"`
-	Topic   string   `yaml:"topic"`
-	Group   string   `yaml:"group"`
-}
-
-// RocketMQSource reads a topic with a clustering consumer group.
-type RocketMQSource struct {
-	NameServers []string `yaml:"nameservers"`
-	Topic       string   `yaml:"topic"`
-	Group       string   `yaml:"group"`
-	// Tags is the subscription expression ("*" for all). Defaults to "*".
-	Tags string `yaml:"tags"`
-}
-
-// RabbitMQSource consumes a queue with manual acks.
-type RabbitMQSource struct {
-	URL   string `yaml:"url"`
-	Queue string `yaml:"queue"`
-	// Prefetch is the channel's QoS prefetch count. Defaults to 64, or
-	// batch.size × concurrency when that is larger.
-	Prefetch int `yaml:"prefetch"`
-}
-
-// RedisSource reads a stream with a consumer group.
-type RedisSource struct {
-	URL    string `yaml:"url"`
-	Stream string `yaml:"stream"`
-	// Group defaults to "ferry".
-	Group string `yaml:"group"`
-	// Consumer names this process in the group. Defaults to host-pid.
-	Consumer string `yaml:"consumer"`
-	// ClaimIdle: entries pending longer than this with a dead consumer are
-	// claimed (XAUTOCLAIM). Defaults to 30s.
-	ClaimIdle Duration `yaml:"claim_idle"`
 }
 
 // Batch groups messages into one invocation.
@@ -158,18 +94,9 @@ func (t *Trigger) applyDefaults() {
 	setDefault(&t.Start, DefaultStart)
 	setDefault(&t.Batch.Size, DefaultBatchSize)
 	setDefault(&t.Concurrency, DefaultTriggerConc)
-	if s := t.Source.RabbitMQ; s != nil {
-		// Unacked deliveries beyond the prefetch are not sent, so a smaller
-		// prefetch than the workers' batches would leave them waiting out
-		// their window.
-		setDefault(&s.Prefetch, min(max(DefaultRabbitPrefetch, t.Batch.Size*t.Concurrency), MaxRabbitPrefetch))
-	}
-	if s := t.Source.Redis; s != nil {
-		setDefault(&s.Group, DefaultRedisGroup)
-		setDefault(&s.ClaimIdle, Duration(DefaultRedisClaimIdle))
-	}
-	if s := t.Source.RocketMQ; s != nil {
-		setDefault(&s.Tags, "*")
+	_, sources := t.Source.kinds()
+	for _, s := range sources {
+		s.applyDefaults(t)
 	}
 	if t.Retry != nil {
 		t.Retry.applyDefaults(DefaultMaxAttempts, Duration(DefaultMaxAge))
@@ -193,8 +120,11 @@ func (v *validator) triggers(c *Config) {
 		} else if c.FunctionOf(t) == nil {
 			v.report(p+".function", []string{"functions"}, "function %q is not defined%s", t.Function, ambiguity(c, t))
 		}
-		v.exactlyOne(p+".source", t.Source.kinds(), "kafka", "rocketmq", "rabbitmq", "redis")
-		v.source(p+".source", t.Source)
+		kinds, sources := t.Source.kinds()
+		v.exactlyOne(p+".source", kinds, SourceKinds()...)
+		if len(sources) > 0 {
+			sources[0].validate(v, p+".source."+kinds[0])
+		}
 		v.oneOf(p+".start", t.Start, "earliest", "latest")
 		if t.Batch.Size < 1 || t.Batch.Size > MaxBatchSize {
 			v.report(p+".batch.size", nil, "must be from 1 to %d", MaxBatchSize)
@@ -221,35 +151,6 @@ func ambiguity(c *Config, t *Trigger) string {
 		return fmt.Sprintf(" unambiguously: %d tenants have it; set triggers[].tenant", n)
 	}
 	return ""
-}
-
-func (v *validator) source(p string, s Source) {
-	required := func(path, val string) {
-		if val == "" {
-			v.report(path, nil, "is required")
-		}
-	}
-	switch {
-	case s.Kafka != nil:
-		if len(s.Kafka.Brokers) == 0 {
-			v.report(p+".kafka.brokers", nil, "at least one broker address is required")
-		}
-		required(p+".kafka.topic", s.Kafka.Topic)
-		required(p+".kafka.group", s.Kafka.Group)
-	case s.RocketMQ != nil:
-		if len(s.RocketMQ.NameServers) == 0 {
-			v.report(p+".rocketmq.nameservers", nil, "at least one name server address is required")
-		}
-		required(p+".rocketmq.topic", s.RocketMQ.Topic)
-		required(p+".rocketmq.group", s.RocketMQ.Group)
-	case s.RabbitMQ != nil:
-		v.brokerURL(p+".rabbitmq.url", s.RabbitMQ.URL, "amqp", "amqps")
-		required(p+".rabbitmq.queue", s.RabbitMQ.Queue)
-		v.atLeast(p+".rabbitmq.prefetch", s.RabbitMQ.Prefetch, 1)
-	case s.Redis != nil:
-		v.brokerURL(p+".redis.url", s.Redis.URL, "redis", "rediss")
-		required(p+".redis.stream", s.Redis.Stream)
-	}
 }
 
 // brokerURL checks a broker URL's scheme without echoing it (it may carry

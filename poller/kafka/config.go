@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
+
+	brokerkafka "github.com/ferrydev/ferry/internal/brokers/kafka"
 )
 
 // Start positions for a consumer group that has no committed offsets yet.
@@ -63,15 +64,7 @@ func (cfg Config) withDefaults() Config {
 
 // validate names every invalid field.
 func (cfg Config) validate() error {
-	var errs []error
-	if len(cfg.Brokers) == 0 {
-		errs = append(errs, errors.New("brokers: at least one broker is required"))
-	}
-	for i, b := range cfg.Brokers {
-		if strings.TrimSpace(b) == "" {
-			errs = append(errs, fmt.Errorf("brokers[%d]: empty address", i))
-		}
-	}
+	errs := brokerkafka.CheckBrokers(cfg.Brokers)
 	if cfg.Topic == "" {
 		errs = append(errs, errors.New("topic: required"))
 	}

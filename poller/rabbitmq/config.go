@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	brokerrabbit "github.com/ferrydev/ferry/internal/brokers/rabbitmq"
+	"github.com/ferrydev/ferry/internal/redact"
 )
 
 // Defaults and limits of Config.
@@ -58,8 +56,8 @@ type settings struct {
 	source string
 	// scope is the ordering scope, "rabbitmq:<queue>".
 	scope string
-	// password is removed from any error text that might echo the URL.
-	password string
+	// red removes the URL and its password from error texts.
+	red redact.Redactor
 	// ackPatience is how long acks wait behind a delivery that does not
 	// settle: the ackPatience constant, which tests change.
 	ackPatience time.Duration
@@ -79,17 +77,11 @@ func (c Config) settings() (settings, error) {
 	if c.DialTimeout < 0 {
 		errs = append(errs, fmt.Errorf("bad DialTimeout %s: must not be negative", c.DialTimeout))
 	}
-	var uri amqp.URI
+	var u brokerrabbit.URL
 	if c.URL != "" {
 		var err error
-		uri, err = amqp.ParseURI(c.URL)
-		if err != nil {
-			// url.Error repeats the whole URL, credentials included.
-			var uerr *url.Error
-			if errors.As(err, &uerr) {
-				err = uerr.Err
-			}
-			errs = append(errs, fmt.Errorf("bad URL: not an AMQP URI: %s", redact(err.Error(), c.URL, "")))
+		if u, err = brokerrabbit.ParseURL(c.URL); err != nil {
+			errs = append(errs, fmt.Errorf("bad URL: %w", err))
 		}
 	}
 	if len(errs) > 0 {
@@ -104,51 +96,17 @@ func (c Config) settings() (settings, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	addr := net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port))
 	s := settings{
 		Config:      c,
-		addr:        addr,
-		source:      uri.Scheme + "://" + addr + "/" + url.PathEscape(c.Queue),
+		addr:        u.Addr,
+		source:      u.URI.Scheme + "://" + u.Addr + "/" + url.PathEscape(c.Queue),
 		scope:       "rabbitmq:" + c.Queue,
-		password:    uri.Password,
+		red:         u.Redactor,
 		ackPatience: ackPatience,
 	}
-	s.Logger = c.Logger.With("broker", "rabbitmq", "addr", addr, "queue", c.Queue)
+	s.Logger = c.Logger.With("broker", "rabbitmq", "addr", u.Addr, "queue", c.Queue)
 	return s, nil
 }
 
-// redact removes the URL and the password from an error text.
-func redact(msg, rawURL, password string) string {
-	if rawURL != "" {
-		msg = strings.ReplaceAll(msg, rawURL, "<url>")
-	}
-	if password != "" {
-		msg = strings.ReplaceAll(msg, password, "xxxxx")
-		if esc := url.QueryEscape(password); esc != password {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-	}
-	return msg
-}
-
-// redactedError hides credentials in the text of a client error while
-// keeping it reachable with errors.Is / errors.As.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
 // clean wraps err so that its text carries no credentials.
-func (s *settings) clean(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := redact(err.Error(), s.URL, s.password)
-	if msg == err.Error() {
-		return err
-	}
-	return &redactedError{msg: msg, err: err}
-}
+func (s *settings) clean(err error) error { return s.red.Error(err) }

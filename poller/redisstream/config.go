@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	brokerredis "github.com/ferrydev/ferry/internal/brokers/redis"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -118,7 +120,7 @@ func (cfg Config) validate() (*redis.Options, error) {
 		errs = append(errs, invalid("URL", "is required"))
 	} else {
 		var err error
-		if opt, err = redis.ParseURL(cfg.URL); err != nil {
+		if opt, err = brokerredis.ParseURL(cfg.URL); err != nil {
 			errs = append(errs, invalid("URL", "%w", err))
 		}
 	}

@@ -23,8 +23,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"regexp"
 	"time"
+
+	brokerrmq "github.com/ferrydev/ferry/internal/brokers/rocketmq"
 )
 
 // Start positions for a consumer group that has no committed offset yet.
@@ -121,9 +122,6 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// nameRE is what RocketMQ accepts for topic and group names.
-var nameRE = regexp.MustCompile(`^[%|a-zA-Z0-9_-]+$`)
-
 func (c *Config) setDefaults() {
 	if c.Tags == "" {
 		c.Tags = TagsAll
@@ -150,8 +148,10 @@ func (c *Config) validate() error {
 		switch {
 		case f.v == "":
 			errs = append(errs, fmt.Errorf("%s: required", f.name))
-		case len(f.v) > 127 || !nameRE.MatchString(f.v):
-			errs = append(errs, fmt.Errorf("%s: %q must be 1-127 characters of [%%|a-zA-Z0-9_-]", f.name, f.v))
+		default:
+			if err := brokerrmq.CheckName(f.v, brokerrmq.MaxTopicLen); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+			}
 		}
 	}
 	if c.Start != StartEarliest && c.Start != StartLatest {

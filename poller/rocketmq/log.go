@@ -1,58 +1,14 @@
 package rocketmq
 
 import (
-	"context"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 
-	"github.com/apache/rocketmq-client-go/v2/rlog"
+	brokerrmq "github.com/ferrydev/ferry/internal/brokers/rocketmq"
 )
 
-// The client library logs through a process-wide logrus logger at info
-// level by default (several lines per second per queue). routeClientLogs
-// replaces it once with clientLog, which forwards the client's errors as
-// warnings and its warnings as debug records to the Logger of the most
-// recently created Source, and drops its info and debug chatter.
-var (
-	clientLogOnce sync.Once
-	clientLogger  atomic.Pointer[slog.Logger]
-)
-
-// SetClientLogger routes the client library's process-wide logging to l:
-// its errors become warnings, its warnings debug records, and its info and
-// debug chatter is dropped. New calls it with the Source's Logger; call it
-// earlier to silence the library's admin and producer clients too.
-func SetClientLogger(l *slog.Logger) { routeClientLogs(l) }
-
-func routeClientLogs(l *slog.Logger) {
-	clientLogger.Store(l.With("component", "rocketmq-client"))
-	clientLogOnce.Do(func() { rlog.SetLogger(clientLog{}) })
-}
-
-// clientLog implements rlog.Logger.
-type clientLog struct{}
-
-func (clientLog) log(level slog.Level, msg string, fields map[string]any) {
-	l := clientLogger.Load()
-	if l == nil || !l.Enabled(context.Background(), level) {
-		return
-	}
-	attrs := make([]any, 0, 2*len(fields))
-	for k, v := range fields {
-		attrs = append(attrs, k, v)
-	}
-	l.Log(context.Background(), level, msg, attrs...)
-}
-
-func (clientLog) Debug(string, map[string]any) {}
-func (clientLog) Info(string, map[string]any)  {}
-func (c clientLog) Warning(msg string, fields map[string]any) {
-	c.log(slog.LevelDebug, msg, fields)
-}
-func (c clientLog) Error(msg string, fields map[string]any) { c.log(slog.LevelWarn, msg, fields) }
-
-// Fatal only logs: logrus' Fatal would exit the process.
-func (c clientLog) Fatal(msg string, fields map[string]any) { c.log(slog.LevelError, msg, fields) }
-func (clientLog) Level(string)                              {}
-func (clientLog) OutputPath(string) error                   { return nil }
+// SetClientLogger routes the RocketMQ client library's process-wide
+// logging to l: its errors become warnings, its warnings debug records, and
+// its info and debug chatter is dropped. New calls it with the Source's
+// Logger (and sinks/rocketmq's NewProducer with its own); call it earlier
+// to silence the library's admin clients too.
+func SetClientLogger(l *slog.Logger) { brokerrmq.SetClientLogger(l) }

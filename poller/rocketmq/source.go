@@ -2,15 +2,13 @@ package rocketmq
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
+	brokerrmq "github.com/ferrydev/ferry/internal/brokers/rocketmq"
 	"github.com/ferrydev/ferry/poller"
 )
 
@@ -41,7 +39,7 @@ func New(cfg Config) (*Source, error) {
 		return nil, err
 	}
 	cfg.NameServers = append([]string(nil), cfg.NameServers...)
-	routeClientLogs(cfg.Logger)
+	brokerrmq.SetClientLogger(cfg.Logger)
 	return &Source{
 		cfg: cfg,
 		uri: fmt.Sprintf("rocketmq://%s/%s", cfg.NameServers[0], cfg.Topic),
@@ -75,7 +73,7 @@ func (s *Source) Connect(ctx context.Context) error {
 		consumer.WithGroupName(s.cfg.Group),
 		// A client id of its own: two Sources of one group in a process
 		// must not share the client (nor its rebalance identity).
-		consumer.WithInstance(instanceName()),
+		consumer.WithInstance(brokerrmq.InstanceName("ferry")),
 		consumer.WithConsumerModel(consumer.Clustering),
 		consumer.WithConsumeFromWhere(from),
 		consumer.WithConsumerOrder(s.cfg.Orderly),
@@ -134,12 +132,6 @@ func start(ctx context.Context, pc pushConsumer, topic, tags string,
 		}()
 		return fmt.Errorf("starting: %w", ctx.Err())
 	}
-}
-
-func instanceName() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("ferry-%d-%s", os.Getpid(), hex.EncodeToString(b))
 }
 
 func (s *Source) session() *session {

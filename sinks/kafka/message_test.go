@@ -86,35 +86,6 @@ func TestMessageEncodeError(t *testing.T) {
 	}
 }
 
-func TestCheckTopic(t *testing.T) {
-	tests := []struct {
-		topic   string
-		wantErr string // "" = valid
-	}{
-		{"orders", ""},
-		{"echo-dlq.v1_2", ""},
-		{strings.Repeat("a", 249), ""},
-		{"", "empty"},
-		{".", `"."`},
-		{"..", `".."`},
-		{strings.Repeat("a", 250), "longer than 249"},
-		{"with space", "' '"},
-		{"slash/name", "'/'"},
-		{"ünïcode", "'ü'"},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%.20q", tt.topic), func(t *testing.T) {
-			err := checkTopic(tt.topic)
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("checkTopic(%q) = %v, want nil", tt.topic, err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Errorf("checkTopic(%q) = %v, want an error containing %q", tt.topic, err, tt.wantErr)
-			}
-		})
-	}
-}
-
 func TestRetryBeforeQueue(t *testing.T) {
 	tests := []struct {
 		name string

@@ -42,6 +42,8 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+
+	brokerkafka "github.com/ferrydev/ferry/internal/brokers/kafka"
 )
 
 // ErrClosed is returned (wrapped) by Deliver after the Producer was closed.
@@ -85,34 +87,8 @@ type ProducerConfig struct {
 
 // validate names every invalid field.
 func (cfg ProducerConfig) validate() error {
-	var errs []error
-	if len(cfg.Brokers) == 0 {
-		errs = append(errs, errors.New("brokers: at least one broker is required"))
-	}
-	for i, b := range cfg.Brokers {
-		if err := checkAddr(b); err != nil {
-			errs = append(errs, fmt.Errorf("brokers[%d]: %w", i, err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(brokerkafka.CheckBrokers(cfg.Brokers)...); err != nil {
 		return fmt.Errorf("kafka sink config: %w", err)
-	}
-	return nil
-}
-
-// checkAddr accepts "host:port" with a non-empty host and a numeric port.
-func checkAddr(a string) error {
-	if strings.TrimSpace(a) == "" {
-		return errors.New("empty address")
-	}
-	i := strings.LastIndexByte(a, ':')
-	if i <= 0 || i == len(a)-1 || strings.ContainsAny(a, " \t/") {
-		return fmt.Errorf("%q is not host:port", a)
-	}
-	for _, c := range a[i+1:] {
-		if c < '0' || c > '9' {
-			return fmt.Errorf("%q is not host:port", a)
-		}
 	}
 	return nil
 }
@@ -178,10 +154,15 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 }
 
 // Sink returns a Sink producing to topic through p. Sinks are cheap; they
-// share p's connections and batches. A topic that is not a valid Kafka
-// topic name makes every Deliver fail.
+// share p's connections and batches. The topic is checked here, once: a
+// topic that is not a valid Kafka topic name makes every Deliver of the
+// Sink fail with that error, before anything is sent.
 func (p *Producer) Sink(topic string) *Sink {
-	return &Sink{p: p, topic: topic}
+	s := &Sink{p: p, topic: topic}
+	if err := brokerkafka.CheckTopic(topic); err != nil {
+		s.err = fmt.Errorf("kafka sink: topic %q: %w", topic, err)
+	}
+	return s
 }
 
 // Close waits for the deliveries in progress, refuses new ones (Deliver

@@ -3,8 +3,6 @@ package rabbitmq
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 )
 
 // Errors of the RabbitMQ sink, checked with errors.Is. Every one of them
@@ -52,43 +50,3 @@ func (e *ReturnedError) Error() string {
 
 // Is reports whether target is ErrUnroutable.
 func (e *ReturnedError) Is(target error) bool { return target == ErrUnroutable }
-
-// redactor removes the broker URL and its password from error texts.
-type redactor struct {
-	url, password string
-}
-
-// redactedError hides credentials in the text of a client error while
-// keeping it reachable with errors.Is / errors.As.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// clean wraps err so that its text carries no credentials.
-func (r redactor) clean(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := r.text(err.Error())
-	if msg == err.Error() {
-		return err
-	}
-	return &redactedError{msg: msg, err: err}
-}
-
-func (r redactor) text(msg string) string {
-	if r.url != "" {
-		msg = strings.ReplaceAll(msg, r.url, "<url>")
-	}
-	if r.password != "" {
-		msg = strings.ReplaceAll(msg, r.password, "xxxxx")
-		if esc := url.QueryEscape(r.password); esc != r.password {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-	}
-	return msg
-}

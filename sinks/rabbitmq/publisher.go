@@ -24,12 +24,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	brokerrabbit "github.com/ferrydev/ferry/internal/brokers/rabbitmq"
+	"github.com/ferrydev/ferry/internal/redact"
 )
 
 // Timeouts of a Publisher.
@@ -62,7 +63,7 @@ type PublisherConfig struct {
 type Publisher struct {
 	url    string
 	addr   string // host:port, no credentials
-	red    redactor
+	red    redact.Redactor
 	log    *slog.Logger
 	ctx    context.Context // ends on Close: aborts an open in progress
 	cancel context.CancelFunc
@@ -91,27 +92,20 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("rabbitmq: invalid publisher config: missing URL")
 	}
-	uri, err := amqp.ParseURI(cfg.URL)
+	u, err := brokerrabbit.ParseURL(cfg.URL)
 	if err != nil {
-		// url.Error repeats the whole URL, credentials included.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		red := redactor{url: cfg.URL}
-		return nil, fmt.Errorf("rabbitmq: invalid publisher config: URL is not an AMQP URI: %s", red.text(err.Error()))
+		return nil, fmt.Errorf("rabbitmq: invalid publisher config: URL is %w", err)
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	addr := net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port))
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Publisher{
 		url:    cfg.URL,
-		addr:   addr,
-		red:    redactor{url: cfg.URL, password: uri.Password},
-		log:    log.With("sink", "rabbitmq", "addr", addr),
+		addr:   u.Addr,
+		red:    u.Redactor,
+		log:    log.With("sink", "rabbitmq", "addr", u.Addr),
 		ctx:    ctx,
 		cancel: cancel,
 	}, nil
@@ -202,7 +196,7 @@ func (p *Publisher) openChannel(ctx context.Context, conn *amqp.Connection, gen 
 		if fresh {
 			_ = conn.CloseDeadline(time.Now().Add(time.Second))
 		}
-		return nil, fmt.Errorf("rabbitmq: opening a confirm-mode channel on %s: %w", p.addr, p.red.clean(err))
+		return nil, fmt.Errorf("rabbitmq: opening a confirm-mode channel on %s: %w", p.addr, p.red.Error(err))
 	}
 	c := newPubChan(gen, p.log)
 	c.attach(conn, ch)
@@ -212,7 +206,7 @@ func (p *Publisher) openChannel(ctx context.Context, conn *amqp.Connection, gen 
 		defer p.wg.Done()
 		c.watch()
 		if err := c.failure(); err != nil && !errors.Is(err, ErrClosed) {
-			p.log.Warn("rabbitmq sink: channel lost; the next delivery reconnects", "generation", gen, "error", p.red.clean(err))
+			p.log.Warn("rabbitmq sink: channel lost; the next delivery reconnects", "generation", gen, "error", p.red.Error(err))
 		}
 	}()
 	if fresh {
@@ -256,7 +250,7 @@ func (p *Publisher) dial(ctx context.Context) (*amqp.Connection, error) {
 	props.SetClientConnectionName(ConnectionName)
 	conn, err := amqp.DialConfig(p.url, amqp.Config{Dial: dial, Properties: props})
 	if err != nil {
-		return nil, fmt.Errorf("rabbitmq: dial %s: %w", p.addr, p.red.clean(err))
+		return nil, fmt.Errorf("rabbitmq: dial %s: %w", p.addr, p.red.Error(err))
 	}
 	return conn, nil
 }
@@ -331,7 +325,7 @@ func (p *Publisher) Close() error {
 	if conn != nil {
 		deadline := time.Now().Add(time.Second)
 		if err := conn.CloseDeadline(deadline); err != nil && !errors.Is(err, amqp.ErrClosed) {
-			errs = append(errs, fmt.Errorf("close connection: %w", p.red.clean(err)))
+			errs = append(errs, fmt.Errorf("close connection: %w", p.red.Error(err)))
 		}
 	}
 	done := make(chan struct{})

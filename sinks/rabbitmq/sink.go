@@ -57,7 +57,7 @@ func (s *Sink) Deliver(ctx context.Context, o *wire.Outcome) error {
 	}
 	done, err := c.publish(ctx, s.exchange, s.key, msg)
 	if err != nil {
-		return fmt.Errorf("rabbitmq: publishing %s to %s: %w", o.ID, s.target(), s.p.red.clean(err))
+		return fmt.Errorf("rabbitmq: publishing %s to %s: %w", o.ID, s.target(), s.p.red.Error(err))
 	}
 	select {
 	case err := <-done:
@@ -68,7 +68,7 @@ func (s *Sink) Deliver(ctx context.Context, o *wire.Outcome) error {
 		if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
 			s.checked.Store(false)
 		}
-		return fmt.Errorf("rabbitmq: publishing %s to %s: %w", o.ID, s.target(), s.p.red.clean(err))
+		return fmt.Errorf("rabbitmq: publishing %s to %s: %w", o.ID, s.target(), s.p.red.Error(err))
 	case <-ctx.Done():
 		return fmt.Errorf("rabbitmq: waiting for the broker to confirm %s to %s: %w", o.ID, s.target(), ctx.Err())
 	}
@@ -91,7 +91,7 @@ func (s *Sink) checkExchange(ctx context.Context, c *pubChan) error {
 	started := s.p.goTracked(func() {
 		ch, err := c.conn.Channel()
 		if err != nil {
-			result <- fmt.Errorf("checking exchange %q: opening a channel: %w", s.exchange, s.p.red.clean(err))
+			result <- fmt.Errorf("checking exchange %q: opening a channel: %w", s.exchange, s.p.red.Error(err))
 			return
 		}
 		// Passive: only existence is checked, not the kind.
@@ -105,7 +105,7 @@ func (s *Sink) checkExchange(ctx context.Context, c *pubChan) error {
 			err = fmt.Errorf("exchange %q on %s: %w (declare it; Ferry does not)", s.exchange, s.p.addr, ErrExchangeNotFound)
 		default:
 			_ = ch.Close()
-			err = fmt.Errorf("checking exchange %q: %w", s.exchange, s.p.red.clean(err))
+			err = fmt.Errorf("checking exchange %q: %w", s.exchange, s.p.red.Error(err))
 		}
 		result <- err
 	})

@@ -56,17 +56,3 @@ func TestFieldsEncodeError(t *testing.T) {
 		t.Errorf("fields with invalid Output: err = %v, want an encoding error", err)
 	}
 }
-
-func TestRedactUserinfo(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"redis://user:secret@host:6379/0", "redis://xxxxx@host:6379/0"},
-		{"redis://:p@ss@host/0", "redis://xxxxx@host/0"},
-		{"redis://host:6379/0", "redis://host:6379/0"},
-		{"not a url", "not a url"},
-	}
-	for _, tt := range tests {
-		if got := redactUserinfo(tt.in); got != tt.want {
-			t.Errorf("redactUserinfo(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}

@@ -24,12 +24,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"sort"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
+	brokerredis "github.com/ferrydev/ferry/internal/brokers/redis"
 	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -74,13 +73,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("redis sink config: url: required")
 	}
-	opt, err := redis.ParseURL(cfg.URL)
+	opt, err := brokerredis.ParseURL(cfg.URL)
 	if err != nil {
-		// url.Parse's error quotes the URL, which may hold a password.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			uerr.URL = redactUserinfo(uerr.URL)
-		}
 		return nil, fmt.Errorf("redis sink config: url: %w", err)
 	}
 	// Deadlines of the caller's context bound every call (go-redis PR #2243).
@@ -96,17 +90,6 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	c := &Client{rdb: redis.NewClient(opt), addr: opt.Addr, log: cfg.Logger.With("sink", "redis", "addr", opt.Addr)}
 	c.rdb.AddHook(dialLogger{c.log})
 	return c, nil
-}
-
-// redactUserinfo hides what lies between "://" and the last "@" of a URL
-// that may not parse.
-func redactUserinfo(u string) string {
-	i := strings.Index(u, "://")
-	j := strings.LastIndexByte(u, '@')
-	if i < 0 || j < i+3 {
-		return u
-	}
-	return u[:i+3] + "xxxxx" + u[j:]
 }
 
 // Sink returns a Sink appending to stream through c. With maxLen > 0 every

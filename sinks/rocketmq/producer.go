@@ -14,7 +14,8 @@
 //
 // The client reconnects by itself: after a broker or name server outage
 // the same Producer delivers again once they are back. The client's own
-// logging is routed as poller/rocketmq routes it (SetClientLogger).
+// logging is routed to the Producer's Logger (process-wide, shared with
+// Ferry's RocketMQ source: internal/brokers/rocketmq.SetClientLogger).
 //
 // rocketmq-client-go v2.1.2 has data races in its own goroutines, so the
 // tests that run a real client are excluded from -race builds; the
@@ -23,21 +24,17 @@ package rocketmq
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"regexp"
 	"sync"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
-	prmq "github.com/ferrydev/ferry/poller/rocketmq"
+	brokerrmq "github.com/ferrydev/ferry/internal/brokers/rocketmq"
 )
 
 // Defaults and limits of a Producer.
@@ -56,9 +53,6 @@ const (
 // ErrClosed is returned by Deliver after Close.
 var ErrClosed = errors.New("rocketmq producer closed")
 
-// nameRE is what RocketMQ accepts for topic and group names.
-var nameRE = regexp.MustCompile(`^[%|a-zA-Z0-9_-]+$`)
-
 // ProducerConfig configures a Producer.
 type ProducerConfig struct {
 	// NameServers are the name server addresses, IP:port (the client
@@ -69,7 +63,7 @@ type ProducerConfig struct {
 	Group string
 	// Logger receives the Producer's logs; the client library's warnings
 	// and errors are routed to it too (process-wide, see
-	// poller/rocketmq.SetClientLogger). Defaults to slog.Default().
+	// internal/brokers/rocketmq.SetClientLogger). Defaults to slog.Default().
 	Logger *slog.Logger
 }
 
@@ -87,8 +81,10 @@ func (c *ProducerConfig) validate() error {
 			errs = append(errs, fmt.Errorf("nameservers[%d]: %q: the RocketMQ client takes an IP address, not a host name", i, ns))
 		}
 	}
-	if c.Group != "" && (len(c.Group) > 255 || !nameRE.MatchString(c.Group)) {
-		errs = append(errs, fmt.Errorf("group: %q must be 1-255 characters of [%%|a-zA-Z0-9_-]", c.Group))
+	if c.Group != "" {
+		if err := brokerrmq.CheckName(c.Group, brokerrmq.MaxGroupLen); err != nil {
+			errs = append(errs, fmt.Errorf("group: %w", err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("rocketmq: invalid producer config: %w", err)
@@ -127,14 +123,14 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	prmq.SetClientLogger(cfg.Logger)
+	brokerrmq.SetClientLogger(cfg.Logger)
 	p, err := producer.NewDefaultProducer(
 		producer.WithNameServer(cfg.NameServers),
 		producer.WithGroupName(cfg.Group),
 		// A client of its own: producers sharing a client instance share
 		// its producer-group registry, and a second producer of one group
 		// would fail to start.
-		producer.WithInstanceName(instanceName()),
+		producer.WithInstanceName(brokerrmq.InstanceName("ferry-sink")),
 		producer.WithRetry(Retries),
 	)
 	if err != nil {
@@ -157,12 +153,11 @@ func newProducer(client sender, group string, log *slog.Logger) *Producer {
 // invalid topic or tag makes every Deliver of the Sink fail.
 func (p *Producer) Sink(topic, tag string) *Sink {
 	s := &Sink{p: p, topic: topic, tag: tag}
-	switch {
-	case topic == "":
+	if topic == "" {
 		s.err = errors.New("rocketmq: sink: topic is required")
-	case len(topic) > 127 || !nameRE.MatchString(topic):
-		s.err = fmt.Errorf("rocketmq: sink: topic %q must be 1-127 characters of [%%|a-zA-Z0-9_-]", topic)
-	case !validProperty(tag):
+	} else if err := brokerrmq.CheckName(topic, brokerrmq.MaxTopicLen); err != nil {
+		s.err = fmt.Errorf("rocketmq: sink: topic %w", err)
+	} else if !validProperty(tag) {
 		s.err = fmt.Errorf("rocketmq: sink: tag %q contains a control character", tag)
 	}
 	return s
@@ -225,11 +220,4 @@ func waitTimeout(fn func(), d time.Duration) bool {
 	case <-t.C:
 		return false
 	}
-}
-
-// instanceName is a client instance name unique in this process.
-func instanceName() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("ferry-sink-%d-%s", os.Getpid(), hex.EncodeToString(b))
 }

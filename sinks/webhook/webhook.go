@@ -22,9 +22,6 @@ import (
 	"github.com/ferrydev/ferry/wire"
 )
 
-// DefaultTimeout bounds one delivery attempt when Config.Timeout is zero.
-const DefaultTimeout = 10 * time.Second
-
 // UserAgent is sent with every delivery.
 const UserAgent = "Ferry-Webhook/1"
 
@@ -40,7 +37,9 @@ type Config struct {
 	// Secret signs every delivery: "whsec_" followed by a base64 key.
 	// Required.
 	Secret string
-	// Timeout bounds one delivery attempt. Defaults to DefaultTimeout (10s).
+	// Timeout bounds one delivery attempt. Defaults to 0: no bound of the
+	// Sink's own, the caller's context bounds the attempt (Ferry's
+	// dispatcher applies each destination's timeout, once).
 	Timeout time.Duration
 	// Client replaces the default client. It is copied and its
 	// CheckRedirect replaced so that redirects are never followed.
@@ -92,9 +91,6 @@ func New(cfg Config) (*Sink, error) {
 		return nil, fmt.Errorf("webhook: Timeout %s is negative", cfg.Timeout)
 	}
 	s := &Sink{url: u.String(), secret: cfg.Secret, timeout: cfg.Timeout}
-	if s.timeout == 0 {
-		s.timeout = DefaultTimeout
-	}
 	if cfg.Client != nil {
 		c := *cfg.Client
 		s.client = &c
@@ -135,8 +131,11 @@ func (s *Sink) Deliver(ctx context.Context, o *wire.Outcome) error {
 		return err
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)

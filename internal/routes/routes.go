@@ -1,6 +1,10 @@
-package ferry
+// Package routes mounts Ferry's HTTP endpoints on one handler: the async
+// API v1 (with its admission rates), /healthz, /readyz and /metrics, and a
+// JSON 404 for anything else.
+package routes
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -13,8 +17,11 @@ import (
 	"github.com/ferrydev/ferry/wire"
 )
 
-// routes mounts the API v1, health, readiness and metrics endpoints.
-func (s *Server) routes(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher) http.Handler {
+// Handler mounts the API v1 (on q, for the functions of d), health,
+// readiness and metrics endpoints. ready reports whether /readyz answers
+// 200; reg is the registry the API registers its metrics in and /metrics
+// serves.
+func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *prometheus.Registry, ready func() bool, log *slog.Logger) http.Handler {
 	keys := map[string][]string{}
 	maxQueued := map[string]int{}
 	for _, t := range cfg.Tenants {
@@ -31,8 +38,8 @@ func (s *Server) routes(cfg *config.Config, q async.Queue, d *dispatcher.Dispatc
 		Admit:      admission(cfg),
 		MaxPayload: int64(cfg.Server.MaxPayload),
 		Tracer:     dispatcher.PropagationTracer(),
-		Registerer: s.registry,
-		Logger:     s.log,
+		Registerer: reg,
+		Logger:     log,
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)
@@ -41,14 +48,14 @@ func (s *Server) routes(cfg *config.Config, q async.Queue, d *dispatcher.Dispatc
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
+		if !ready() {
 			async.WriteError(w, http.StatusServiceUnavailable, "not_ready", "ferry is starting or shutting down")
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		async.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -74,38 +81,5 @@ func admission(cfg *config.Config) func(tenant, function string) time.Duration {
 	}
 	return func(tenant, function string) time.Duration {
 		return rates.Take(wire.Lane{Tenant: tenant, Function: function}, time.Now())
-	}
-}
-
-// queueCollector exports the queue depth per tenant from the queue's
-// in-memory counts at scrape time.
-type queueCollector struct {
-	q     async.Queue
-	depth *prometheus.Desc
-}
-
-func newQueueCollector(q async.Queue) *queueCollector {
-	return &queueCollector{q: q, depth: prometheus.NewDesc("ferry_queue_depth",
-		"Unfinished tasks per tenant and state (queued includes delayed and waiting for retry).",
-		[]string{"tenant", "state"}, nil)}
-}
-
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.depth }
-
-func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	type counts struct{ queued, running int }
-	per := map[string]*counts{}
-	for _, st := range c.q.Stats() {
-		n := per[st.Lane.Tenant]
-		if n == nil {
-			n = &counts{}
-			per[st.Lane.Tenant] = n
-		}
-		n.queued += st.Queued
-		n.running += st.Running
-	}
-	for tenant, n := range per {
-		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n.queued), tenant, "queued")
-		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n.running), tenant, "running")
 	}
 }

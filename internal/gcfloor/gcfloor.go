@@ -1,4 +1,7 @@
-package ferry
+// Package gcfloor keeps Go's garbage collector from running while the live
+// heap is below a floor (server.gc_heap_floor), trading up to that much
+// memory for far fewer collections under load.
+package gcfloor
 
 import (
 	"os"
@@ -43,10 +46,10 @@ const (
 	minLiveSample = 1 << 20 // a live heap read as smaller counts as 1 MiB
 )
 
-// startHeapFloor applies a heap floor of floor bytes until stop is called.
+// Start applies a heap floor of floor bytes until stop is called.
 // It does nothing (and stop does nothing) when floor is 0 or GOGC is set
 // in the environment.
-func startHeapFloor(floor uint64) (stop func(), active bool) {
+func Start(floor uint64) (stop func(), active bool) {
 	if floor == 0 || os.Getenv("GOGC") != "" {
 		return func() {}, false
 	}

@@ -1,4 +1,4 @@
-package ferry
+package assemble
 
 import (
 	"fmt"
@@ -7,15 +7,12 @@ import (
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/kafka"
-	"github.com/ferrydev/ferry/poller/rabbitmq"
-	"github.com/ferrydev/ferry/poller/redisstream"
-	"github.com/ferrydev/ferry/poller/rocketmq"
 	"github.com/ferrydev/ferry/wire"
 )
 
-// buildTriggers builds a Poller per configured trigger.
-func buildTriggers(cfg *config.Config, d *dispatcher.Dispatcher, prods *producers, m *poller.Metrics, log *slog.Logger) ([]*poller.Poller, error) {
+// Triggers builds a Poller per configured trigger; their on_failure
+// destinations take their producers from prods.
+func Triggers(cfg *config.Config, d *dispatcher.Dispatcher, prods *Producers, m *poller.Metrics, log *slog.Logger) ([]*poller.Poller, error) {
 	var out []*poller.Poller
 	for i := range cfg.Triggers {
 		t := &cfg.Triggers[i]
@@ -54,30 +51,6 @@ func buildTriggers(cfg *config.Config, d *dispatcher.Dispatcher, prods *producer
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-// buildSource builds the broker adapter of a trigger.
-func buildSource(t *config.Trigger, log *slog.Logger) (poller.Source, error) {
-	switch s := t.Source; {
-	case s.Kafka != nil:
-		return kafka.New(kafka.Config{Brokers: s.Kafka.Brokers, Topic: s.Kafka.Topic, Group: s.Kafka.Group, Start: t.Start, Logger: log})
-	case s.RocketMQ != nil:
-		return rocketmq.New(rocketmq.Config{
-			NameServers: s.RocketMQ.NameServers, Topic: s.RocketMQ.Topic, Group: s.RocketMQ.Group,
-			Tags: s.RocketMQ.Tags, Start: t.Start, Orderly: t.Concurrency == 1,
-			// Fewer messages in flight than the workers' batches would leave
-			// them waiting out their window.
-			InFlight: t.Batch.Size * t.Concurrency, Logger: log,
-		})
-	case s.RabbitMQ != nil:
-		return rabbitmq.New(rabbitmq.Config{URL: s.RabbitMQ.URL, Queue: s.RabbitMQ.Queue, Prefetch: s.RabbitMQ.Prefetch, Logger: log})
-	case s.Redis != nil:
-		return redisstream.New(redisstream.Config{
-			URL: s.Redis.URL, Stream: s.Redis.Stream, Group: s.Redis.Group, Consumer: s.Redis.Consumer,
-			Start: t.Start, ClaimIdle: s.Redis.ClaimIdle.D(), Logger: log,
-		})
-	}
-	return nil, fmt.Errorf("no source configured")
 }
 
 func lists(m map[string]config.StringList) map[string][]string {

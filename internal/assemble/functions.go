@@ -1,4 +1,9 @@
-package ferry
+// Package assemble builds Ferry's parts from a validated config: the
+// functions with their backends and destinations (Functions), the triggers'
+// pollers (Triggers), and the broker producers the destinations share
+// (Producers). Each broker kind is wired in one place, the kinds table
+// (kinds.go).
+package assemble
 
 import (
 	"fmt"
@@ -7,15 +12,14 @@ import (
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/dispatcher/backend"
-	"github.com/ferrydev/ferry/sinks"
-	logsink "github.com/ferrydev/ferry/sinks/log"
-	"github.com/ferrydev/ferry/sinks/webhook"
 	"github.com/ferrydev/ferry/wire"
 )
 
-// buildFunctions resolves every configured function: backend, retry policy
-// and destinations.
-func buildFunctions(cfg *config.Config, registered map[wire.Lane]dispatcher.Backend, prods *producers, log *slog.Logger) ([]*dispatcher.Function, error) {
+// Functions resolves every configured function: backend, retry policy
+// and destinations. registered holds the in-process Go backends
+// (ferry.WithFunction), which replace a function's configured backend.
+// MQ destinations take their producer from prods.
+func Functions(cfg *config.Config, registered map[wire.Lane]dispatcher.Backend, prods *Producers, log *slog.Logger) ([]*dispatcher.Function, error) {
 	fns := make([]*dispatcher.Function, 0, len(cfg.Functions))
 	for _, f := range cfg.Functions {
 		lane := wire.Lane{Tenant: f.Tenant, Function: f.Name}
@@ -57,34 +61,24 @@ func buildBackend(f config.Function, registered dispatcher.Backend) (dispatcher.
 	return nil, fmt.Errorf("no backend configured")
 }
 
-func buildDestinations(kind string, ds []config.Destination, prods *producers, log *slog.Logger) ([]dispatcher.Destination, error) {
+// buildDestinations builds the destinations of one list ("on_success",
+// ...). Each has one timeout per attempt, applied once, by the dispatcher:
+// the sink's configured timeout (config defaults it to
+// config.DefaultWebhookTimeout); the log sink, which cannot fail, has
+// none. The sinks themselves add no timeout of their own.
+func buildDestinations(list string, ds []config.Destination, prods *Producers, log *slog.Logger) ([]dispatcher.Destination, error) {
 	out := make([]dispatcher.Destination, 0, len(ds))
 	for i, d := range ds {
 		dest := dispatcher.Destination{
-			Name: fmt.Sprintf("%s[%d]", kind, i), Kind: d.Kind(),
-			Retry:   retryPolicy(defaultSinkRetry),
-			Timeout: config.DefaultWebhookTimeout,
+			Name: fmt.Sprintf("%s[%d]", list, i), Kind: d.Kind(),
+			Retry: retryPolicy(defaultSinkRetry),
 		}
 		if timeout, retry := d.Delivery(); timeout != nil {
 			dest.Timeout, dest.Retry = timeout.D(), retryPolicy(*retry)
 		}
-		var (
-			sink sinks.Sink
-			err  error
-		)
-		switch {
-		case d.Webhook != nil:
-			sink, err = webhook.New(webhook.Config{URL: d.Webhook.URL, Secret: d.Webhook.Secret, Timeout: d.Webhook.Timeout.D()})
-		case d.Log != nil:
-			sink = logsink.New(log)
-		default:
-			sink, err = prods.sink(d)
-		}
+		sink, err := buildSink(d, prods, log)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", dest.Name, err)
-		}
-		if sink == nil {
-			return nil, fmt.Errorf("%s: no sink configured", dest.Name)
 		}
 		dest.Sink = sink
 		out = append(out, dest)

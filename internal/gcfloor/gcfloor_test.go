@@ -1,4 +1,4 @@
-package ferry
+package gcfloor
 
 import (
 	"os"
@@ -53,11 +53,11 @@ func TestHeapFloorFollowsTheLiveHeap(t *testing.T) {
 	before := gogc()
 	const floor = 256 << 20
 
-	stop1, on := startHeapFloor(floor)
+	stop1, on := Start(floor)
 	if !on {
 		t.Fatal("floor not applied with GOGC unset")
 	}
-	stop2, _ := startHeapFloor(floor / 2) // a second Server shares it
+	stop2, _ := Start(floor / 2) // a second Server shares it
 	runtime.GC()
 	small := gogc()
 	if small <= 300 {
@@ -101,12 +101,12 @@ func TestHeapFloorFollowsTheLiveHeap(t *testing.T) {
 	}
 
 	t.Setenv("GOGC", "150")
-	stop, on := startHeapFloor(floor)
+	stop, on := Start(floor)
 	defer stop()
 	if on || gogc() != before {
 		t.Fatalf("floor applied although GOGC is set (on=%v, GOGC %d)", on, gogc())
 	}
-	if _, on := startHeapFloor(0); on {
+	if _, on := Start(0); on {
 		t.Fatal("a zero floor was applied")
 	}
 }
