@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ferrydev/ferry/async"
-	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/internal/assemble"
@@ -113,7 +112,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 
-	q, err := openStore(cfg.Store, log)
+	q, err := assemble.Store(cfg.Store, log)
 	if err != nil {
 		_ = s.producers.Close()
 		return nil, err
@@ -193,7 +192,7 @@ func (s *Server) Run(ctx context.Context) error {
 		pollers.Go(func() { _ = p.Run(pollCtx) })
 	}
 	s.ready.Store(true)
-	s.log.Info("ferry is serving", "listen", s.Addr().String(), "store", storeName(s.cfg.Store),
+	s.log.Info("ferry is serving", "listen", s.Addr().String(), "store", assemble.StoreName(s.cfg.Store),
 		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions), "triggers", len(s.pollers))
 
 	var runErr error
@@ -223,31 +222,6 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("ferry stopped")
 	return runErr
-}
-
-// openStore opens the task store the config's store section chooses; the
-// Server sees only async.Queue (and async.Upkeeper when the store has
-// background work), so another store plugs in here alone.
-func openStore(c config.Store, log *slog.Logger) (async.Queue, error) {
-	switch {
-	case c.Embedded != nil:
-		q, err := embedded.Open(c.Embedded.Path, embedded.Options{Retention: c.Retention.D(), Logger: log})
-		if err != nil {
-			return nil, fmt.Errorf("open store %s: %w", c.Embedded.Path, err)
-		}
-		return q, nil
-	case c.Redis != nil:
-		return nil, errors.New("store.redis: the Redis store is not available yet; use store.embedded")
-	}
-	return nil, errors.New("no store configured")
-}
-
-// storeName describes the configured store for the log.
-func storeName(c config.Store) string {
-	if c.Embedded != nil {
-		return "embedded:" + c.Embedded.Path
-	}
-	return "redis"
 }
 
 // outboxWorkers bounds concurrent outcome delivery attempts.
