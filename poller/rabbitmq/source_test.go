@@ -107,13 +107,14 @@ func TestConnectErrors(t *testing.T) {
 // kills the channel, so the held deliveries' acks are refused.
 func TestSource(t *testing.T) {
 	pollertest.TestSource(t, rabbitmqtest.New(), pollertest.Features{
-		Broker:        brokers.RabbitMQ,
-		Parallel:      true,
-		ContentType:   true,
-		Redelivery:    pollertest.RedeliverUnacked,
-		CommitOnClose: true,
-		Restart:       pollertest.RestartInPlace,
-		ReportsLoss:   true,
+		Broker:           brokers.RabbitMQ,
+		Parallel:         true,
+		ContentType:      true,
+		Redelivery:       pollertest.RedeliverUnacked,
+		CommitOnClose:    true,
+		Restart:          pollertest.RestartInPlace,
+		ReportsLoss:      true,
+		RefusesStaleAcks: true,
 		CheckID: func(t testing.TB, tp brokers.Topic, m *poller.Message) {
 			t.Helper()
 			if !strings.HasPrefix(m.ID, tp.Name()+"-") || m.Scope != "rabbitmq:"+tp.Name() {
