@@ -15,6 +15,7 @@ import (
 	"github.com/ferrydev/ferry/poller/rabbitmq"
 	"github.com/ferrydev/ferry/test/brokers"
 	"github.com/ferrydev/ferry/test/brokers/rabbitmqtest"
+	"github.com/ferrydev/ferry/wire"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -156,6 +157,21 @@ func TestAckAfterCloseAndTwice(t *testing.T) {
 	}
 	if got := q.Backlog(t, ""); got != 1 {
 		t.Fatalf("backlog after Close = %d, want 1", got)
+	}
+}
+
+// Header names are matched without regard to case: a "Ferry-Hops" header
+// is the hop count.
+func TestHeaderNamesFolded(t *testing.T) {
+	t.Parallel()
+	q := setup(t)
+	produce(t, q, "h", 1, map[string]string{"Ferry-Hops": "2", "TraceParent": "00-4bf92f3577b34da6a3ce929d0e0736ab-00f067aa0ba902b7-01"})
+	src := sources.RabbitMQ(t, q, rabbitmq.Config{})
+	pollertest.Connect(t, src, 20*time.Second)
+	m := pollertest.ReadN(t, src, 1, 10*time.Second)[0]
+	pollertest.Ack(t, m, nil)
+	if m.Headers[wire.HeaderHops] != "2" || m.Headers[wire.HeaderTraceParent] == "" {
+		t.Fatalf("headers %v: want %s and %s found whatever their case", m.Headers, wire.HeaderHops, wire.HeaderTraceParent)
 	}
 }
 

@@ -98,6 +98,25 @@ func TestFieldNames(t *testing.T) {
 	}
 }
 
+// TestLag: before anything is read the group's lag is every entry; once
+// all are acked it is 0.
+func TestLag(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	tp := setup(t)
+	produce(t, tp, "l", n)
+	src := sources.Redis(t, tp, "g", nil)
+	pollertest.Connect(t, src, 20*time.Second)
+	if lag, err := src.Lag(context.Background()); err != nil || lag != n {
+		t.Fatalf("Lag before reading = %d, %v; want %d", lag, err, n)
+	}
+	pollertest.AckAll(t, pollertest.ReadN(t, src, n, 10*time.Second))
+	pollertest.WaitBacklog(t, tp, "g", 0, 10*time.Second)
+	if lag, err := src.Lag(context.Background()); err != nil || lag != 0 {
+		t.Fatalf("Lag after acking = %d, %v; want 0", lag, err)
+	}
+}
+
 // TestEntryWithoutData: an entry without "data" is a JSON object of its
 // fields, with content type application/json; its fields are headers too.
 func TestEntryWithoutData(t *testing.T) {
