@@ -8,9 +8,10 @@ import (
 )
 
 // unackedComeBack: messages acked in reverse order with one left unacked;
-// after Close a new Source on the group reads the unacked one again, with
-// the same id, first in its scope, and nothing from a scope that was
-// fully acked. With RedeliverUnacked nothing else comes back.
+// Close commits nothing past it, and a new Source on the group reads it
+// again with the same id, nothing from a scope that was fully acked, and
+// (RedeliverFromCommit) its scope from a position at or before it, or
+// (RedeliverUnacked) only that message.
 func (s *suite) unackedComeBack(t *testing.T) {
 	const n = 40
 	tp := s.b.NewTopic(t, s.f.Scopes)
@@ -39,45 +40,49 @@ func (s *suite) unackedComeBack(t *testing.T) {
 		}
 	}
 	// What the group has not committed once Close is done: the held
-	// message, and with commit positions every message after it in its
-	// scope (a scope keeps the produced order, so those with a higher seq).
-	want := int64(1)
-	if s.f.Redelivery == RedeliverFromCommit {
-		for _, m := range all {
-			if m.Scope == scope && SeqOf(t, m) > SeqOf(t, held) {
-				want++
-			}
+	// message, and with commit positions at least every message after it
+	// in its scope (a scope keeps the produced order: a higher seq).
+	rest := map[int]bool{} // seqs after held in its scope
+	for _, m := range all {
+		if m.Scope == scope && SeqOf(t, m) > SeqOf(t, held) {
+			rest[SeqOf(t, m)] = true
 		}
 	}
 	Close(t, src)
-	WaitBacklog(t, tp, g, want, s.f.Within)
-	after := want
+	if s.f.Redelivery == RedeliverUnacked {
+		WaitBacklog(t, tp, g, 1, s.f.Within)
+	} else if b := tp.Backlog(t, g); b < int64(1+len(rest)) {
+		t.Fatalf("backlog after Close = %d, want at least %d: committed past the unacked message", b, 1+len(rest))
+	}
 
 	src2 := s.newSource(t, tp, g)
 	ConnectRetry(t, src2, s.f.Within)
 	var back []*poller.Message
+	sawHeld, restSeen := false, 0
 	ReadUntil(t, src2, 2*s.f.Within, func(m *poller.Message) {
 		back = append(back, m)
+		sawHeld = sawHeld || m.ID == held.ID
+		if m.Scope == scope && rest[SeqOf(t, m)] {
+			restSeen++
+		}
 		Ack(t, m, nil)
-	}, func() bool { return int64(len(back)) >= after })
-	if back[0].ID != held.ID {
+	}, func() bool { return sawHeld && (s.f.Redelivery == RedeliverUnacked || restSeen >= len(rest)) })
+	if s.f.Redelivery == RedeliverUnacked && back[0].ID != held.ID {
 		t.Errorf("first redelivered %s, want the unacked %s", back[0].ID, held.ID)
 	}
-	found := false
+	if back[0].Scope == scope && SeqOf(t, back[0]) > SeqOf(t, held) {
+		t.Errorf("redelivery of scope %s starts at %s, after the unacked %s", scope, back[0].ID, held.ID)
+	}
 	for _, m := range back {
-		found = found || m.ID == held.ID
 		if m.Scope != scope {
 			t.Errorf("redelivered %s from the fully acked scope %s", m.ID, m.Scope)
 		}
-	}
-	if !found {
-		t.Errorf("the unacked %s did not come back", held.ID)
 	}
 	WaitBacklog(t, tp, g, 0, s.f.Within)
 	if s.f.Redelivery == RedeliverUnacked {
 		ReadNone(t, src2, time.Second)
 	}
-	t.Logf("unacked %s came back first; %d message(s) redelivered in all, none from other scopes", held.ID, len(back))
+	t.Logf("unacked %s came back; %d message(s) redelivered in all, none from other scopes", held.ID, len(back))
 }
 
 // closeAfterAcks: Close right after the last ack (no wait) commits every
