@@ -1,7 +1,11 @@
-// Package pollertest holds the helpers the broker adapters' tests share:
-// building numbered messages, connecting a poller.Source, reading from it until a count or a condition
-// is reached, checking that nothing arrives, acking, closing, and waiting
-// for a topic's backlog (as the broker reports it) to reach a value.
+// Package pollertest holds the Source contract every broker adapter runs
+// (TestSource, with Features for the real differences between brokers:
+// Watermill's TestPubSub habit) and the helpers the adapters' tests share:
+// building numbered messages, connecting a poller.Source, reading from it
+// until a count or a condition is reached, checking that nothing arrives,
+// acking, closing, and waiting for a topic's backlog (as the broker
+// reports it) to reach a value. The topics come from the test/brokers
+// helpers; poller/pollertest/sources builds Ferry's Sources on them.
 //
 // Every helper runs on the calling test's goroutine, marks itself with
 // t.Helper, bounds each broker call with a deadline, and fails t with
