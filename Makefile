@@ -24,18 +24,20 @@ run: build ## serve config/examples/quickstart.yaml on 127.0.0.1:8080 (data in .
 # run one package at a time, after everything else.
 BROKER_PKGS = ./poller/kafka/... ./poller/rocketmq/... ./poller/rabbitmq/... ./poller/redisstream/... \
 	./sinks/kafka/... ./sinks/rocketmq/... ./sinks/rabbitmq/... ./sinks/redis/... \
-	./test/brokers/...
+	./test/brokers/... ./test/roundtrip/...
 
 test: deps brokers ## every test, with the race detector
 	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -e /poller/kafka -e /poller/rocketmq -e /poller/rabbitmq -e /poller/redisstream \
-		-e /sinks/kafka -e /sinks/rocketmq -e /sinks/rabbitmq -e /sinks/redis -e /test/brokers -e /test/conformance)
+		-e /sinks/kafka -e /sinks/rocketmq -e /sinks/rabbitmq -e /sinks/redis -e /test/brokers -e /test/roundtrip -e /test/conformance)
 	$(GO) test $(TEST_FLAGS) -p 1 $(BROKER_PKGS)
 	@# rocketmq-client-go v2.1.2 (pinned) races between its own goroutines, so
 	@# the RocketMQ adapter's and sink's broker tests (build tag !race) also
 	@# run without -race; their own logic is raced above. So does the
 	@# conformance suite, whose harness reads RocketMQ in-process: the Ferry
-	@# server it runs is still built with -race (test/ferrytest).
+	@# server it runs is still built with -race (test/ferrytest). The
+	@# round trips through RocketMQ (test/roundtrip) are the same case.
 	$(GO) test -count=1 -timeout 20m -p 1 ./poller/rocketmq/... ./sinks/rocketmq/... ./test/conformance/...
+	$(GO) test -count=1 -timeout 20m -run RocketMQ ./test/roundtrip/
 
 brokers: ## start Kafka, RocketMQ, RabbitMQ and Redis if they are not running (test/brokers/up.sh)
 	test/brokers/up.sh

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -37,7 +36,13 @@ func (r *recordSink) all() []*wire.Outcome {
 	return append([]*wire.Outcome(nil), r.got...)
 }
 
-func onSuccess(sink sinks.Sink) func(*poller.Config) {
+// deliverer is what a destination's sink does; named here so that the
+// poller's tests import no sinks package.
+type deliverer interface {
+	Deliver(ctx context.Context, o *wire.Outcome) error
+}
+
+func onSuccess(sink deliverer) func(*poller.Config) {
 	return func(cfg *poller.Config) {
 		cfg.Function.OnSuccess = []dispatcher.Destination{{Name: "on_success[0]", Kind: "test", Sink: sink, Timeout: time.Second,
 			Retry: dispatcher.RetryPolicy{MaxAttempts: 2, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Multiplier: 1, MaxAge: time.Hour}}}

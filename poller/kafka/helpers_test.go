@@ -8,8 +8,8 @@ import (
 
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/kafka"
-	"github.com/ferrydev/ferry/poller/kafka/kafkatest"
 	"github.com/ferrydev/ferry/poller/pollertest"
+	"github.com/ferrydev/ferry/test/brokers/kafkatest"
 )
 
 // setup creates a fresh topic with parts partitions and a unique group name.
@@ -17,15 +17,6 @@ func setup(t *testing.T, parts int) (*kafkatest.Topic, string) {
 	t.Helper()
 	tp := kafkatest.New().CreateTopic(t, parts)
 	return tp, kafkatest.UniqueName(t)
-}
-
-func seqOf(t testing.TB, m *poller.Message) int {
-	t.Helper()
-	n, err := strconv.Atoi(string(m.Payload))
-	if err != nil {
-		t.Fatalf("message %s has payload %q", m.ID, m.Payload)
-	}
-	return n
 }
 
 // waitBacklog polls the broker until the group's backlog is want; a failure
@@ -38,8 +29,6 @@ func waitBacklog(t testing.TB, tp *kafkatest.Topic, group string, want int64, d 
 }
 
 var _ poller.Source = (*kafka.Source)(nil)
-
-func kafkaAddr() string { return kafkatest.New().Addr }
 
 // partOf and offsetOf parse "kafka:<topic>/<partition>/<offset>".
 func partOf(t testing.TB, m *poller.Message) int {

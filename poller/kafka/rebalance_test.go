@@ -9,6 +9,7 @@ import (
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/kafka"
 	"github.com/ferrydev/ferry/poller/pollertest"
+	"github.com/ferrydev/ferry/poller/pollertest/sources"
 )
 
 type got struct {
@@ -45,7 +46,7 @@ func TestRebalanceHandsOverInFlight(t *testing.T) {
 	t.Parallel()
 	tp, group := setup(t, 4)
 	cfg := kafka.Config{Group: group, CommitInterval: 20 * time.Millisecond}
-	a, b := tp.KafkaSource(t, cfg), tp.KafkaSource(t, cfg)
+	a, b := sources.Kafka(t, tp, cfg), sources.Kafka(t, tp, cfg)
 	pollertest.ConnectRetry(t, a, 30*time.Second)
 	pollertest.ConnectRetry(t, b, 30*time.Second)
 
@@ -75,7 +76,7 @@ func TestRebalanceHandsOverInFlight(t *testing.T) {
 		case g := <-out:
 			reads++
 			if g.src == 0 {
-				ackedByA[seqOf(t, g.m)] = true
+				ackedByA[pollertest.SeqOf(t, g.m)] = true
 				pollertest.Ack(t, g.m, nil)
 			} else {
 				heldByB = append(heldByB, g.m)
@@ -104,7 +105,7 @@ func TestRebalanceHandsOverInFlight(t *testing.T) {
 		select {
 		case g := <-out:
 			reads++
-			ackedByA[seqOf(t, g.m)] = true
+			ackedByA[pollertest.SeqOf(t, g.m)] = true
 			pollertest.Ack(t, g.m, nil)
 		case err := <-errs:
 			t.Fatalf("read: %v", err)
@@ -113,7 +114,7 @@ func TestRebalanceHandsOverInFlight(t *testing.T) {
 		}
 	}
 	for _, m := range heldByB {
-		if !ackedByA[seqOf(t, m)] {
+		if !ackedByA[pollertest.SeqOf(t, m)] {
 			t.Fatalf("%s held by B never reached A", m.ID)
 		}
 	}

@@ -8,9 +8,12 @@
 // (never past an unsettled message), and Close commits once more before
 // leaving the group (the reader's own close-commit is not relied on: kafka-go
 // #711). A nack (Ack with an error) leaves the offset unsettled and makes the
-// next Read replace the reader, so the group fetches again from the committed
-// offset: the nacked message comes back, and so do the unsettled messages
-// after it; messages already acked are recognised and not delivered again.
+// next Read commit what is settled, close the reader and report
+// poller.ErrNotConnected, so that the poller loop's Connect joins again and
+// the group fetches from the committed offset: the nacked message comes
+// back, and so do the unsettled messages after it; messages already acked
+// are recognised and not delivered again. Read never connects by itself:
+// the poller loop owns reconnects (poller.Source).
 //
 // Connection loss: kafka-go retries internally and FetchMessage just waits.
 // Read therefore returns an error wrapping poller.ErrNotConnected when the
@@ -207,11 +210,12 @@ func (s *Source) readerConfig() kafkago.ReaderConfig {
 	return rc
 }
 
-// Read blocks until a message is available and returns it. After a nack it
-// first replaces the reader (see the package doc). It returns an error
-// wrapping poller.ErrNotConnected when the reader fails, or when kafka-go
+// Read blocks until a message is available and returns it. It returns an
+// error wrapping poller.ErrNotConnected when the reader fails, when kafka-go
 // reports errors while no message arrives and the brokers do not answer a
-// metadata request; the caller then calls Connect.
+// metadata request, or after a nack, having committed what is settled and
+// closed the reader (see the package doc); the caller then calls Connect,
+// which joins the group again.
 func (s *Source) Read(ctx context.Context) ([]*poller.Message, error) {
 	for {
 		s.mu.Lock()
@@ -223,10 +227,7 @@ func (s *Source) Read(ctx context.Context) ([]*poller.Message, error) {
 		case r == nil:
 			return nil, fmt.Errorf("kafka: read %s: %w", s.cfg.Topic, poller.ErrNotConnected)
 		case rewind:
-			if err := s.reopen(ctx, r); err != nil {
-				return nil, err
-			}
-			continue
+			return nil, s.restart(ctx, r)
 		}
 
 		m, err := s.fetch(ctx, r)
@@ -286,11 +287,12 @@ func (s *Source) drop(r *kafkago.Reader) {
 	}
 }
 
-// reopen replaces reader r after a nack: it commits what is settled, closes
-// r (leaving the group) and joins again, so every partition is fetched from
-// its committed offset.
-func (s *Source) reopen(ctx context.Context, r *kafkago.Reader) error {
-	s.log.Debug("nack: re-reading from the committed offsets")
+// restart ends reader r after a nack: it commits what is settled, forgets
+// r and closes it (leaving the group), and returns the error wrapping
+// poller.ErrNotConnected that makes the caller Connect again, so every
+// partition is fetched from its committed offset.
+func (s *Source) restart(ctx context.Context, r *kafkago.Reader) error {
+	s.log.Debug("nack: closing the reader; the next Connect re-reads from the committed offsets")
 	if err := s.flush(ctx, r); err != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -299,11 +301,10 @@ func (s *Source) reopen(ctx context.Context, r *kafkago.Reader) error {
 		s.reader = nil
 	}
 	s.mu.Unlock()
-	s.closeReader(ctx, r)
-	if err := s.Connect(ctx); err != nil {
-		return fmt.Errorf("kafka: re-read after nack: %w: %w", poller.ErrNotConnected, err)
-	}
-	return nil
+	rctx, cancel := context.WithTimeout(ctx, retireTimeout)
+	defer cancel()
+	s.closeReader(rctx, r)
+	return fmt.Errorf("kafka: re-read %s from the committed offsets after a nack: %w", s.cfg.Topic, poller.ErrNotConnected)
 }
 
 // retire commits what is settled through old and closes it, both bounded.

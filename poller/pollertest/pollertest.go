@@ -1,7 +1,11 @@
-// Package pollertest holds the helpers the broker adapters' tests share:
-// building numbered messages, connecting a poller.Source, reading from it until a count or a condition
-// is reached, checking that nothing arrives, acking, closing, and waiting
-// for a topic's backlog (as the broker reports it) to reach a value.
+// Package pollertest holds the Source contract every broker adapter runs
+// (TestSource, with Features for the real differences between brokers:
+// Watermill's TestPubSub habit) and the helpers the adapters' tests share:
+// building numbered messages, connecting a poller.Source, reading from it
+// until a count or a condition is reached, checking that nothing arrives,
+// acking, closing, and waiting for a topic's backlog (as the broker
+// reports it) to reach a value. The topics come from the test/brokers
+// helpers; poller/pollertest/sources builds Ferry's Sources on them.
 //
 // Every helper runs on the calling test's goroutine, marks itself with
 // t.Helper, bounds each broker call with a deadline, and fails t with
@@ -19,7 +23,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/test/brokers"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -40,11 +44,11 @@ const (
 // and the "seq" header are the decimal seq, the key is k<seq%8> (eight
 // keys, so eight ordering scopes at most), and the poller.HeaderHops
 // header is hops.
-func SeqMsgs(first, n int, hops string) []conformance.Msg {
-	out := make([]conformance.Msg, n)
+func SeqMsgs(first, n int, hops string) []brokers.Msg {
+	out := make([]brokers.Msg, n)
 	for i := range out {
 		seq := first + i
-		out[i] = conformance.Msg{
+		out[i] = brokers.Msg{
 			Key:     fmt.Sprintf("k%d", seq%8),
 			Payload: []byte(strconv.Itoa(seq)),
 			Headers: map[string]string{"seq": strconv.Itoa(seq), wire.HeaderHops: hops},
@@ -198,7 +202,7 @@ func Close(t testing.TB, src poller.Source) {
 
 // WaitBacklog polls topic.Backlog(group) until it equals want; it fails t
 // if it does not within.
-func WaitBacklog(t testing.TB, topic conformance.Topic, group string, want int64, within time.Duration) {
+func WaitBacklog(t testing.TB, topic brokers.Topic, group string, want int64, within time.Duration) {
 	t.Helper()
 	if got, ok := PollBacklog(t, topic, group, func(n int64) bool { return n == want }, within); !ok {
 		t.Fatalf("backlog of %q is %d after %v, want %d", group, got, within, want)
@@ -209,7 +213,7 @@ func WaitBacklog(t testing.TB, topic conformance.Topic, group string, want int64
 // passed, and returns the last backlog read and whether ok accepted it. It
 // does not fail t itself (topic.Backlog may), so that a caller can report
 // a broker-specific detail.
-func PollBacklog(t testing.TB, topic conformance.Topic, group string, ok func(int64) bool, within time.Duration) (int64, bool) {
+func PollBacklog(t testing.TB, topic brokers.Topic, group string, ok func(int64) bool, within time.Duration) (int64, bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for wait := pollMin; ; wait = min(2*wait, pollMax) {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/pollertest"
-	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/test/brokers"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -114,17 +114,17 @@ func msgs(n int, acked map[string]error) []*poller.Message {
 	return out
 }
 
-// topic is a conformance.Topic whose backlog follows a script, keeping
+// topic is a brokers.Topic whose backlog follows a script, keeping
 // its last value.
 type topic struct {
 	backlog []int64
 	polls   int
 }
 
-func (tp *topic) Name() string                            { return "t" }
-func (tp *topic) SourceYAML(string) string                { return "" }
-func (tp *topic) Source(testing.TB, string) poller.Source { return &source{} }
-func (tp *topic) Produce(testing.TB, []conformance.Msg)   {}
+func (tp *topic) Name() string                      { return "t" }
+func (tp *topic) SourceYAML(string) string          { return "" }
+func (tp *topic) DestinationYAML() string           { return "" }
+func (tp *topic) Produce(testing.TB, []brokers.Msg) {}
 func (tp *topic) Backlog(_ testing.TB, group string) int64 {
 	tp.polls++
 	n := tp.backlog[0]
@@ -134,7 +134,7 @@ func (tp *topic) Backlog(_ testing.TB, group string) int64 {
 	return n
 }
 
-var _ conformance.Topic = (*topic)(nil)
+var _ brokers.Topic = (*topic)(nil)
 
 func TestConnect(t *testing.T) {
 	wantPass(t, run(func(tb testing.TB) { pollertest.Connect(tb, &source{}, time.Second) }))

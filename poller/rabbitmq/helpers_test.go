@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
-	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/brokers/rabbitmqtest"
 )
 
 // setup declares a fresh durable queue on the real broker.
@@ -17,11 +17,11 @@ func setup(t *testing.T) *rabbitmqtest.Topic {
 // produce publishes n messages with payloads "<prefix>-<i>" (i from 0).
 func produce(t *testing.T, q *rabbitmqtest.Topic, prefix string, n int, headers map[string]string) []string {
 	t.Helper()
-	msgs := make([]conformance.Msg, n)
+	msgs := make([]brokers.Msg, n)
 	payloads := make([]string, n)
 	for i := range msgs {
 		payloads[i] = fmt.Sprintf("%s-%d", prefix, i)
-		msgs[i] = conformance.Msg{Payload: []byte(payloads[i]), Headers: headers}
+		msgs[i] = brokers.Msg{Payload: []byte(payloads[i]), Headers: headers}
 	}
 	q.Produce(t, msgs)
 	return payloads

@@ -11,8 +11,10 @@ import (
 
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/pollertest"
+	"github.com/ferrydev/ferry/poller/pollertest/sources"
 	"github.com/ferrydev/ferry/poller/rabbitmq"
-	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
+	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/brokers/rabbitmqtest"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -101,174 +103,76 @@ func TestConnectErrors(t *testing.T) {
 	})
 }
 
-// (1) Read and ack everything: each message once, in order, backlog 0.
-func TestReadAckAll(t *testing.T) {
-	t.Parallel()
-	const n = 300
-	q := setup(t)
-	want := produce(t, q, "m", n, map[string]string{
-		"Ferry-Hops":   "2",
-		"traceparent":  "00-4bf92f3577b34da6a3ce929d0e0736-00f067aa0ba902b7-01",
-		"content-type": "text/plain",
-		"ferry-key":    "k1",
+// TestSource runs the Source contract (poller/pollertest) on RabbitMQ:
+// one queue, one scope; requeued deliveries come back exactly; a restart
+// kills the channel, so the held deliveries' acks are refused.
+func TestSource(t *testing.T) {
+	pollertest.TestSource(t, rabbitmqtest.New(), pollertest.Features{
+		Broker:           brokers.RabbitMQ,
+		Parallel:         true,
+		ContentType:      true,
+		Redelivery:       pollertest.RedeliverUnacked,
+		CommitOnClose:    true,
+		Restart:          pollertest.RestartInPlace,
+		ReportsLoss:      true,
+		RefusesStaleAcks: true,
+		CheckID: func(t testing.TB, tp brokers.Topic, m *poller.Message) {
+			t.Helper()
+			if !strings.HasPrefix(m.ID, tp.Name()+"-") || m.Scope != "rabbitmq:"+tp.Name() {
+				t.Errorf("bad ID %q / Scope %q", m.ID, m.Scope)
+			}
+			if want := "amqp://127.0.0.1:5672/" + tp.Name(); m.Source != want {
+				t.Errorf("Source = %q, want %q", m.Source, want)
+			}
+		},
+	}, func(t testing.TB, tp brokers.Topic, _ string) poller.Source {
+		return sources.RabbitMQ(t, tp.(*rabbitmqtest.Topic), rabbitmq.Config{})
 	})
-	src := q.NewSource(t, rabbitmq.Config{})
-	pollertest.Connect(t, src, 20*time.Second)
-
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	seen := map[string]int{}
-	var got []string
-	reads := 0
-	for len(got) < n {
-		msgs, err := src.Read(ctx)
-		if err != nil {
-			t.Fatalf("Read after %d messages: %v", len(got), err)
-		}
-		reads++
-		for _, m := range msgs {
-			seen[m.ID]++
-			got = append(got, string(m.Payload))
-			pollertest.Ack(t, m, nil)
-		}
-	}
-	elapsed := time.Since(start)
-	t.Logf("read+acked %d messages in %d reads, %s (%.0f msg/s)", n, reads, elapsed, float64(n)/elapsed.Seconds())
-
-	if len(got) != n || len(seen) != n {
-		t.Fatalf("got %d messages with %d distinct ids, want %d", len(got), len(seen), n)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("message %d is %q, want %q (queue order broken)", i, got[i], want[i])
-		}
-	}
-	pollertest.WaitBacklog(t, q, "", 0, 20*time.Second)
-	pollertest.Close(t, src)
 }
 
-func TestMessageFields(t *testing.T) {
-	t.Parallel()
-	q := setup(t)
-	produce(t, q, "f", 1, map[string]string{
-		"Ferry-Hops":   "2",
-		"traceparent":  "00-4bf92f3577b34da6a3ce929d0e0736-00f067aa0ba902b7-01",
-		"content-type": "text/plain",
-		"ferry-key":    "k1",
-		"x-other":      "v",
-	})
-	src := q.NewSource(t, rabbitmq.Config{})
-	pollertest.Connect(t, src, 20*time.Second)
-	m := pollertest.ReadN(t, src, 1, 10*time.Second)[0]
-	defer pollertest.Ack(t, m, nil)
-
-	checks := []struct{ field, got, want string }{
-		{"ID", m.ID, q.Name() + "-1"},
-		{"Scope", m.Scope, "rabbitmq:" + q.Name()},
-		{"Key", m.Key, "k1"},
-		{"Source", m.Source, "amqp://127.0.0.1:5672/" + q.Name()},
-		{"ContentType", m.ContentType, "text/plain"},
-		{"Payload", string(m.Payload), "f-0"},
-		{"Headers[ferry-hops]", m.Headers[wire.HeaderHops], "2"},
-		{"Headers[traceparent]", m.Headers[wire.HeaderTraceParent], "00-4bf92f3577b34da6a3ce929d0e0736-00f067aa0ba902b7-01"},
-		{"Headers[content-type]", m.Headers["content-type"], "text/plain"},
-		{"Headers[x-other]", m.Headers["x-other"], "v"},
-	}
-	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("%s = %q, want %q", c.field, c.got, c.want)
-		}
-	}
-	if d := time.Since(m.Time); d < 0 || d > time.Minute {
-		t.Errorf("Time = %s, want about now", m.Time)
-	}
-	if strings.Contains(m.Source, "guest") {
-		t.Errorf("Source %q carries credentials", m.Source)
+// The key header rabbitmqtest produces is the one the Source reads.
+func TestHeaderKey(t *testing.T) {
+	if rabbitmqtest.HeaderKey != rabbitmq.HeaderKey {
+		t.Fatalf("rabbitmqtest.HeaderKey %q, rabbitmq.HeaderKey %q", rabbitmqtest.HeaderKey, rabbitmq.HeaderKey)
 	}
 }
 
-// (2) Acks out of order with two left unacked: after Close, a new Source
-// gets exactly those two back.
-func TestUnackedComeBack(t *testing.T) {
-	t.Parallel()
-	const n = 20
-	q := setup(t)
-	produce(t, q, "u", n, nil)
-	src := q.NewSource(t, rabbitmq.Config{})
-	pollertest.Connect(t, src, 20*time.Second)
-	msgs := pollertest.ReadN(t, src, n, 10*time.Second)
-	left := map[string]bool{"u-3": true, "u-11": true}
-	ids := map[string]string{}
-	for i := len(msgs) - 1; i >= 0; i-- { // reverse order
-		m := msgs[i]
-		if left[string(m.Payload)] {
-			ids[string(m.Payload)] = m.ID
-			continue
-		}
-		pollertest.Ack(t, m, nil)
-	}
-	pollertest.Close(t, src)
-	if got := q.Backlog(t, ""); got != 2 {
-		t.Fatalf("backlog after Close = %d, want 2", got)
-	}
-	if err := msgs[3].Ack(context.Background(), nil); !errors.Is(err, rabbitmq.ErrStaleDelivery) {
-		t.Fatalf("Ack after Close: %v, want ErrStaleDelivery", err)
-	}
-
-	src2 := q.NewSource(t, rabbitmq.Config{})
-	pollertest.Connect(t, src2, 20*time.Second)
-	back := pollertest.ReadN(t, src2, 2, 10*time.Second)
-	for i, want := range []string{"u-3", "u-11"} {
-		if string(back[i].Payload) != want || back[i].ID != ids[want] {
-			t.Errorf("redelivered %d: %q id %s, want %q id %s", i, back[i].Payload, back[i].ID, want, ids[want])
-		}
-		pollertest.Ack(t, back[i], nil)
-	}
-	t.Logf("%d read, %d acked out of order, %d redelivered after Close", n, n-2, len(back))
-	pollertest.WaitBacklog(t, q, "", 0, 20*time.Second)
-}
-
-// (3) A nack requeues: the same message comes again.
-func TestNackRedelivers(t *testing.T) {
+// Acks of a closed Source are refused with ErrStaleDelivery, and a second
+// ack of a delivery with ErrAlreadySettled; the unacked delivery is back
+// in the queue.
+func TestAckAfterCloseAndTwice(t *testing.T) {
 	t.Parallel()
 	q := setup(t)
-	produce(t, q, "n", 3, nil)
-	src := q.NewSource(t, rabbitmq.Config{})
+	produce(t, q, "a", 2, nil)
+	src := sources.RabbitMQ(t, q, rabbitmq.Config{})
 	pollertest.Connect(t, src, 20*time.Second)
-	msgs := pollertest.ReadN(t, src, 3, 10*time.Second)
+	msgs := pollertest.ReadN(t, src, 2, 10*time.Second)
 	pollertest.Ack(t, msgs[0], nil)
-	pollertest.Ack(t, msgs[1], errors.New("backend failed"))
-	pollertest.Ack(t, msgs[2], nil)
-	if err := msgs[1].Ack(context.Background(), nil); !errors.Is(err, rabbitmq.ErrAlreadySettled) {
+	if err := msgs[0].Ack(context.Background(), nil); !errors.Is(err, rabbitmq.ErrAlreadySettled) {
 		t.Fatalf("second Ack: %v, want ErrAlreadySettled", err)
 	}
-	again := pollertest.ReadN(t, src, 1, 10*time.Second)[0]
-	if again.ID != msgs[1].ID || string(again.Payload) != "n-1" {
-		t.Fatalf("redelivered %s %q, want %s %q", again.ID, again.Payload, msgs[1].ID, "n-1")
+	pollertest.Close(t, src)
+	if err := msgs[1].Ack(context.Background(), nil); !errors.Is(err, rabbitmq.ErrStaleDelivery) {
+		t.Fatalf("Ack after Close: %v, want ErrStaleDelivery", err)
 	}
-	pollertest.Ack(t, again, nil)
-	pollertest.WaitBacklog(t, q, "", 0, 20*time.Second)
-	t.Logf("nacked %s came back and was acked", again.ID)
+	if got := q.Backlog(t, ""); got != 1 {
+		t.Fatalf("backlog after Close = %d, want 1", got)
+	}
 }
 
-// (4) Close right after the acks: nothing acked comes back.
-func TestCloseAfterAcksNoDuplicates(t *testing.T) {
+// Header names are matched without regard to case: a "Ferry-Hops" header
+// is the hop count.
+func TestHeaderNamesFolded(t *testing.T) {
 	t.Parallel()
-	const n = 100
 	q := setup(t)
-	produce(t, q, "c", n, nil)
-	src := q.NewSource(t, rabbitmq.Config{})
+	produce(t, q, "h", 1, map[string]string{"Ferry-Hops": "2", "TraceParent": "00-4bf92f3577b34da6a3ce929d0e0736ab-00f067aa0ba902b7-01"})
+	src := sources.RabbitMQ(t, q, rabbitmq.Config{})
 	pollertest.Connect(t, src, 20*time.Second)
-	pollertest.ReadAck(t, src, n, 20*time.Second)
-	pollertest.Close(t, src) // no wait between the last Ack and Close
-	if got := q.Backlog(t, ""); got != 0 {
-		t.Fatalf("backlog right after Close = %d, want 0 (acks lost on close)", got)
+	m := pollertest.ReadN(t, src, 1, 10*time.Second)[0]
+	pollertest.Ack(t, m, nil)
+	if m.Headers[wire.HeaderHops] != "2" || m.Headers[wire.HeaderTraceParent] == "" {
+		t.Fatalf("headers %v: want %s and %s found whatever their case", m.Headers, wire.HeaderHops, wire.HeaderTraceParent)
 	}
-	src2 := q.NewSource(t, rabbitmq.Config{})
-	pollertest.Connect(t, src2, 20*time.Second)
-	pollertest.ReadNone(t, src2, time.Second)
-	t.Logf("%d acked then closed: backlog 0, nothing redelivered", n)
 }
 
 // Close while messages sit in the prefetch buffer, never read: they stay
@@ -278,7 +182,7 @@ func TestCloseWithBufferedDeliveries(t *testing.T) {
 	const n = 50
 	q := setup(t)
 	produce(t, q, "b", n, nil)
-	src := q.NewSource(t, rabbitmq.Config{Prefetch: 10})
+	src := sources.RabbitMQ(t, q, rabbitmq.Config{Prefetch: 10})
 	pollertest.Connect(t, src, 20*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -297,7 +201,7 @@ func TestLag(t *testing.T) {
 	t.Parallel()
 	q := setup(t)
 	produce(t, q, "l", 5, nil)
-	src := q.NewSource(t, rabbitmq.Config{Prefetch: 1})
+	src := sources.RabbitMQ(t, q, rabbitmq.Config{Prefetch: 1})
 	if _, err := src.Lag(context.Background()); !errors.Is(err, poller.ErrNotConnected) {
 		t.Fatalf("Lag before Connect: %v, want ErrNotConnected", err)
 	}
@@ -329,7 +233,7 @@ func TestLag(t *testing.T) {
 func TestQueueDeleted(t *testing.T) {
 	t.Parallel()
 	q := setup(t)
-	src := q.NewSource(t, rabbitmq.Config{})
+	src := sources.RabbitMQ(t, q, rabbitmq.Config{})
 	pollertest.Connect(t, src, 20*time.Second)
 	q.Delete(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -351,7 +255,7 @@ func TestOutOfOrderAcksCoalesce(t *testing.T) {
 	q := setup(t)
 	produce(t, q, "g", n, nil)
 	var logs strings.Builder
-	src := q.NewSource(t, rabbitmq.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	src := sources.RabbitMQ(t, q, rabbitmq.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	rabbitmq.SetAckPatience(src, time.Hour) // the backlog check is slower than the default
 	pollertest.Connect(t, src, 20*time.Second)
 	msgs := pollertest.ReadN(t, src, n, 10*time.Second)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/poller/pollertest"
+	"github.com/ferrydev/ferry/poller/pollertest/sources"
 	"github.com/ferrydev/ferry/poller/redisstream"
 )
 
@@ -24,7 +25,7 @@ func TestDeadConsumerClaimed(t *testing.T) {
 			c.Consumer, c.ClaimIdle, c.Count = name, time.Second, 7
 		}
 	}
-	a := tp.NewSource(t, "g", withName("a"))
+	a := sources.Redis(t, tp, "g", withName("a"))
 	pollertest.Connect(t, a, 20*time.Second)
 	gotA := pollertest.ReadN(t, a, n, 10*time.Second)
 	readAt := time.Now()
@@ -37,7 +38,7 @@ func TestDeadConsumerClaimed(t *testing.T) {
 		t.Fatalf("XPENDING after A died: %+v, %v; want %d pending for a", pend, err, n)
 	}
 
-	b := tp.NewSource(t, "g", withName("b"))
+	b := sources.Redis(t, tp, "g", withName("b"))
 	pollertest.Connect(t, b, 20*time.Second)
 	gotB := pollertest.ReadN(t, b, n, 15*time.Second)
 	took := time.Since(readAt)
@@ -81,10 +82,10 @@ func TestInFlightNotClaimed(t *testing.T) {
 			c.Consumer, c.ClaimIdle, c.ClaimInterval = name, 600*time.Millisecond, 200*time.Millisecond
 		}
 	}
-	a := tp.NewSource(t, "g", fast("a"))
+	a := sources.Redis(t, tp, "g", fast("a"))
 	pollertest.Connect(t, a, 20*time.Second)
 	held := pollertest.ReadN(t, a, 5, 10*time.Second)
-	b := tp.NewSource(t, "g", fast("b"))
+	b := sources.Redis(t, tp, "g", fast("b"))
 	pollertest.Connect(t, b, 20*time.Second)
 	pollertest.ReadNone(t, b, 2500*time.Millisecond) // A still works on them: 4 × ClaimIdle
 	pollertest.AckAll(t, held)
@@ -99,14 +100,14 @@ func TestSameConsumerResumes(t *testing.T) {
 	tp := setup(t)
 	want := produce(t, tp, "m", 5)
 	named := func(c *redisstream.Config) { c.Consumer, c.ClaimIdle = "x", time.Minute }
-	a := tp.NewSource(t, "g", named)
+	a := sources.Redis(t, tp, "g", named)
 	pollertest.Connect(t, a, 20*time.Second)
 	got := pollertest.ReadN(t, a, 5, 10*time.Second)
 	pollertest.AckAll(t, got[:2])
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	b := tp.NewSource(t, "g", named)
+	b := sources.Redis(t, tp, "g", named)
 	pollertest.Connect(t, b, 20*time.Second)
 	back := pollertest.ReadN(t, b, 3, 5*time.Second) // far below ClaimIdle
 	if !slices.Equal(payloads(back), want[2:]) {
@@ -122,7 +123,7 @@ func TestStartLatest(t *testing.T) {
 	t.Parallel()
 	tp := setup(t)
 	produce(t, tp, "old", 3)
-	src := tp.NewSource(t, "g", func(c *redisstream.Config) { c.Start = redisstream.StartLatest })
+	src := sources.Redis(t, tp, "g", func(c *redisstream.Config) { c.Start = redisstream.StartLatest })
 	pollertest.Connect(t, src, 20*time.Second)
 	msgs, want := batch("new", 0, 2)
 	tp.Produce(t, msgs)

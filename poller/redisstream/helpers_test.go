@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
-	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/brokers/redisstreamtest"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -26,12 +26,12 @@ func produce(t *testing.T, tp *redisstreamtest.Topic, prefix string, n int) []st
 }
 
 // batch builds entries prefix-from .. prefix-(from+n-1).
-func batch(prefix string, from, n int) ([]conformance.Msg, []string) {
-	msgs := make([]conformance.Msg, n)
+func batch(prefix string, from, n int) ([]brokers.Msg, []string) {
+	msgs := make([]brokers.Msg, n)
 	payloads := make([]string, n)
 	for i := range msgs {
 		payloads[i] = fmt.Sprintf("%s-%d", prefix, from+i)
-		msgs[i] = conformance.Msg{
+		msgs[i] = brokers.Msg{
 			Key:     fmt.Sprintf("k%d", (from+i)%3),
 			Payload: []byte(payloads[i]),
 			Headers: map[string]string{wire.HeaderHops: "2"},

@@ -22,9 +22,10 @@ import (
 
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/poller/pollertest"
+	"github.com/ferrydev/ferry/poller/pollertest/sources"
 	"github.com/ferrydev/ferry/poller/rocketmq"
-	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
 	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/brokers/rocketmqtest"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -34,7 +35,7 @@ const deadline = 60 * time.Second
 
 func newTopic(t *testing.T, scopes int) *rocketmqtest.Topic {
 	t.Helper()
-	return rocketmqtest.New().NewTopic(t, scopes).(*rocketmqtest.Topic)
+	return sources.RocketMQBroker().NewTopic(t, scopes).(*rocketmqtest.Topic)
 }
 
 // produce sends n messages numbered from first, keyed k0..k7.
@@ -79,7 +80,31 @@ func (o *order) see(m *poller.Message) {
 	o.lastSeq[m.Key] = seq
 }
 
-func TestReadAckAll(t *testing.T) { readAckAll(t, false) }
+// TestSource runs the Source contract (poller/pollertest) on RocketMQ
+// with concurrent consumption: four queues, commit positions persisted
+// asynchronously, and a client that rides over a broker restart by
+// itself. The orderly consumer's reads and nacks are checked below.
+func TestSource(t *testing.T) {
+	pollertest.TestSource(t, sources.RocketMQBroker(), pollertest.Features{
+		Broker:     brokers.RocketMQ,
+		Scopes:     4,
+		Within:     deadline,
+		Redelivery: pollertest.RedeliverFromCommit,
+		Restart:    pollertest.RestartInPlace,
+		CheckID: func(t testing.TB, tp brokers.Topic, m *poller.Message) {
+			t.Helper()
+			if !strings.HasPrefix(m.Scope, "rocketmq:"+tp.Name()+"/") || !strings.HasPrefix(m.ID, m.Scope+"/") {
+				t.Errorf("bad ID %q / Scope %q", m.ID, m.Scope)
+			}
+			if want := "rocketmq://" + brokers.Addr(brokers.RocketMQ) + "/" + tp.Name(); m.Source != want {
+				t.Errorf("Source = %q, want %q", m.Source, want)
+			}
+		},
+	}, func(t testing.TB, tp brokers.Topic, group string) poller.Source {
+		rtp := tp.(*rocketmqtest.Topic)
+		return sources.RocketMQ(t, rtp, sources.RocketMQConfig(rtp, group))
+	})
+}
 
 func TestReadAckAllOrderly(t *testing.T) { readAckAll(t, true) }
 
@@ -90,9 +115,9 @@ func readAckAll(t *testing.T, orderly bool) {
 	tp := newTopic(t, 4)
 	produce(t, tp, 0, n)
 	group := rocketmqtest.UniqueName(t, "g")
-	cfg := tp.Config(group)
+	cfg := sources.RocketMQConfig(tp, group)
 	cfg.Orderly = orderly
-	src := tp.NewSource(t, cfg)
+	src := sources.RocketMQ(t, tp, cfg)
 	began := time.Now()
 	pollertest.Connect(t, src, deadline)
 
@@ -140,9 +165,9 @@ func TestInFlightWindow(t *testing.T) {
 	tp := newTopic(t, 4)
 	produce(t, tp, 0, n)
 	group := rocketmqtest.UniqueName(t, "g")
-	cfg := tp.Config(group)
+	cfg := sources.RocketMQConfig(tp, group)
 	cfg.InFlight = window
-	src := tp.NewSource(t, cfg)
+	src := sources.RocketMQ(t, tp, cfg)
 	pollertest.Connect(t, src, deadline)
 
 	// Hold everything handed over, until nothing more comes for 1 s.
@@ -170,62 +195,6 @@ func TestInFlightWindow(t *testing.T) {
 	pollertest.WaitBacklog(t, tp, group, 0, deadline)
 }
 
-// TestUnackedComesBack leaves one message unacked (acking the others in
-// reverse order): nothing past it is committed, and a new Source on the
-// group reads it again.
-func TestUnackedComesBack(t *testing.T) {
-	const n, skip = 50, 20
-	tp := newTopic(t, 1)
-	produce(t, tp, 0, n)
-	group := rocketmqtest.UniqueName(t, "g")
-	src := tp.NewSource(t, tp.Config(group))
-	pollertest.Connect(t, src, deadline)
-
-	var got []*poller.Message
-	pollertest.ReadUntil(t, src, deadline, func(m *poller.Message) { got = append(got, m) },
-		func() bool { return len(got) == n })
-	for i := len(got) - 1; i >= 0; i-- {
-		if offsetOf(t, got[i].ID) != skip {
-			pollertest.Ack(t, got[i], nil)
-		}
-	}
-	// Acks of the batches after the unacked message commit nothing past it.
-	backlog, ok := pollertest.PollBacklog(t, tp, group, func(b int64) bool { return b < n }, deadline)
-	if !ok {
-		t.Fatalf("backlog of %s stuck at %d", group, backlog)
-	}
-	pollertest.Close(t, src)
-	after := tp.Backlog(t, group)
-	committed := n - after
-	t.Logf("backlog %d while running, %d after Close: committed offset %d, unacked offset %d",
-		backlog, after, committed, skip)
-	if committed > skip {
-		t.Fatalf("committed offset %d is past the unacked message %d", committed, skip)
-	}
-
-	again := tp.NewSource(t, tp.Config(group))
-	pollertest.Connect(t, again, deadline)
-	var back []int64
-	pollertest.ReadUntil(t, again, deadline, func(m *poller.Message) {
-		back = append(back, offsetOf(t, m.ID))
-		pollertest.Ack(t, m, nil)
-	}, func() bool { return len(back) == int(after) })
-	if back[0] != committed {
-		t.Errorf("redelivery starts at offset %d, want the committed offset %d", back[0], committed)
-	}
-	found := false
-	for _, off := range back {
-		found = found || off == skip
-	}
-	if !found {
-		t.Errorf("the unacked message (offset %d) did not come back; got offsets %v", skip, back)
-	}
-	t.Logf("redelivered %d messages (offsets %d..%d) to the new Source", len(back), back[0], back[len(back)-1])
-	pollertest.WaitBacklog(t, tp, group, 0, deadline)
-}
-
-func TestNackRedelivers(t *testing.T) { nackRedelivers(t, false) }
-
 func TestNackRedeliversOrderly(t *testing.T) { nackRedelivers(t, true) }
 
 // nackRedelivers nacks one message once: it is read again, with the same
@@ -235,9 +204,9 @@ func nackRedelivers(t *testing.T, orderly bool) {
 	tp := newTopic(t, 1)
 	produce(t, tp, 0, n)
 	group := rocketmqtest.UniqueName(t, "g")
-	cfg := tp.Config(group)
+	cfg := sources.RocketMQConfig(tp, group)
 	cfg.Orderly = orderly
-	src := tp.NewSource(t, cfg)
+	src := sources.RocketMQ(t, tp, cfg)
 	pollertest.Connect(t, src, deadline)
 
 	reads := map[string]int{}
@@ -255,72 +224,14 @@ func nackRedelivers(t *testing.T, orderly bool) {
 	pollertest.WaitBacklog(t, tp, group, 0, deadline)
 }
 
-// TestCloseAfterAcksNoDuplicates: a graceful Close right after the last
-// ack commits everything, so a new Source on the group reads only new
-// messages.
-func TestCloseAfterAcksNoDuplicates(t *testing.T) {
-	const n = 100
-	tp := newTopic(t, 1)
-	produce(t, tp, 0, n)
-	group := rocketmqtest.UniqueName(t, "g")
-	src := tp.NewSource(t, tp.Config(group))
-	pollertest.Connect(t, src, deadline)
-	seen := 0
-	pollertest.ReadUntil(t, src, deadline, func(m *poller.Message) { seen++; pollertest.Ack(t, m, nil) },
-		func() bool { return seen == n })
-	pollertest.Close(t, src)
-	pollertest.WaitBacklog(t, tp, group, 0, deadline)
-
-	produce(t, tp, n, 1) // a marker after the acked messages
-	again := tp.NewSource(t, tp.Config(group))
-	pollertest.Connect(t, again, deadline)
-	var got []string
-	pollertest.ReadUntil(t, again, deadline, func(m *poller.Message) {
-		got = append(got, m.Headers["seq"])
-		pollertest.Ack(t, m, nil)
-	}, func() bool { return len(got) > 0 && got[len(got)-1] == strconv.Itoa(n) })
-	if len(got) != 1 {
-		t.Fatalf("after a graceful Close the new Source read %d messages (seq %v), want only the marker", len(got), got)
-	}
-	t.Logf("acked %d, closed; the new Source read only the marker", n)
-}
-
-// TestBrokerRestart restarts the broker mid-stream: the client reconnects
-// by itself and every message is read and acked.
-func TestBrokerRestart(t *testing.T) {
-	const n = 200
-	tp := newTopic(t, 4)
-	produce(t, tp, 0, n/2)
-	group := rocketmqtest.UniqueName(t, "g")
-	src := tp.NewSource(t, tp.Config(group))
-	pollertest.Connect(t, src, deadline)
-
-	seen := map[string]int{}
-	reads := 0
-	handle := func(m *poller.Message) {
-		reads++
-		seen[m.Headers["seq"]]++
-		pollertest.Ack(t, m, nil)
-	}
-	pollertest.ReadUntil(t, src, deadline, handle, func() bool { return len(seen) >= n/4 })
-	begin := time.Now()
-	brokers.Restart(t, "rocketmq")
-	t.Logf("broker restarted in %v after %d reads", time.Since(begin).Round(time.Millisecond), reads)
-	produce(t, tp, n/2, n/2)
-	pollertest.ReadUntil(t, src, 2*deadline, handle, func() bool { return len(seen) == n })
-	t.Logf("recovered %v after the restart began: %d distinct messages, %d reads (%d duplicates), lost 0",
-		time.Since(begin).Round(time.Millisecond), len(seen), reads, reads-len(seen))
-	pollertest.WaitBacklog(t, tp, group, 0, deadline)
-}
-
 // TestTwoSourcesShareAGroup: two Sources in one group split a 4-queue
 // topic; when one closes, the other takes its queues and nothing is lost.
 func TestTwoSourcesShareAGroup(t *testing.T) {
 	const n = 200
 	tp := newTopic(t, 4)
 	group := rocketmqtest.UniqueName(t, "g")
-	a := tp.NewSource(t, tp.Config(group))
-	b := tp.NewSource(t, tp.Config(group))
+	a := sources.RocketMQ(t, tp, sources.RocketMQConfig(tp, group))
+	b := sources.RocketMQ(t, tp, sources.RocketMQConfig(tp, group))
 	pollertest.Connect(t, a, deadline)
 	pollertest.Connect(t, b, deadline)
 	produce(t, tp, 0, n/2)

@@ -2,49 +2,14 @@ package kafka_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/kafka/kafkatest"
-	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/sinks/sinktest"
 	"github.com/ferrydev/ferry/test/brokers"
-	"github.com/ferrydev/ferry/wire"
+	"github.com/ferrydev/ferry/test/brokers/kafkatest"
 )
-
-// TestDeliverConcurrent: 1,000 outcomes delivered by 8 goroutines through
-// one Producer all land in the topic, each once, keyed and headed by its id.
-func TestDeliverConcurrent(t *testing.T) {
-	t.Parallel()
-	const n, workers = 1000, 8
-	tp := kafkatest.New().CreateTopic(t, 3)
-	s := newProducer(t).Sink(tp.Name())
-
-	ids, elapsed := sinktest.DeliverConcurrently(t, s, n, workers, opTimeout, func(i int) *wire.Outcome {
-		return sinktest.Succeeded(fmt.Sprintf("task-%04d", i))
-	})
-
-	got := map[string]int{}
-	for _, r := range readTopic(t, tp) {
-		got[r.key]++
-		if r.headers["ferry-id"] != r.key {
-			t.Errorf("message with key %q has ferry-id %q", r.key, r.headers["ferry-id"])
-		}
-		var body struct{ ID string }
-		if err := json.Unmarshal([]byte(r.value), &body); err != nil || body.ID != r.key {
-			t.Errorf("message with key %q has body id %q (%v)", r.key, body.ID, err)
-		}
-	}
-	for _, id := range ids {
-		if got[id] != 1 {
-			t.Errorf("%s found %d times, want 1", id, got[id])
-		}
-	}
-	t.Logf("%d outcomes delivered by %d goroutines in %v; %d messages in the topic", n, workers, elapsed.Round(time.Millisecond), len(got))
-}
 
 // TestDeliverSingleIsFast: one delivery on an idle producer does not wait
 // for kafka-go's default 1s batch timeout.
@@ -65,32 +30,6 @@ func TestDeliverSingleIsFast(t *testing.T) {
 	t.Logf("slowest of 5 single deliveries: %v", worst.Round(time.Microsecond))
 }
 
-// TestRoundTrip: an outcome delivered by the Sink is read by Ferry's own
-// Kafka trigger with its hop count, traceparent, id, content type and the
-// outcome JSON as payload.
-func TestRoundTrip(t *testing.T) {
-	t.Parallel()
-	tp := kafkatest.New().CreateTopic(t, 1)
-	s := newProducer(t).Sink(tp.Name())
-	src := tp.Source(t, kafkatest.UniqueName(t))
-	pollertest.ConnectRetry(t, src, opTimeout)
-
-	failed := sinktest.Succeeded("task-failed")
-	failed.Type, failed.Status, failed.Output = wire.TypeFailed, "failed", nil
-	failed.Error = &wire.OutcomeError{Code: "retries_exhausted", Message: "boom"}
-	failed.Hops, failed.TraceParent = 0, ""
-	failed.RequestPayload = json.RawMessage(`"raw"`)
-	succeeded := sinktest.Succeeded("task-succeeded")
-	succeeded.Hops = 7
-	tests := []*wire.Outcome{succeeded, failed}
-	for _, o := range tests {
-		sinktest.Deliver(t, s, o, opTimeout)
-	}
-
-	msgs := pollertest.ReadAck(t, src, len(tests), opTimeout)
-	sinktest.CheckReadBack(t, msgs, tests, func(m *poller.Message) string { return m.Key })
-}
-
 // TestAutoCreatedTopic: a destination topic that does not exist yet is
 // created by the broker (auto.create.topics.enable) on the first delivery,
 // which succeeds without the caller retrying.
@@ -103,16 +42,16 @@ func TestAutoCreatedTopic(t *testing.T) {
 	start := time.Now()
 	sinktest.Deliver(t, s, sinktest.Succeeded("first"), opTimeout)
 	t.Logf("first delivery to a new topic took %v", time.Since(start).Round(time.Millisecond))
-	recs := readTopicName(t, name, []int{0})
-	if len(recs) != 1 || recs[0].key != "first" {
+	recs := kafkatest.ReadTopic(t, brokers.Addr(brokers.Kafka), name, []int{0}, 1, opTimeout)
+	if len(recs) != 1 || recs[0].Key != "first" {
 		t.Errorf("topic %s holds %+v, want the one outcome", name, recs)
 	}
 }
 
-// TestDeliverContextEnds: Deliver returns promptly, with the context's
-// error, when its context is already cancelled or its deadline is too
-// short for the write (shorter than the writer's batch timeout).
-func TestDeliverContextEnds(t *testing.T) {
+// TestDeliverTinyDeadline: Deliver returns promptly, with the context's
+// error, when its deadline is too short for the write (shorter than the
+// writer's batch timeout). Ended contexts are in the Sink contract.
+func TestDeliverTinyDeadline(t *testing.T) {
 	t.Parallel()
 	tp := kafkatest.New().CreateTopic(t, 1)
 	s := newProducer(t).Sink(tp.Name())
@@ -120,9 +59,5 @@ func TestDeliverContextEnds(t *testing.T) {
 	tinyDeadline := sinktest.Ended{Name: "TinyDeadline", Context: func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), 500*time.Microsecond)
 	}, WantIs: context.DeadlineExceeded}
-	for _, e := range append(sinktest.EndedContexts(), tinyDeadline) {
-		t.Run(e.Name, func(t *testing.T) {
-			sinktest.DeliverEnded(t, s, sinktest.Succeeded("ctx-"+e.Name), e, time.Second)
-		})
-	}
+	sinktest.DeliverEnded(t, s, sinktest.Succeeded("ctx-tiny"), tinyDeadline, time.Second)
 }

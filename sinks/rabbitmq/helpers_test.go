@@ -7,12 +7,10 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/ferrydev/ferry/poller"
-	prabbitmq "github.com/ferrydev/ferry/poller/rabbitmq"
-	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
 	"github.com/ferrydev/ferry/sinks/rabbitmq"
 	"github.com/ferrydev/ferry/sinks/sinktest"
 	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/brokers/rabbitmqtest"
 )
 
 // deliverTimeout bounds one Deliver in the broker tests.
@@ -26,7 +24,7 @@ func setup(t *testing.T) (*rabbitmqtest.Topic, *rabbitmq.Publisher) {
 	return q, newPublisher(t)
 }
 
-func newPublisher(t *testing.T) *rabbitmq.Publisher {
+func newPublisher(t testing.TB) *rabbitmq.Publisher {
 	t.Helper()
 	p, err := rabbitmq.NewPublisher(rabbitmq.PublisherConfig{
 		URL:    brokers.Addr(brokers.RabbitMQ),
@@ -47,12 +45,17 @@ func newPublisher(t *testing.T) *rabbitmq.Publisher {
 	return p
 }
 
-// readAll reads q with Ferry's own Source until want messages were read
-// (acking each), and returns them by message id.
-func readAll(t *testing.T, q *rabbitmqtest.Topic, want int) map[string]*poller.Message {
+// readAll reads want messages of q back with amqp091-go (leaving them in
+// the queue), and returns them by message id.
+func readAll(t *testing.T, q *rabbitmqtest.Topic, want int) map[string]brokers.Msg {
 	t.Helper()
-	src := q.NewSource(t, prabbitmq.Config{Prefetch: 256})
-	return sinktest.ReadAll(t, src, 20*time.Second, 60*time.Second, want, func(m *poller.Message) string { return m.ID })
+	return sinktest.ReadBack(t, q, want, 60*time.Second, func(m brokers.Msg) string { return m.Key })
+}
+
+// has reports whether got holds id.
+func has(got map[string]brokers.Msg, id string) bool {
+	_, ok := got[id]
+	return ok
 }
 
 // admin runs fn on a fresh channel of a connection of its own.

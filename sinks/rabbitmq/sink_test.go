@@ -12,46 +12,41 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/rabbitmq"
 	"github.com/ferrydev/ferry/sinks/sinktest"
+	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/brokers/rabbitmqtest"
 	"github.com/ferrydev/ferry/wire"
 )
 
-// 1,000 outcomes delivered by 8 goroutines through one Publisher all reach
-// the queue: the broker holds 1,000 messages once the Delivers returned,
-// and Ferry's Source reads every id back.
-func TestDeliverConcurrently(t *testing.T) {
-	t.Parallel()
-	const n, workers = 1000, 8
-	q, p := setup(t)
-	s := p.Sink("", q.Name())
-
-	ids, _ := sinktest.DeliverConcurrently(t, s, n, workers, deliverTimeout, func(i int) *wire.Outcome {
-		return sinktest.Failed(fmt.Sprintf("%s-%d", q.Name(), i), 1)
-	})
-	// Confirmed means enqueued: the count is exact at once.
-	if got := q.Backlog(t, ""); got != n {
-		t.Fatalf("queue holds %d messages after %d confirmed Delivers", got, n)
-	}
-	got := readAll(t, q, n)
-	sinktest.CheckIDs(t, got, ids)
+// TestSink runs the Sink contract (sinks/sinktest) on RabbitMQ: the
+// default exchange routes to the queue; the message-id is the outcome id
+// and the content type a property.
+func TestSink(t *testing.T) {
+	sinktest.TestSink(t, rabbitmqtest.New(), sinktest.Features{
+		Parallel:    true,
+		Within:      deliverTimeout,
+		KeyIsID:     true,
+		ContentType: true,
+		Outage:      sinktest.Outage{Broker: brokers.RabbitMQ},
+	}, func(t testing.TB, tp brokers.Reader) sinks.Sink {
+		return newPublisher(t).Sink("", tp.Name())
+	}, nil)
 }
 
-// An outcome read back by Ferry's own RabbitMQ source carries the hop
-// count, the traceparent and the id as headers, and the JSON as payload.
-func TestRoundTripThroughSource(t *testing.T) {
+// Confirmed means enqueued: once concurrent Delivers have returned, the
+// queue holds every message at once.
+func TestConfirmedMeansEnqueued(t *testing.T) {
 	t.Parallel()
+	const n, workers = 200, 8
 	q, p := setup(t)
-	o := sinktest.Failed(q.Name()+"-rt", 7)
-	sinktest.Deliver(t, p.Sink("", q.Name()), o, deliverTimeout)
-
-	m := readAll(t, q, 1)[o.ID]
-	if m == nil {
-		t.Fatalf("outcome %s not read back", o.ID)
-	}
-	sinktest.CheckMessage(t, m, o)
-	if m.ContentType != wire.OutcomeContentType {
-		t.Errorf("content type %q, want %q", m.ContentType, wire.OutcomeContentType)
+	s := p.Sink("", q.Name())
+	sinktest.DeliverConcurrently(t, s, n, workers, deliverTimeout, func(i int) *wire.Outcome {
+		return sinktest.Failed(fmt.Sprintf("%s-%d", q.Name(), i), 1)
+	})
+	if got := q.Backlog(t, ""); got != n {
+		t.Fatalf("queue holds %d messages after %d confirmed Delivers", got, n)
 	}
 }
 
@@ -124,7 +119,7 @@ func TestMissingExchange(t *testing.T) {
 	sinktest.Deliver(t, good, sinktest.Failed(q.Name()+"-3", 1), deliverTimeout)
 	got := readAll(t, q, 4)
 	for i := range 4 {
-		if id := fmt.Sprintf("%s-%d", q.Name(), i); got[id] == nil {
+		if id := fmt.Sprintf("%s-%d", q.Name(), i); !has(got, id) {
 			t.Errorf("outcome %s missing", id)
 		}
 	}

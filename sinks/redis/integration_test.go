@@ -2,19 +2,15 @@ package redis_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/pollertest"
-	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
+	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/redis"
 	"github.com/ferrydev/ferry/sinks/sinktest"
-	"github.com/ferrydev/ferry/wire"
+	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/brokers/redisstreamtest"
 )
 
 // setup creates a fresh stream on the test Redis and a Client on it.
@@ -25,71 +21,19 @@ func setup(t *testing.T) (*redisstreamtest.Topic, *redis.Client) {
 	return tp, newClient(t, b.URL())
 }
 
-// entries reads the whole stream with the raw client.
-func entries(t testing.TB, tp *redisstreamtest.Topic) []goredis.XMessage {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	msgs, err := tp.Client().XRange(ctx, tp.Name(), "-", "+").Result()
-	if err != nil {
-		t.Fatalf("XRANGE %s: %v", tp.Name(), err)
-	}
-	return msgs
-}
-
-// TestDeliverConcurrent: 1,000 outcomes delivered by 8 goroutines through
-// one Client all land in the stream, each once, with its id and body.
-func TestDeliverConcurrent(t *testing.T) {
-	t.Parallel()
-	const n, workers = 1000, 8
-	tp, c := setup(t)
-	s := c.Sink(tp.Name(), 0)
-
-	ids, elapsed := sinktest.DeliverConcurrently(t, s, n, workers, opTimeout, func(i int) *wire.Outcome {
-		return sinktest.Succeeded(fmt.Sprintf("task-%04d", i))
+// TestSink runs the Sink contract (sinks/sinktest) on Redis Streams: the
+// content type is a field.
+func TestSink(t *testing.T) {
+	sinktest.TestSink(t, redisstreamtest.New(), sinktest.Features{
+		Parallel:    true,
+		Within:      opTimeout,
+		ContentType: true,
+		Outage:      sinktest.Outage{Broker: brokers.Redis, Recovery: 30 * time.Second},
+	}, func(t testing.TB, tp brokers.Reader) sinks.Sink {
+		return newClient(t, redisstreamtest.New().URL()).Sink(tp.Name(), 0)
+	}, func(t testing.TB, addr string) sinks.Sink {
+		return newClient(t, url(addr)).Sink("orders", 0)
 	})
-
-	got := map[string]int{}
-	for _, m := range entries(t, tp) {
-		id, _ := m.Values["ferry-id"].(string)
-		got[id]++
-		var body struct{ ID string }
-		if data, _ := m.Values["data"].(string); json.Unmarshal([]byte(data), &body) != nil || body.ID != id {
-			t.Errorf("entry %s: ferry-id %q, data %q", m.ID, id, m.Values["data"])
-		}
-	}
-	for _, id := range ids {
-		if got[id] != 1 {
-			t.Errorf("%s found %d times, want 1", id, got[id])
-		}
-	}
-	t.Logf("%d outcomes delivered by %d goroutines in %v; %d entries in the stream", n, workers, elapsed.Round(time.Millisecond), len(got))
-}
-
-// TestRoundTrip: an outcome delivered by the Sink is read by Ferry's own
-// Redis Streams trigger with its hop count, traceparent, id, content type
-// and the outcome JSON as payload.
-func TestRoundTrip(t *testing.T) {
-	t.Parallel()
-	tp, c := setup(t)
-	s := c.Sink(tp.Name(), 0)
-	src := tp.Source(t, "g")
-	pollertest.Connect(t, src, opTimeout)
-
-	failed := sinktest.Succeeded("task-failed")
-	failed.Type, failed.Status, failed.Output = wire.TypeFailed, "failed", nil
-	failed.Error = &wire.OutcomeError{Code: "loop_detected", Message: "hops"}
-	failed.Hops, failed.TraceParent = 0, ""
-	failed.RequestPayload = json.RawMessage(`{"order":1}`)
-	succeeded := sinktest.Succeeded("task-succeeded")
-	succeeded.Hops = 7
-	tests := []*wire.Outcome{succeeded, failed}
-	for _, o := range tests {
-		sinktest.Deliver(t, s, o, opTimeout)
-	}
-
-	msgs := pollertest.ReadAck(t, src, len(tests), opTimeout)
-	sinktest.CheckReadBack(t, msgs, tests, func(m *poller.Message) string { return m.Headers[wire.HeaderID] })
 }
 
 // TestMaxLen: with maxLen > 0 the stream is trimmed (approximately: Redis
@@ -122,22 +66,5 @@ func TestMaxLen(t *testing.T) {
 				t.Errorf("XLEN = %d after %d more deliveries with maxLen %d, want [%d, %d)", n, tt.deliver, tt.maxLen, tt.wantMin, tt.wantMaxBelow)
 			}
 		})
-	}
-}
-
-// TestDeliverContextEnded: with an already cancelled or expired context,
-// Deliver returns at once with the context's error and appends nothing.
-func TestDeliverContextEnded(t *testing.T) {
-	t.Parallel()
-	tp, c := setup(t)
-	s := c.Sink(tp.Name(), 0)
-	sinktest.Deliver(t, s, sinktest.Succeeded("warm-up"), opTimeout)
-	for _, e := range sinktest.EndedContexts() {
-		t.Run(e.Name, func(t *testing.T) {
-			sinktest.DeliverEnded(t, s, sinktest.Succeeded(e.Name), e, 100*time.Millisecond)
-		})
-	}
-	if n := len(entries(t, tp)); n != 1 {
-		t.Errorf("stream holds %d entries, want only the warm-up", n)
 	}
 }

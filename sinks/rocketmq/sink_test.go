@@ -17,12 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
+	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/rocketmq"
 	"github.com/ferrydev/ferry/sinks/sinktest"
 	"github.com/ferrydev/ferry/test/brokers"
-	"github.com/ferrydev/ferry/wire"
+	"github.com/ferrydev/ferry/test/brokers/rocketmqtest"
 )
 
 // deadline bounds each phase: consumer start-up and rebalancing take
@@ -40,7 +39,7 @@ func setup(t *testing.T, scopes int) (*rocketmqtest.Topic, *rocketmq.Producer) {
 	return tp, newProducer(t)
 }
 
-func newProducer(t *testing.T) *rocketmq.Producer {
+func newProducer(t testing.TB) *rocketmq.Producer {
 	t.Helper()
 	p, err := rocketmq.NewProducer(rocketmq.ProducerConfig{
 		NameServers: []string{brokers.Addr(brokers.RocketMQ)},
@@ -58,46 +57,17 @@ func newProducer(t *testing.T) *rocketmq.Producer {
 	return p
 }
 
-// readAll reads the topic with Ferry's own Source (a fresh group, from the
-// earliest offset) until want distinct outcome ids were read, acking each,
-// and returns the messages by ferry-id.
-func readAll(t *testing.T, tp *rocketmqtest.Topic, want int) map[string]*poller.Message {
-	t.Helper()
-	src := tp.NewSource(t, tp.Config(rocketmqtest.UniqueName(t, "g")))
-	return sinktest.ReadAll(t, src, deadline, 2*deadline, want, func(m *poller.Message) string { return m.Headers[wire.HeaderID] })
-}
-
-// 1,000 outcomes sent by 8 goroutines through one Producer are all on the
-// topic afterwards.
-func TestDeliverConcurrently(t *testing.T) {
-	const n, workers = 1000, 8
-	tp, p := setup(t, 4)
-	s := p.Sink(tp.Name(), "")
-
-	ids, took := sinktest.DeliverConcurrently(t, s, n, workers, deliverTimeout, func(i int) *wire.Outcome {
-		return sinktest.Failed("o-"+strconv.Itoa(i), 1)
-	})
-	t.Logf("%d outcomes delivered in %v", n, took.Round(time.Millisecond))
-	got := readAll(t, tp, n)
-	sinktest.CheckIDs(t, got, ids)
-}
-
-// An outcome read back by Ferry's own RocketMQ source carries the hop
-// count, traceparent, id and type as headers, the id as key, and the JSON
-// as payload.
-func TestRoundTripThroughSource(t *testing.T) {
-	tp, p := setup(t, 1)
-	o := sinktest.Failed("rt-1", 9)
-	sinktest.Deliver(t, p.Sink(tp.Name(), "failed"), o, deliverTimeout)
-
-	m := readAll(t, tp, 1)[o.ID]
-	if m == nil {
-		t.Fatalf("outcome %s not read back", o.ID)
-	}
-	sinktest.CheckMessage(t, m, o)
-	if m.Key != o.ID {
-		t.Errorf("key %q, want %q", m.Key, o.ID)
-	}
+// TestSink runs the Sink contract (sinks/sinktest) on RocketMQ: the keys
+// are the outcome id; RocketMQ has no content type. The outage stops the
+// name server and the broker.
+func TestSink(t *testing.T) {
+	sinktest.TestSink(t, rocketmqtest.New(), sinktest.Features{
+		Within:  deadline,
+		KeyIsID: true,
+		Outage:  sinktest.Outage{Broker: brokers.RocketMQ, Recovery: 2 * time.Minute, Backoff: 500 * time.Millisecond},
+	}, func(t testing.TB, tp brokers.Reader) sinks.Sink {
+		return newProducer(t).Sink(tp.Name(), "")
+	}, nil)
 }
 
 // A Deliver whose context is (nearly) over returns promptly with the

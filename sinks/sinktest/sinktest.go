@@ -3,11 +3,12 @@
 // building test outcomes, a logger that writes to the test log, delivering
 // with a deadline (once, or many times from several goroutines), Deliver
 // calls that must fail (refused at once, or at their deadline where no
-// broker answers), reading outcomes back with Ferry's own triggers and
-// checking them, and the broker-outage scenario.
+// broker answers), reading outcomes back with the broker's own client
+// (through the test/brokers helpers) and checking them, the broker-outage
+// scenario, and the Sink contract suite every MQ sink runs (TestSink).
 //
-// The helpers take a sinks.Sink and a poller.Source and know no broker
-// client: they import no broker sink package and compile in every build,
+// The helpers take a sinks.Sink and a brokers.Reader; they import no
+// broker sink package and none of Ferry's pollers, and compile in every build,
 // with and without -race (the RocketMQ broker tests run only without it).
 // Every helper marks itself with t.Helper, bounds each Deliver it starts
 // with a deadline (CheckRefusals's cases bring their own context), and
@@ -29,8 +30,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/pollertest"
 	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/test/brokers"
 	"github.com/ferrydev/ferry/wire"
@@ -301,29 +300,28 @@ func NoAnswers(t testing.TB) []NoAnswer {
 	return []NoAnswer{{"Refused", Unreachable(t)}, {"Hung", BlackHole(t)}}
 }
 
-// ReadAll connects src (bounded by connect) and reads it (bounded by
-// read) until want distinct ids, as id names them, were read, acking each
-// message; then it closes src and returns the messages by id. It fails t
-// on any error, as the pollertest helpers it uses do.
-func ReadAll(t testing.TB, src poller.Source, connect, read time.Duration, want int, id func(*poller.Message) string) map[string]*poller.Message {
+// ReadBack reads r back with the broker's own client (brokers.Reader)
+// until it holds want messages, bounded by within, and returns them by id,
+// as id names them. It fails t on any error.
+func ReadBack(t testing.TB, r brokers.Reader, want int, within time.Duration, id func(brokers.Msg) string) map[string]brokers.Msg {
 	t.Helper()
-	pollertest.Connect(t, src, connect)
-	got := map[string]*poller.Message{}
-	pollertest.ReadUntil(t, src, read, func(m *poller.Message) {
+	got := map[string]brokers.Msg{}
+	for _, m := range r.ReadBack(t, want, within) {
 		got[id(m)] = m
-		pollertest.Ack(t, m, nil)
-	}, func() bool { return len(got) >= want })
-	pollertest.Close(t, src)
+	}
 	return got
 }
+
+// ByHeaderID names a message read back by its wire.HeaderID header.
+func ByHeaderID(m brokers.Msg) string { return m.Headers[wire.HeaderID] }
 
 // CheckIDs checks got, the messages read back by id, against ids, the ids
 // of the outcomes delivered: it reports (t.Errorf) each id that got lacks,
 // and ends the test (t.Fatalf) unless got holds exactly len(ids) ids.
-func CheckIDs(t testing.TB, got map[string]*poller.Message, ids []string) {
+func CheckIDs(t testing.TB, got map[string]brokers.Msg, ids []string) {
 	t.Helper()
 	for _, id := range ids {
-		if got[id] == nil {
+		if _, ok := got[id]; !ok {
 			t.Errorf("outcome %s missing", id)
 		}
 	}
@@ -332,12 +330,12 @@ func CheckIDs(t testing.TB, got map[string]*poller.Message, ids []string) {
 	}
 }
 
-// CheckMessage reports (t.Errorf) where m, an outcome read back by one of
-// Ferry's own triggers, differs from o as sinks.Encode encodes it: its
-// payload is not o's JSON, or one of the headers sinks.HeaderHops (the
-// decimal hop count), sinks.HeaderTraceParent (present only when o has
-// one), sinks.HeaderID and sinks.HeaderType is missing or differs.
-func CheckMessage(t testing.TB, m *poller.Message, o *wire.Outcome) {
+// CheckMessage reports (t.Errorf) where m, an outcome read back from the
+// broker, differs from o as sinks.Encode encodes it: its payload is not
+// o's JSON, or one of the headers wire.HeaderHops (the decimal hop count),
+// wire.HeaderTraceParent (present only when o has one), wire.HeaderID and
+// wire.HeaderType is missing or differs.
+func CheckMessage(t testing.TB, m brokers.Msg, o *wire.Outcome) {
 	t.Helper()
 	enc, err := sinks.Encode(o)
 	if err != nil {
@@ -352,31 +350,6 @@ func CheckMessage(t testing.TB, m *poller.Message, o *wire.Outcome) {
 		if got != want || ok != wantOK {
 			t.Errorf("header %s = %q (present %v), want %q (present %v); headers %v", k, got, ok, want, wantOK, m.Headers)
 		}
-	}
-}
-
-// CheckReadBack checks msgs, read back by one of Ferry's own triggers
-// after outs were delivered: in a subtest per outcome, named by its id, it
-// finds the message that key names by that id (the subtest ends if there
-// is none), checks it with CheckMessage, and reports (t.Errorf) a content
-// type other than sinks.ContentType.
-func CheckReadBack(t *testing.T, msgs []*poller.Message, outs []*wire.Outcome, key func(*poller.Message) string) {
-	t.Helper()
-	byKey := map[string]*poller.Message{}
-	for _, m := range msgs {
-		byKey[key(m)] = m
-	}
-	for _, o := range outs {
-		t.Run(o.ID, func(t *testing.T) {
-			m := byKey[o.ID]
-			if m == nil {
-				t.Fatalf("no message for %q", o.ID)
-			}
-			CheckMessage(t, m, o)
-			if m.ContentType != wire.OutcomeContentType {
-				t.Errorf("content type = %q, want %s", m.ContentType, wire.OutcomeContentType)
-			}
-		})
 	}
 }
 

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/sinks/sinktest"
+	"github.com/ferrydev/ferry/test/brokers"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -131,7 +131,7 @@ func TestCheckMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := func(mutate func(h map[string]string)) *poller.Message {
+	msg := func(mutate func(h map[string]string)) brokers.Msg {
 		h := map[string]string{}
 		for k, v := range enc.Headers {
 			h[k] = v
@@ -139,12 +139,12 @@ func TestCheckMessage(t *testing.T) {
 		if mutate != nil {
 			mutate(h)
 		}
-		return &poller.Message{Payload: enc.Body, Headers: h, ContentType: wire.OutcomeContentType}
+		return brokers.Msg{Payload: enc.Body, Headers: h, ContentType: wire.OutcomeContentType}
 	}
 	for _, tc := range []struct {
 		name    string
 		o       *wire.Outcome
-		m       *poller.Message
+		m       brokers.Msg
 		wantErr string // "" = passes
 	}{
 		{"AsEncoded", o, msg(nil), ""},

@@ -16,11 +16,11 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
-	"github.com/ferrydev/ferry/poller/kafka/kafkatest"
-	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
-	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
-	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
+	"github.com/ferrydev/ferry/poller/pollertest/sources"
 	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/brokers/kafkatest"
+	"github.com/ferrydev/ferry/test/brokers/rabbitmqtest"
+	"github.com/ferrydev/ferry/test/brokers/redisstreamtest"
 	"github.com/ferrydev/ferry/test/conformance"
 	"github.com/ferrydev/ferry/test/ferrytest"
 )
@@ -110,7 +110,7 @@ func BenchmarkPollers(b *testing.B) {
 				// Not SourceYAML: its short claim_idle is for the suite.
 				return fmt.Sprintf(`{ redis: { url: %q, stream: %s, group: %s } }`, redisB.URL(), tp.Name(), group)
 			}},
-		{broker: rocketmqtest.New(), n: max(n/5, 1), raw: rawRocketMQ(), brokerAddr: brokers.RocketMQBrokerAddr()},
+		{broker: sources.RocketMQBroker(), n: max(n/5, 1), raw: rawRocketMQ(), brokerAddr: brokers.RocketMQBrokerAddr()},
 	}
 	for _, c := range cases {
 		if c.source == nil {

@@ -1,13 +1,13 @@
 package conformance_test
 
 import (
+	"github.com/ferrydev/ferry/poller/pollertest/sources"
 	"os"
 	"testing"
 
-	"github.com/ferrydev/ferry/poller/kafka/kafkatest"
-	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
-	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
-	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
+	"github.com/ferrydev/ferry/test/brokers/kafkatest"
+	"github.com/ferrydev/ferry/test/brokers/rabbitmqtest"
+	"github.com/ferrydev/ferry/test/brokers/redisstreamtest"
 	"github.com/ferrydev/ferry/test/conformance"
 	"github.com/ferrydev/ferry/test/ferrytest"
 )
@@ -31,5 +31,5 @@ func TestRedisStreams(t *testing.T) {
 }
 
 func TestRocketMQ(t *testing.T) {
-	conformance.Run(t, rocketmqtest.New(), conformance.Features{SharedGroup: true})
+	conformance.Run(t, sources.RocketMQBroker(), conformance.Features{SharedGroup: true})
 }

@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/kafka/kafkatest"
 	"github.com/ferrydev/ferry/poller/pollertest"
-	"github.com/ferrydev/ferry/poller/rabbitmq/rabbitmqtest"
-	"github.com/ferrydev/ferry/poller/redisstream/redisstreamtest"
-	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
+	"github.com/ferrydev/ferry/poller/pollertest/sources"
 	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/brokers/kafkatest"
+	"github.com/ferrydev/ferry/test/brokers/rabbitmqtest"
+	"github.com/ferrydev/ferry/test/brokers/redisstreamtest"
 	"github.com/ferrydev/ferry/test/conformance"
 	"github.com/ferrydev/ferry/test/ferrytest"
 	"github.com/ferrydev/ferry/wire"
@@ -37,7 +37,7 @@ type destTopic interface {
 // everyBroker runs scenario against each real broker, one after the other
 // (the scenarios stop brokers).
 func everyBroker(t *testing.T, scenario func(t *testing.T, b conformance.Broker)) {
-	for _, b := range []conformance.Broker{kafkatest.New(), rabbitmqtest.New(), redisstreamtest.New(), rocketmqtest.New()} {
+	for _, b := range []conformance.Broker{kafkatest.New(), rabbitmqtest.New(), redisstreamtest.New(), sources.RocketMQBroker()} {
 		t.Run(b.Name(), func(t *testing.T) {
 			brokers.Require(t, b.Name())
 			ferrytest.Binary(t)
@@ -155,7 +155,7 @@ functions:
 		restarted := time.Now()
 
 		seen := map[string]int{}
-		src := topic.Source(t, "g-check")
+		src := sources.For(t, topic, "g-check")
 		pollertest.ConnectRetry(t, src, time.Minute)
 		var lastAt time.Time
 		pollertest.ReadUntil(t, src, 3*time.Minute, func(m *poller.Message) {

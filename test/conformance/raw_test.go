@@ -15,7 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/ferrydev/ferry/poller/rocketmq/rocketmqtest"
+	"github.com/ferrydev/ferry/test/brokers/rocketmqtest"
 	"github.com/ferrydev/ferry/test/conformance"
 )
 
@@ -194,9 +194,10 @@ const (
 // return, to the broker every 5 s.
 func rawRocketMQ() rawConsumer {
 	return rawConsumer{library: "rocketmq-client-go", consume: func(ctx context.Context, _ testing.TB, tp conformance.Topic, group string, got *atomic.Int64) error {
-		cfg := tp.(*rocketmqtest.Topic).Config(group) // also deletes the group's %RETRY% topic at the end
+		rtp := tp.(*rocketmqtest.Topic)
+		rtp.Use(group) // the cleanup also deletes the group's %RETRY% topic
 		pc, err := consumer.NewPushConsumer(
-			consumer.WithNameServer(cfg.NameServers),
+			consumer.WithNameServer([]string{rtp.NameServer()}),
 			consumer.WithGroupName(group),
 			consumer.WithInstance(fmt.Sprintf("raw-%d-%s", os.Getpid(), group)),
 			consumer.WithConsumerModel(consumer.Clustering),

@@ -1,6 +1,6 @@
 // Package rabbitmqtest runs Ferry's conformance suite (and the RabbitMQ
 // source's own tests) against a real RabbitMQ node: it implements
-// conformance.Broker and conformance.Topic with durable, uniquely named
+// brokers.Broker and brokers.Topic with durable, uniquely named
 // queues, confirmed persistent publishes, and a backlog read from the
 // broker itself (rabbitmqctl), never from the Source's memory.
 package rabbitmqtest
@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,11 +18,12 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/rabbitmq"
 	"github.com/ferrydev/ferry/test/brokers"
-	"github.com/ferrydev/ferry/test/conformance"
 )
+
+// HeaderKey is the AMQP header Produce puts a message's Key in, the one
+// Ferry's RabbitMQ trigger reads the ordering key from.
+const HeaderKey = "ferry-key"
 
 // URLDefault is the broker test/brokers/up.sh starts (what
 // brokers.Addr("rabbitmq") returns without $FERRY_RABBITMQ).
@@ -32,7 +32,7 @@ const URLDefault = "amqp://guest:guest@127.0.0.1:5672/"
 // opTimeout bounds each broker operation of the helpers.
 const opTimeout = 60 * time.Second
 
-var _ conformance.Broker = (*Broker)(nil)
+var _ brokers.Broker = (*Broker)(nil)
 
 // Broker is the RabbitMQ node under test.
 type Broker struct {
@@ -51,7 +51,7 @@ func (b *Broker) Name() string { return "rabbitmq" }
 
 // NewTopic declares a durable, uniquely named queue (deleted in Cleanup).
 // scopes is ignored: a queue is one ordering scope.
-func (b *Broker) NewTopic(t testing.TB, _ int) conformance.Topic {
+func (b *Broker) NewTopic(t testing.TB, _ int) brokers.Topic {
 	t.Helper()
 	brokers.Require(t, "rabbitmq")
 	name := uniqueName(t)
@@ -92,7 +92,7 @@ type Topic struct {
 	seq    atomic.Uint64
 }
 
-var _ conformance.Topic = (*Topic)(nil)
+var _ brokers.Topic = (*Topic)(nil)
 
 // Name is the queue name.
 func (q *Topic) Name() string { return q.name }
@@ -111,32 +111,8 @@ func (q *Topic) DestinationYAML() string {
 	return fmt.Sprintf(`{ rabbitmq: { url: %s, exchange: "", routing_key: %s } }`, strconv.Quote(q.broker.URL), strconv.Quote(q.name))
 }
 
-// Source returns a Source on the queue, not connected, closed in Cleanup.
-// group is ignored.
-func (q *Topic) Source(t testing.TB, _ string) poller.Source {
-	t.Helper()
-	return q.NewSource(t, rabbitmq.Config{})
-}
-
-// NewSource returns a *rabbitmq.Source on the queue with cfg (URL and
-// Queue filled in, logs to the test), not connected, closed in Cleanup.
-func (q *Topic) NewSource(t testing.TB, cfg rabbitmq.Config) *rabbitmq.Source {
-	t.Helper()
-	cfg.URL, cfg.Queue = q.broker.URL, q.name
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	src, err := rabbitmq.New(cfg)
-	if err != nil {
-		t.Fatalf("rabbitmqtest: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = src.Close(ctx)
-	})
-	return src
-}
+// URL is the AMQP URI of the queue's broker.
+func (q *Topic) URL() string { return q.broker.URL }
 
 // Produce publishes msgs in order as persistent messages to the default
 // exchange (routing key = queue), each with a unique message-id, Key in
@@ -147,7 +123,7 @@ func (q *Topic) NewSource(t testing.TB, cfg rabbitmq.Config) *rabbitmq.Source {
 // awaited through DeferredConfirmation, not a NotifyPublish channel, so
 // no undrained confirm channel can block the library (amqp091-go #10,
 // #21, #122).
-func (q *Topic) Produce(t testing.TB, msgs []conformance.Msg) {
+func (q *Topic) Produce(t testing.TB, msgs []brokers.Msg) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
@@ -174,7 +150,7 @@ func (q *Topic) Produce(t testing.TB, msgs []conformance.Msg) {
 				}
 			}
 			if m.Key != "" {
-				p.Headers[rabbitmq.HeaderKey] = m.Key
+				p.Headers[HeaderKey] = m.Key
 			}
 			dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", q.name, true, false, p)
 			if err != nil {

@@ -9,11 +9,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ferrydev/ferry/poller/redisstream"
-	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/test/brokers"
 )
 
-var _ conformance.BulkTopic = (*Topic)(nil)
+var _ brokers.BulkTopic = (*Topic)(nil)
 
 // bulkPipeline is how many XADDs one round trip of ProduceN carries.
 const bulkPipeline = 2000
@@ -21,7 +20,7 @@ const bulkPipeline = 2000
 // ProduceN appends n entries, msg(i) for i in [0, n), in order, encoded
 // as Produce does, in pipelines of 2,000 XADDs (one round trip each, each
 // with its own timeout): a million entries take seconds.
-func (tp *Topic) ProduceN(t testing.TB, n int, msg func(i int) conformance.Msg) {
+func (tp *Topic) ProduceN(t testing.TB, n int, msg func(i int) brokers.Msg) {
 	t.Helper()
 	for from := 0; from < n; from += bulkPipeline {
 		if err := tp.produceRange(from, min(from+bulkPipeline, n), msg); err != nil {
@@ -31,16 +30,16 @@ func (tp *Topic) ProduceN(t testing.TB, n int, msg func(i int) conformance.Msg) 
 }
 
 // produceRange appends entries [from, to) in one pipeline.
-func (tp *Topic) produceRange(from, to int, msg func(int) conformance.Msg) error {
+func (tp *Topic) produceRange(from, to int, msg func(int) brokers.Msg) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pipe := tp.client.Pipeline()
 	cmds := make([]*redis.StringCmd, 0, to-from)
 	for i := from; i < to; i++ {
 		m := msg(i)
-		values := []any{redisstream.FieldData, m.Payload}
+		values := []any{FieldData, m.Payload}
 		if m.Key != "" {
-			values = append(values, redisstream.FieldKey, m.Key)
+			values = append(values, FieldKey, m.Key)
 		}
 		for k, v := range m.Headers {
 			values = append(values, k, v)

@@ -12,10 +12,10 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
-	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/test/brokers"
 )
 
-var _ conformance.BulkTopic = (*Topic)(nil)
+var _ brokers.BulkTopic = (*Topic)(nil)
 
 // bulkBatch is how many messages one batch send of ProduceN carries (a
 // few KiB of small messages: far below the broker's 4 MiB limit).
@@ -28,7 +28,7 @@ const bulkBatch = 256
 // 200,000 messages. The queue of a key is the FNV-1a hash of the key
 // modulo the number of queues, as the hash selector computes it; keyless
 // messages go round robin. Each queue receives its messages in order.
-func (tp *Topic) ProduceN(t testing.TB, n int, msg func(i int) conformance.Msg) {
+func (tp *Topic) ProduceN(t testing.TB, n int, msg func(i int) brokers.Msg) {
 	t.Helper()
 	if len(tp.queues) == 0 {
 		t.Fatalf("rocketmqtest: topic %s: no write queues known", tp.name)

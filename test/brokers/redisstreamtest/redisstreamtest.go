@@ -1,5 +1,5 @@
 // Package redisstreamtest runs the trigger conformance suite (and the
-// redisstream tests) against a real Redis: it implements conformance.Broker
+// redisstream tests) against a real Redis: it implements brokers.Broker
 // with one uniquely named stream per NewTopic, deleted when the test ends.
 package redisstreamtest
 
@@ -18,19 +18,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/redisstream"
 	"github.com/ferrydev/ferry/test/brokers"
-	"github.com/ferrydev/ferry/test/conformance"
 )
 
-// ClaimIdle is the ClaimIdle of the Sources this package builds: short, so
-// entries left by a closed Source are claimed by the next one quickly.
+// ClaimIdle is the claim_idle of SourceYAML, and the ClaimIdle the trigger
+// tests give their Sources: short, so entries left by a closed Source are
+// claimed by the next one quickly.
 const ClaimIdle = 2 * time.Second
 
 var (
-	_ conformance.Broker = (*Broker)(nil)
-	_ conformance.Topic  = (*Topic)(nil)
+	_ brokers.Broker = (*Broker)(nil)
+	_ brokers.Topic  = (*Topic)(nil)
 )
 
 // Broker is the Redis at brokers.Addr("redis"): FERRY_REDIS, by default
@@ -49,7 +47,7 @@ func (*Broker) URL() string { return brokers.Addr(brokers.Redis) }
 // NewTopic creates a fresh stream (with MKSTREAM semantics: the stream
 // appears on the first XADD or group creation) named after the test, and
 // deletes it in t.Cleanup. scopes is ignored: a stream is one scope.
-func (b *Broker) NewTopic(t testing.TB, _ int) conformance.Topic {
+func (b *Broker) NewTopic(t testing.TB, _ int) brokers.Topic {
 	t.Helper()
 	brokers.Require(t, brokers.Redis)
 	url := b.URL()
@@ -105,48 +103,28 @@ func (tp *Topic) DestinationYAML() string {
 	return fmt.Sprintf(`{ redis: { url: %q, stream: %s } }`, tp.url, tp.name)
 }
 
-// Source returns a Source on this stream for group, not connected, closed
-// in t.Cleanup. Each call uses its own consumer name, as a restarted Ferry
-// process (new pid) does: what a closed Source left unacknowledged is
-// claimed by the next one after ClaimIdle.
-func (tp *Topic) Source(t testing.TB, group string) poller.Source {
-	t.Helper()
-	return tp.NewSource(t, group, nil)
-}
+// URL is the Redis URL of the stream.
+func (tp *Topic) URL() string { return tp.url }
 
-// NewSource is Source with the concrete type and a hook to adjust the
-// Config (consumer name, ClaimIdle, ...) before New.
-func (tp *Topic) NewSource(t testing.TB, group string, adjust func(*redisstream.Config)) *redisstream.Source {
-	t.Helper()
-	cfg := redisstream.Config{
-		URL:       tp.url,
-		Stream:    tp.name,
-		Group:     group,
-		Consumer:  fmt.Sprintf("%s-c%d", group, tp.n.Add(1)),
-		ClaimIdle: ClaimIdle,
-		Block:     500 * time.Millisecond,
-	}
-	if adjust != nil {
-		adjust(&cfg)
-	}
-	s, err := redisstream.New(cfg)
-	if err != nil {
-		t.Fatalf("redisstreamtest: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Logf("redisstreamtest: cleanup: close source: %v", err)
-		}
-	})
-	return s
+// Fields of an entry Produce writes, the ones Ferry's Redis Streams trigger
+// reads the payload and the ordering key from.
+const (
+	FieldData = "data"
+	FieldKey  = "key"
+)
+
+// ConsumerName returns a consumer name for group not used before on this
+// topic ("<group>-c<n>"), as a restarted Ferry process (new pid) has one:
+// what a closed consumer left unacknowledged is claimed by the next after
+// ClaimIdle.
+func (tp *Topic) ConsumerName(group string) string {
+	return fmt.Sprintf("%s-c%d", group, tp.n.Add(1))
 }
 
 // Produce appends msgs in order (one pipeline of XADDs, each answered with
 // its entry id): field "data" = Payload, "key" = Key when set, then the
 // headers as fields.
-func (tp *Topic) Produce(t testing.TB, msgs []conformance.Msg) {
+func (tp *Topic) Produce(t testing.TB, msgs []brokers.Msg) {
 	t.Helper()
 	if err := tp.produce(msgs); err != nil {
 		t.Fatalf("redisstreamtest: produce %d entries to %s: %v", len(msgs), tp.name, err)
@@ -155,9 +133,9 @@ func (tp *Topic) Produce(t testing.TB, msgs []conformance.Msg) {
 
 // ProduceErr is Produce returning its error (for producers running beside
 // a broker restart, off the test goroutine).
-func (tp *Topic) ProduceErr(msgs []conformance.Msg) error { return tp.produce(msgs) }
+func (tp *Topic) ProduceErr(msgs []brokers.Msg) error { return tp.produce(msgs) }
 
-func (tp *Topic) produce(msgs []conformance.Msg) error {
+func (tp *Topic) produce(msgs []brokers.Msg) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for len(msgs) > 0 {
@@ -165,9 +143,9 @@ func (tp *Topic) produce(msgs []conformance.Msg) error {
 		pipe := tp.client.Pipeline()
 		cmds := make([]*redis.StringCmd, n)
 		for i, m := range msgs[:n] {
-			values := []any{redisstream.FieldData, m.Payload}
+			values := []any{FieldData, m.Payload}
 			if m.Key != "" {
-				values = append(values, redisstream.FieldKey, m.Key)
+				values = append(values, FieldKey, m.Key)
 			}
 			for k, v := range m.Headers {
 				values = append(values, k, v)

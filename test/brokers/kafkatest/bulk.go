@@ -9,10 +9,10 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/test/brokers"
 )
 
-var _ conformance.BulkTopic = (*Topic)(nil)
+var _ brokers.BulkTopic = (*Topic)(nil)
 
 // bulkChunk is how many messages ProduceN builds and hands to the writer
 // at a time, which bounds its memory.
@@ -24,7 +24,7 @@ const bulkChunk = 50000
 // sends batches of up to 5,000 messages per partition back to back, and
 // ProduceN returns once every batch is acknowledged. Each partition
 // receives its messages in order.
-func (tp *Topic) ProduceN(t testing.TB, n int, msg func(i int) conformance.Msg) {
+func (tp *Topic) ProduceN(t testing.TB, n int, msg func(i int) brokers.Msg) {
 	t.Helper()
 	var (
 		mu   sync.Mutex

@@ -1,6 +1,6 @@
 // Package kafkatest runs Ferry's delivery conformance suite and the Kafka
 // source's own tests against a real Kafka broker: it implements
-// conformance.Broker and conformance.Topic on unique, per-test topics.
+// brokers.Broker and brokers.Topic on unique, per-test topics.
 package kafkatest
 
 import (
@@ -17,15 +17,12 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/ferrydev/ferry/poller"
-	"github.com/ferrydev/ferry/poller/kafka"
 	"github.com/ferrydev/ferry/test/brokers"
-	"github.com/ferrydev/ferry/test/conformance"
 )
 
 var (
-	_ conformance.Broker = (*Broker)(nil)
-	_ conformance.Topic  = (*Topic)(nil)
+	_ brokers.Broker = (*Broker)(nil)
+	_ brokers.Topic  = (*Topic)(nil)
 )
 
 // opTimeout bounds each admin / produce / offset call.
@@ -54,7 +51,7 @@ func (b *Broker) client() *kafkago.Client {
 // NewTopic creates a uniquely named topic with scopes partitions
 // (replication 1), waits until every partition has a leader, and deletes
 // the topic in t.Cleanup. It fails t (never skips) when Kafka is missing.
-func (b *Broker) NewTopic(t testing.TB, scopes int) conformance.Topic {
+func (b *Broker) NewTopic(t testing.TB, scopes int) brokers.Topic {
 	return b.CreateTopic(t, scopes)
 }
 
@@ -163,33 +160,12 @@ func (tp *Topic) DestinationYAML() string {
 	return fmt.Sprintf(`{ kafka: { brokers: [%q], topic: %s } }`, tp.b.Addr, tp.name)
 }
 
-// Source returns a Source on this topic for group, not connected, closed in
-// t.Cleanup.
-func (tp *Topic) Source(t testing.TB, group string) poller.Source {
-	return tp.KafkaSource(t, kafka.Config{Group: group})
-}
-
-// KafkaSource returns a *kafka.Source on this topic with cfg (Brokers and
-// Topic filled in), not connected, closed in t.Cleanup.
-func (tp *Topic) KafkaSource(t testing.TB, cfg kafka.Config) *kafka.Source {
-	t.Helper()
-	cfg.Brokers = []string{tp.b.Addr}
-	cfg.Topic = tp.name
-	s, err := kafka.New(cfg)
-	if err != nil {
-		t.Fatalf("kafkatest: new source: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
-	return s
-}
+// Addr is the bootstrap address of the topic's broker.
+func (tp *Topic) Addr() string { return tp.b.Addr }
 
 // Produce writes msgs in order with acks from all in-sync replicas; the Key
 // picks the partition (kafka-go's Hash balancer; round robin without a key).
-func (tp *Topic) Produce(t testing.TB, msgs []conformance.Msg) {
+func (tp *Topic) Produce(t testing.TB, msgs []brokers.Msg) {
 	t.Helper()
 	w := &kafkago.Writer{
 		Addr:         kafkago.TCP(tp.b.Addr),

@@ -9,11 +9,10 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/ferrydev/ferry/poller/rabbitmq"
-	"github.com/ferrydev/ferry/test/conformance"
+	"github.com/ferrydev/ferry/test/brokers"
 )
 
-var _ conformance.BulkTopic = (*Topic)(nil)
+var _ brokers.BulkTopic = (*Topic)(nil)
 
 // confirmWindow is how many publishes ProduceN lets the broker confirm
 // at a time: two windows are in flight, so the channel never idles while
@@ -26,7 +25,7 @@ const confirmWindow = 5000
 // message: it publishes in windows of 5,000 and waits for the confirms of
 // one window while the next is published. A nack, an unroutable message
 // or a closed channel fails the test.
-func (q *Topic) ProduceN(t testing.TB, n int, msg func(i int) conformance.Msg) {
+func (q *Topic) ProduceN(t testing.TB, n int, msg func(i int) brokers.Msg) {
 	t.Helper()
 	err := q.broker.withChannel(func(ch *amqp.Channel) error {
 		if err := ch.Confirm(false); err != nil {
@@ -56,7 +55,7 @@ func (q *Topic) ProduceN(t testing.TB, n int, msg func(i int) conformance.Msg) {
 
 // publishWindow publishes messages [from, to) and returns their deferred
 // confirmations.
-func (q *Topic) publishWindow(ch *amqp.Channel, from, to int, msg func(int) conformance.Msg) ([]*amqp.DeferredConfirmation, error) {
+func (q *Topic) publishWindow(ch *amqp.Channel, from, to int, msg func(int) brokers.Msg) ([]*amqp.DeferredConfirmation, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	out := make([]*amqp.DeferredConfirmation, 0, to-from)
@@ -77,7 +76,7 @@ func (q *Topic) publishWindow(ch *amqp.Channel, from, to int, msg func(int) conf
 			}
 		}
 		if m.Key != "" {
-			p.Headers[rabbitmq.HeaderKey] = m.Key
+			p.Headers[HeaderKey] = m.Key
 		}
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", q.name, true, false, p)
 		if err != nil {
