@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ferrydev/ferry/async"
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -21,13 +21,21 @@ const (
 // TaskSource is the CloudEvents source of a lane's async tasks.
 func TaskSource(l wire.Lane) string { return "/ferry/async/" + l.Tenant + "/" + l.Function }
 
+// Sink is what the dispatcher needs of a destination: Deliver returns nil
+// only once the destination has accepted the outcome (package sinks has
+// the implementations, which satisfy it; the dispatcher does not import
+// them, so triggers and sinks stay apart).
+type Sink interface {
+	Deliver(ctx context.Context, o *wire.Outcome) error
+}
+
 // Destination is one resolved destination of a function.
 type Destination struct {
 	// Name is the destination's place in the config, e.g. "on_success[0]".
 	Name string
 	// Kind is the sink kind, e.g. "webhook".
 	Kind string
-	Sink sinks.Sink
+	Sink Sink
 	// Retry is the redelivery policy; Timeout bounds one delivery attempt.
 	Retry   RetryPolicy
 	Timeout time.Duration

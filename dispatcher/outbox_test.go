@@ -11,7 +11,6 @@ import (
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/dispatcher"
-	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -86,7 +85,7 @@ func TestOutboxGivesUpVisibly(t *testing.T) {
 func TestOutboxResumesAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	retry := dispatcher.RetryPolicy{MaxAttempts: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, MaxAge: time.Hour}
-	start := func(sink sinks.Sink) (*embedded.Queue, func()) {
+	start := func(sink dispatcher.Sink) (*embedded.Queue, func()) {
 		q, err := embedded.Open(dir, embedded.Options{Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
