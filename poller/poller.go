@@ -167,6 +167,10 @@ func (p *Poller) consume(ctx, work context.Context) {
 		case err == nil:
 		case ctx.Err() != nil, errors.Is(err, ErrEndOfInput):
 			return
+		case errors.Is(err, ErrRejoin):
+			connected = false
+			p.log.Debug("rejoining to redeliver nacked messages", "error", err)
+			continue
 		case errors.Is(err, ErrNotConnected):
 			connected = false
 			p.log.Warn("connection lost; reconnecting", "error", err)

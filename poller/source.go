@@ -6,6 +6,7 @@ package poller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -74,4 +75,8 @@ var (
 	ErrNotConnected = errors.New("not connected")
 	// ErrEndOfInput: the source has no more messages; stop cleanly.
 	ErrEndOfInput = errors.New("end of input")
+	// ErrRejoin is an ErrNotConnected that is no fault: the source must
+	// connect again to redeliver what was nacked (a Kafka consumer re-reads
+	// from the committed offsets). The loop reconnects at once, quietly.
+	ErrRejoin = fmt.Errorf("rejoin to redeliver nacked messages: %w", ErrNotConnected)
 )

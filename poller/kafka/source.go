@@ -304,7 +304,7 @@ func (s *Source) restart(ctx context.Context, r *kafkago.Reader) error {
 	rctx, cancel := context.WithTimeout(ctx, retireTimeout)
 	defer cancel()
 	s.closeReader(rctx, r)
-	return fmt.Errorf("kafka: re-read %s from the committed offsets after a nack: %w", s.cfg.Topic, poller.ErrNotConnected)
+	return fmt.Errorf("kafka: re-read %s from the committed offsets after a nack: %w", s.cfg.Topic, poller.ErrRejoin)
 }
 
 // retire commits what is settled through old and closes it, both bounded.
