@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -16,11 +15,15 @@ import (
 //     leases (TryAcquire); a poller takes it once a batch is collected
 //     (Acquire, which waits: the back-pressure that stops its reader);
 //   - it covers the attempt (loop guard, middleware, backend) and the
-//     recording of its result by the entry point: for a task, the store
-//     write that completes, retries or releases it; for a message or
-//     batch, the result handed back for settling;
+//     recording of its result by the entry point (Attempt's record): for
+//     a task, the store write that completes, retries or releases it; a
+//     trigger keeps the result in memory, so it records nothing there and
+//     its slot ends with the attempt;
 //   - Attempt gives it back once the result is recorded, so outcome
 //     deliveries and the wait before a retry never hold a slot.
+//
+// An invocation the loop guard refuses has taken its slot and rate token
+// too (both entry points take them before the guard looks).
 //
 // A Slot is released once; Release after that does nothing.
 type Slot struct {
@@ -115,6 +118,3 @@ func (d *Dispatcher) attempt(ctx context.Context, fn *Function, inv *Invocation)
 	}
 	return a
 }
-
-// IsLoop reports whether the attempt was refused by the loop guard.
-func (a *Attempted) IsLoop() bool { return errors.Is(a.Err, ErrLoopDetected) }

@@ -117,8 +117,11 @@ func (g *LoopGuard) screen(lane wire.Lane, inv *Invocation, refused *[]Refusal) 
 		case last != nil && len(keep) == 0:
 			return nil, last
 		case last != nil:
+			// The batch is named, traced and dated by its first kept event,
+			// as if the refused ones had never been in it.
 			c := *inv
 			c.Batch, c.Hops = keep, 0
+			c.TraceParent, c.Source, c.Time = keep[0].TraceParent, keep[0].Source, keep[0].Time
 			for _, ev := range keep {
 				c.Hops = max(c.Hops, ev.Hops)
 			}

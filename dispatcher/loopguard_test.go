@@ -177,10 +177,12 @@ func TestLoopGuardBatch(t *testing.T) {
 	batch := func(hops ...int) *Invocation {
 		inv := &Invocation{Tenant: "t", Function: "f", Attempt: 1}
 		for i, h := range hops {
-			inv.Batch = append(inv.Batch, Event{ID: fmt.Sprint("m", i), Hops: h})
+			inv.Batch = append(inv.Batch, Event{ID: fmt.Sprint("m", i), Hops: h, Source: fmt.Sprint("src", i),
+				TraceParent: fmt.Sprintf("00-%032x-b7ad6b7169203331-01", i+1), Time: time.Unix(int64(i), 0)})
 			inv.Hops = max(inv.Hops, h)
 		}
 		inv.ID = BatchID("m0", len(hops))
+		inv.Source, inv.TraceParent, inv.Time = inv.Batch[0].Source, inv.Batch[0].TraceParent, inv.Batch[0].Time
 		return inv
 	}
 	tests := []struct {
@@ -228,6 +230,12 @@ func TestLoopGuardBatch(t *testing.T) {
 			}
 			if !slices.Equal(ids, tt.wantIDs) || run.ID != tt.wantID || run.Hops != tt.wantHops {
 				t.Fatalf("run %v id %s hops %d, want %v %s %d", ids, run.ID, run.Hops, tt.wantIDs, tt.wantID, tt.wantHops)
+			}
+			// The batch takes its trace, source and time from its first
+			// kept event, not from a refused one.
+			first := run.Batch[0]
+			if run.TraceParent != first.TraceParent || run.Source != first.Source || !run.Time.Equal(first.Time) {
+				t.Fatalf("run has trace %q source %q time %v, want those of %s", run.TraceParent, run.Source, run.Time, first.ID)
 			}
 		})
 	}

@@ -47,14 +47,6 @@ func set[K comparable](m map[K]*rate.Limiter, k K, perSecond float64, burst int)
 	m[k] = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
 }
 
-// Wait returns how long until lane is within its rate (0: now), without
-// taking a token.
-func (r *Rates) Wait(lane wire.Lane, now time.Time) time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return max(wait(r.tenants[lane.Tenant], now), wait(r.lanes[lane], now))
-}
-
 // held lists the tenants and lanes whose bucket has no whole token at
 // now, and the shortest wait until one of them has one (0 if none is
 // held). It visits only the tenants and lanes that have a rate.

@@ -44,8 +44,8 @@ func TestRatesTenantAndFunction(t *testing.T) {
 			t.Fatalf("unlimited tenant waited %v", w)
 		}
 	}
-	if w := r.Wait(a, now.Add(time.Second)); w != 0 {
-		t.Fatalf("Wait after refill: %v", w)
+	if ts, ls, w := r.held(now.Add(time.Second)); len(ts)+len(ls) != 0 || w != 0 {
+		t.Fatalf("held after refill: %v %v %v", ts, ls, w)
 	}
 }
 

@@ -139,3 +139,30 @@ func TestRateSlowsTheTriggerDownWithoutDropping(t *testing.T) {
 		t.Fatalf("%d invocations took %v at %d/s, want at least %v", n, elapsed, perSecond, min)
 	}
 }
+
+// TestTraceLoopIsRefusedWithoutAnAttempt: messages that forward one trace
+// but no hop count are refused once the function ran max_hops times in the
+// trace; the refusal is not an attempt (attempts 0, as for a refused task
+// or a message refused for its hop count).
+func TestTraceLoopIsRefusedWithoutAnAttempt(t *testing.T) {
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	src := newMemSource(4, 1, 1, func(_ int, m *poller.Message) { m.Headers[wire.HeaderTraceParent] = tp })
+	c := &calls{}
+	r := startWith(t, src, ok(c), 10, func(dc *dispatcher.Config) {
+		dc.MaxHops, dc.TraceWindow = 2, time.Minute
+	}, nil)
+	src.waitSettled(t, 4)
+	r.stop()
+	if n := len(c.all()); n != 2 {
+		t.Fatalf("backend ran %d times, want 2 (max_hops 2 in one trace)", n)
+	}
+	codes := r.sink.codes()
+	if len(codes) != 2 || codes["m2"] != wire.CodeLoopDetected || codes["m3"] != wire.CodeLoopDetected {
+		t.Fatalf("on_failure codes %v, want m2 and m3 loop_detected", codes)
+	}
+	for _, o := range r.sink.got {
+		if o.Attempts != 0 || o.RequestContext.Attempts != 0 || o.RequestContext.Condition != wire.CodeLoopDetected {
+			t.Fatalf("failure record %+v: want 0 attempts, condition loop_detected", o)
+		}
+	}
+}

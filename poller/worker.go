@@ -110,9 +110,17 @@ func (w *worker) attempt(stop, work context.Context, items []*item) {
 			w.handBack(items)
 			return
 		}
-		if !a.Invoked { // the loop guard refused every message
-			for _, it := range items {
-				w.fail(work, it, wire.CodeLoopDetected, a.Failure)
+		if !a.Invoked { // the loop guard refused every message: none is an attempt
+			own := make(map[int]dispatcher.Classified, len(a.Refused))
+			for _, r := range a.Refused {
+				own[r.Index] = r.Failure
+			}
+			for i, it := range items {
+				c, ok := own[i] // refused for its hop count
+				if !ok {
+					c = a.Failure // refused for its trace
+				}
+				w.fail(work, it, wire.CodeLoopDetected, c)
 			}
 			return
 		}

@@ -1,6 +1,7 @@
 package assemble
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -71,7 +72,7 @@ func sinkOf[C config.SinkConfig](build func(c C, prods *Producers, log *slog.Log
 func buildSource(t *config.Trigger, log *slog.Logger) (poller.Source, error) {
 	k := kinds[t.Source.Kind()]
 	if k.source == nil {
-		return nil, fmt.Errorf("no source configured")
+		return nil, errors.New("no source configured")
 	}
 	return k.source(t, log)
 }
@@ -80,7 +81,7 @@ func buildSource(t *config.Trigger, log *slog.Logger) (poller.Source, error) {
 func buildSink(d config.Destination, prods *Producers, log *slog.Logger) (sinks.Sink, error) {
 	k := kinds[d.Kind()]
 	if k.sink == nil {
-		return nil, fmt.Errorf("no sink configured")
+		return nil, errors.New("no sink configured")
 	}
 	return k.sink(d.Config(), prods, log)
 }

@@ -315,21 +315,6 @@ func ReadBack(t testing.TB, r brokers.Reader, want int, within time.Duration, id
 // ByHeaderID names a message read back by its wire.HeaderID header.
 func ByHeaderID(m brokers.Msg) string { return m.Headers[wire.HeaderID] }
 
-// CheckIDs checks got, the messages read back by id, against ids, the ids
-// of the outcomes delivered: it reports (t.Errorf) each id that got lacks,
-// and ends the test (t.Fatalf) unless got holds exactly len(ids) ids.
-func CheckIDs(t testing.TB, got map[string]brokers.Msg, ids []string) {
-	t.Helper()
-	for _, id := range ids {
-		if _, ok := got[id]; !ok {
-			t.Errorf("outcome %s missing", id)
-		}
-	}
-	if len(got) != len(ids) {
-		t.Fatalf("read %d distinct ids, want %d", len(got), len(ids))
-	}
-}
-
 // CheckMessage reports (t.Errorf) where m, an outcome read back from the
 // broker, differs from o as sinks.Encode encodes it: its payload is not
 // o's JSON, or one of the headers wire.HeaderHops (the decimal hop count),

@@ -21,15 +21,15 @@ func CheckBrokers(brokers []string) []error {
 		errs = append(errs, errors.New("brokers: at least one broker is required"))
 	}
 	for i, b := range brokers {
-		if err := CheckAddr(b); err != nil {
+		if err := checkAddr(b); err != nil {
 			errs = append(errs, fmt.Errorf("brokers[%d]: %w", i, err))
 		}
 	}
 	return errs
 }
 
-// CheckAddr accepts "host:port" with a non-empty host and a numeric port.
-func CheckAddr(a string) error {
+// checkAddr accepts "host:port" with a non-empty host and a numeric port.
+func checkAddr(a string) error {
 	if strings.TrimSpace(a) == "" {
 		return errors.New("empty address")
 	}
