@@ -79,8 +79,8 @@ loop:
 		case <-ctx.Done():
 			break loop
 		}
+		var freed <-chan struct{} // watched only while idle: releases then cost nothing
 		for {
-			freed := limits.Freed() // before Blocked: a release in between wakes us
 			req := async.LeaseRequest{TTL: ttl}
 			req.BlockedTenants, req.BlockedLanes = limits.Blocked()
 			t, next, err := r.q.Lease(ctx, req)
@@ -111,6 +111,12 @@ loop:
 				}()
 				break
 			}
+			if freed == nil {
+				// Watch for releases, then look once more: a slot freed
+				// since Blocked would otherwise go unnoticed.
+				freed = limits.Freed()
+				continue
+			}
 			if w := limits.RateWake(); !w.IsZero() && (next.IsZero() || w.Before(next)) {
 				next = w // a lane held back by its rate gets a token then
 			}
@@ -129,6 +135,7 @@ loop:
 				break loop
 			}
 			timer.Stop()
+			freed = nil
 		}
 	}
 
