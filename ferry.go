@@ -79,7 +79,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := dispatcher.NewMetrics(s.registry)
 
-	s.producers = newProducers(log)
+	s.producers = newProducers()
 	fns, err := assemble.Functions(cfg, o.backends, s.producers, log)
 	if err != nil {
 		_ = s.producers.Close()

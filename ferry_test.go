@@ -15,8 +15,8 @@ import (
 // function's retry policy), it closes them.
 func TestNewClosesProducersWhenTheDispatcherFails(t *testing.T) {
 	var prods *assemble.Producers
-	newProducers = func(l *slog.Logger) *assemble.Producers {
-		prods = assemble.NewProducers(l)
+	newProducers = func() *assemble.Producers {
+		prods = assemble.NewProducers()
 		return prods
 	}
 	t.Cleanup(func() { newProducers = assemble.NewProducers })

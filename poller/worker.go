@@ -110,31 +110,27 @@ func (w *worker) attempt(stop, work context.Context, items []*item) {
 			w.handBack(items)
 			return
 		}
-		if !a.Invoked { // the loop guard refused every message: none is an attempt
-			own := make(map[int]dispatcher.Classified, len(a.Refused))
+		if !a.Invoked || len(a.Refused) > 0 {
+			// The loop guard refused some messages for their hop count
+			// (Refused), or every one (not Invoked: the rest for their
+			// trace). A refusal is not an attempt; the others ran.
+			refused := make([]*dispatcher.Classified, len(items))
 			for _, r := range a.Refused {
-				own[r.Index] = r.Failure
-			}
-			for i, it := range items {
-				c, ok := own[i] // refused for its hop count
-				if !ok {
-					c = a.Failure // refused for its trace
-				}
-				w.fail(work, it, wire.CodeLoopDetected, c)
-			}
-			return
-		}
-		if len(a.Refused) > 0 {
-			refused := make([]bool, len(items))
-			for _, r := range a.Refused {
-				refused[r.Index] = true
-				w.fail(work, items[r.Index], wire.CodeLoopDetected, r.Failure)
+				refused[r.Index] = &r.Failure
 			}
 			keep := items[:0:0]
 			for i, it := range items {
-				if !refused[i] {
+				switch {
+				case refused[i] != nil:
+					w.fail(work, it, wire.CodeLoopDetected, *refused[i])
+				case !a.Invoked:
+					w.fail(work, it, wire.CodeLoopDetected, a.Failure)
+				default:
 					keep = append(keep, it)
 				}
+			}
+			if !a.Invoked {
+				return
 			}
 			items = keep
 		}

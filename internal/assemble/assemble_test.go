@@ -98,7 +98,7 @@ functions:
         - { kafka: { brokers: ["127.0.0.1:2", "127.0.0.1:1"], topic: b } }
         - { log: {} }
 `)
-	prods := NewProducers(discard)
+	prods := NewProducers()
 	t.Cleanup(func() { _ = prods.Close() })
 	fns, err := Functions(cfg, nil, prods, discard)
 	if err != nil {
@@ -127,7 +127,7 @@ functions:
 
 // TestUnknownKind: a destination or source of no kind fails to build.
 func TestUnknownKind(t *testing.T) {
-	if _, err := buildSink(config.Destination{}, NewProducers(discard), discard); err == nil || !strings.Contains(err.Error(), "no sink configured") {
+	if _, err := buildSink(config.Destination{}, NewProducers(), discard); err == nil || !strings.Contains(err.Error(), "no sink configured") {
 		t.Errorf("buildSink of no kind: %v", err)
 	}
 	if _, err := buildSource(&config.Trigger{}, discard); err == nil || !strings.Contains(err.Error(), "no source configured") {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"strings"
 )
@@ -13,14 +12,13 @@ import (
 // one per broker connection, shared by every destination that uses it
 // (a producer is never made per message, nor per destination).
 type Producers struct {
-	log    *slog.Logger
 	byConn map[string]io.Closer // by kind and connection key
 	opened []opened             // in opening order
 }
 
-// NewProducers returns an empty set of producers logging to log.
-func NewProducers(log *slog.Logger) *Producers {
-	return &Producers{log: log, byConn: map[string]io.Closer{}}
+// NewProducers returns an empty set of producers.
+func NewProducers() *Producers {
+	return &Producers{byConn: map[string]io.Closer{}}
 }
 
 // shared returns the producer of kind for the connection named conn,

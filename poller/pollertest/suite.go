@@ -128,6 +128,18 @@ func group(t testing.TB) string {
 	return "g-" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 }
 
+// connected produces n seq messages (SeqMsgs, hops "1") to a new topic
+// and returns it, a new group and a Source connected to both.
+func (s *suite) connected(t *testing.T, n int) (brokers.Topic, string, poller.Source) {
+	t.Helper()
+	tp := s.b.NewTopic(t, s.f.Scopes)
+	g := group(t)
+	tp.Produce(t, SeqMsgs(0, n, "1"))
+	src := s.newSource(t, tp, g)
+	ConnectRetry(t, src, s.f.Within)
+	return tp, g, src
+}
+
 // SeqOf is the seq number in m's payload (see SeqMsgs); it fails t when
 // the payload is not one.
 func SeqOf(t testing.TB, m *poller.Message) int {
@@ -143,11 +155,7 @@ func SeqOf(t testing.TB, m *poller.Message) int {
 // from every scope, with its fields; the backlog (and Lag) reach 0.
 func (s *suite) readAckAll(t *testing.T) {
 	const n = 300
-	tp := s.b.NewTopic(t, s.f.Scopes)
-	g := group(t)
-	tp.Produce(t, SeqMsgs(0, n, "1"))
-	src := s.newSource(t, tp, g)
-	ConnectRetry(t, src, s.f.Within)
+	tp, g, src := s.connected(t, n)
 
 	seen := map[int]int{}
 	lastScope, lastKey := map[string]int{}, map[string]int{}

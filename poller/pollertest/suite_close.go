@@ -14,11 +14,7 @@ import (
 // (RedeliverUnacked) only that message.
 func (s *suite) unackedComeBack(t *testing.T) {
 	const n = 40
-	tp := s.b.NewTopic(t, s.f.Scopes)
-	g := group(t)
-	tp.Produce(t, SeqMsgs(0, n, "1"))
-	src := s.newSource(t, tp, g)
-	ConnectRetry(t, src, s.f.Within)
+	tp, g, src := s.connected(t, n)
 	var all []*poller.Message
 	ReadUntil(t, src, 2*s.f.Within, func(m *poller.Message) { all = append(all, m) }, func() bool { return len(all) == n })
 
@@ -89,11 +85,7 @@ func (s *suite) unackedComeBack(t *testing.T) {
 // ack; a new Source on the group reads only what is produced next.
 func (s *suite) closeAfterAcks(t *testing.T) {
 	const n = 100
-	tp := s.b.NewTopic(t, s.f.Scopes)
-	g := group(t)
-	tp.Produce(t, SeqMsgs(0, n, "1"))
-	src := s.newSource(t, tp, g)
-	ConnectRetry(t, src, s.f.Within)
+	tp, g, src := s.connected(t, n)
 	got := 0
 	ReadUntil(t, src, 2*s.f.Within, func(m *poller.Message) {
 		Ack(t, m, nil)

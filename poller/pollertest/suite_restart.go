@@ -19,11 +19,7 @@ import (
 // then delivered again); duplicates are reported, not failed.
 func (s *suite) brokerRestart(t *testing.T) {
 	const before, after = 150, 150
-	tp := s.b.NewTopic(t, s.f.Scopes)
-	g := group(t)
-	tp.Produce(t, SeqMsgs(0, before, "1"))
-	src := s.newSource(t, tp, g)
-	ConnectRetry(t, src, s.f.Within)
+	tp, g, src := s.connected(t, before)
 
 	acked := map[int]bool{}
 	reads, refused := 0, 0
