@@ -189,9 +189,9 @@ type Queue interface {
 	Stats() []LaneStats
 
 	// UpdateDelivery records the progress of one outcome delivery
-	// (d.Index). Once no delivery of a finished task is pending, the task
+	// (d.Index) of the tenant's task. Once no delivery of a finished task is pending, the task
 	// expires after the store's retention.
-	UpdateDelivery(ctx context.Context, id string, d Delivery) error
+	UpdateDelivery(ctx context.Context, tenant, id string, d Delivery) error
 	// PendingDeliveries returns the finished tasks that still have pending
 	// deliveries; called once at start-up to resume them.
 	PendingDeliveries(ctx context.Context) ([]*Task, error)

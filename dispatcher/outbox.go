@@ -12,7 +12,7 @@ import (
 
 // DeliveryStore keeps the progress of outcome deliveries durable.
 type DeliveryStore interface {
-	UpdateDelivery(ctx context.Context, id string, d async.Delivery) error
+	UpdateDelivery(ctx context.Context, tenant, id string, d async.Delivery) error
 	PendingDeliveries(ctx context.Context) ([]*async.Task, error)
 }
 
@@ -173,7 +173,7 @@ func (o *Outbox) destination(fn *Function, t *async.Task, d async.Delivery) *Des
 
 func (o *Outbox) record(t *async.Task, d async.Delivery) {
 	t.Deliveries[d.Index] = d
-	if err := o.store.UpdateDelivery(context.Background(), t.ID, d); err != nil && !errors.Is(err, async.ErrNotFound) {
+	if err := o.store.UpdateDelivery(context.Background(), t.Tenant, t.ID, d); err != nil && !errors.Is(err, async.ErrNotFound) {
 		o.log.Error("cannot record delivery progress", "task", t.ID, "destination", d.Destination, "error", err)
 	}
 }

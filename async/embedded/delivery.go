@@ -16,7 +16,7 @@ import (
 // leaves the delivery pending, so it is delivered again (at least once).
 // async.ErrNotFound for an unknown task, async.ErrConflict for a task that
 // has not finished.
-func (q *Queue) UpdateDelivery(ctx context.Context, id string, d async.Delivery) error {
+func (q *Queue) UpdateDelivery(ctx context.Context, tenant, id string, d async.Delivery) error {
 	if err := q.begin("update delivery"); err != nil {
 		return err
 	}
@@ -28,6 +28,9 @@ func (q *Queue) UpdateDelivery(ctx context.Context, id string, d async.Delivery)
 	t, err := q.readTask(id)
 	if err != nil {
 		return err
+	}
+	if t != nil && t.Tenant != tenant {
+		t = nil // another tenant's task: not found
 	}
 	if t == nil {
 		return fmt.Errorf("embedded: update delivery %s: %w", id, async.ErrNotFound)

@@ -196,7 +196,7 @@ func TestDeliveries(t *testing.T) {
 	for i := range deliveries {
 		d := deliveries[i]
 		d.Index, d.State, d.Attempts = i, async.DeliveryDelivered, 1
-		if err := q.UpdateDelivery(ctx, "t1", d); err != nil {
+		if err := q.UpdateDelivery(ctx, "acme", "t1", d); err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 {
@@ -212,7 +212,7 @@ func TestDeliveries(t *testing.T) {
 	if g.Deliveries[1].State != async.DeliveryDelivered || g.Deliveries[1].Index != 1 {
 		t.Fatalf("deliveries = %+v", g.Deliveries)
 	}
-	if err := q.UpdateDelivery(ctx, "t1", async.Delivery{Index: 5}); err == nil {
+	if err := q.UpdateDelivery(ctx, "acme", "t1", async.Delivery{Index: 5}); err == nil {
 		t.Fatal("out-of-range delivery accepted")
 	}
 
@@ -220,7 +220,7 @@ func TestDeliveries(t *testing.T) {
 	b.clock.Advance(b.opts.Retention / 2)
 	late := deliveries[0]
 	late.State = async.DeliveryFailed
-	if err := q.UpdateDelivery(ctx, "t1", late); err != nil {
+	if err := q.UpdateDelivery(ctx, "acme", "t1", late); err != nil {
 		t.Fatal(err)
 	}
 	b.clock.Advance(b.opts.Retention / 2)

@@ -1,0 +1,48 @@
+package redisstore
+
+import (
+	"fmt"
+	"strings"
+)
+
+// FormatVersion is the layout version this package reads and writes,
+// stored at {P}:version.
+const FormatVersion = "1"
+
+// keys names the keys of one prefix.
+type keys struct{ prefix string }
+
+func (k keys) global(name string) string { return "{" + k.prefix + "}:" + name }
+
+// tenant is the hash-tagged prefix of a tenant's keys.
+func (k keys) tenant(t string) string { return "{" + k.prefix + ":t:" + t + "}" }
+
+func (k keys) version() string { return k.global("version") }
+func (k keys) ready() string   { return k.global("ready") }
+func (k keys) seq() string     { return k.global("seq") }
+func (k keys) cursor() string  { return k.global("cursor") }
+func (k keys) wake() string    { return k.global("wake") }
+
+func (k keys) meta(t string) string          { return k.tenant(t) + ":meta" }
+func (k keys) task(t, id string) string      { return k.tenant(t) + ":k:" + id }
+func (k keys) queue(t, fn string) string     { return k.tenant(t) + ":q:" + fn }
+func (k keys) fns(t string) string           { return k.tenant(t) + ":fns" }
+func (k keys) run(t string) string           { return k.tenant(t) + ":run" }
+func (k keys) runLane(t, fn string) string   { return k.tenant(t) + ":run:" + fn }
+func (k keys) all(t string) string           { return k.tenant(t) + ":all" }
+func (k keys) fin(t string) string           { return k.tenant(t) + ":fin" }
+func (k keys) dlv(t string) string           { return k.tenant(t) + ":dlv" }
+func (k keys) idem(t, key string) string     { return k.tenant(t) + ":i:" + key }
+func (k keys) rate(t string) string          { return k.tenant(t) + ":rate" }
+func (k keys) trace(t, tr, fn string) string { return k.tenant(t) + ":tr:" + tr + ":" + fn }
+func listMember(createdNanos int64, id string) string {
+	return fmt.Sprintf("%020d:%s", createdNanos, id)
+}
+
+// listID returns the task id of a listing member.
+func listID(member string) string {
+	if i := strings.IndexByte(member, ':'); i >= 0 {
+		return member[i+1:]
+	}
+	return member
+}
