@@ -1,0 +1,203 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
+)
+
+// pickBatch is how many tenants with ready tasks one Lease may try.
+const pickBatch = 8
+
+// Lease takes the next ready task fairly across the cluster (see
+// async.Queue): a script on the global slot picks tenants with ready tasks
+// round-robin after the shared cursor, then a script on the tenant's slot
+// requeues its expired leases and leases a task from its lanes
+// round-robin, within the tenant's and the function's max_concurrency
+// (counted with the leases) and rates (GCRA). Blocked tenants and lanes
+// in req are skipped. The lease expires after req.TTL of Redis's clock.
+func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task, time.Time, error) {
+	if req.TTL <= 0 {
+		return nil, time.Time{}, fmt.Errorf("redis store: lease: ttl must be positive, got %v", req.TTL)
+	}
+	if err := q.begin("lease"); err != nil {
+		return nil, time.Time{}, err
+	}
+	k := q.keys
+	args := []any{q.skew(), pickBatch}
+	for _, t := range req.BlockedTenants {
+		args = append(args, t)
+	}
+	res, err := scriptPick.Run(ctx, q.rdb, []string{k.ready(), k.cursor()}, args...).Slice()
+	if err != nil {
+		return nil, time.Time{}, unavailable("lease", err)
+	}
+	nowMS, next := num(res[0]), num(res[1])
+	soonest := func(at int64) {
+		if at >= 0 && (next < 0 || at < next) {
+			next = at
+		}
+	}
+	for _, v := range res[2:] {
+		tenant := str(v)
+		r, err := q.tenantRun(ctx, scriptLease, tenant, q.leaseArgs(tenant, req)...)
+		if err != nil {
+			return nil, time.Time{}, unavailable("lease", err)
+		}
+		if str(r[0]) == "none" {
+			q.hints.note(tenant, r[4], r[5], false)
+			soonest(num(r[2]))
+			soonest(num(r[3]))
+			continue
+		}
+		t, _, err := decode(r[2 : 2+numFields])
+		q.hints.note(tenant, r[3+numFields], r[4+numFields], false)
+		if err != nil || t == nil {
+			// The task cannot be read: leave it leased so the lease
+			// expires and the error shows again, and try the next tenant.
+			q.log.Error("redis store: leased task cannot be decoded", "tenant", tenant, "id", str(r[1]), "error", err)
+			continue
+		}
+		q.mu.Lock()
+		q.leased[t.ID] = t
+		q.mu.Unlock()
+		return t.Clone(), time.Time{}, nil
+	}
+	if next < 0 {
+		return nil, time.Time{}, nil
+	}
+	return nil, q.local(next, nowMS), nil
+}
+
+// leaseArgs are the lease script's arguments for one tenant: the lease
+// length, the tenant's limits, the lanes req blocks, and the configured
+// functions' limits.
+func (q *Queue) leaseArgs(tenant string, req async.LeaseRequest) []any {
+	tl := q.opts.Tenants[tenant]
+	args := []any{req.TTL.Milliseconds(), tl.MaxConcurrency, tl.Rate, tl.Burst}
+	var blocked []any
+	for _, l := range req.BlockedLanes {
+		if l.Tenant == tenant {
+			blocked = append(blocked, l.Function)
+		}
+	}
+	args = append(args, len(blocked))
+	args = append(args, blocked...)
+	for _, fn := range q.lanes[tenant] {
+		fl := q.opts.Functions[wire.Lane{Tenant: tenant, Function: fn}]
+		args = append(args, fn, fl.MaxConcurrency, fl.Rate, fl.Burst)
+	}
+	return args
+}
+
+// Complete records the final outcome of a task this queue leased, with
+// its pending deliveries (this node then holds their claim), and returns
+// the task as stored. async.ErrLeaseLost when token is not the current
+// lease: another node took the task over, or it finished.
+func (q *Queue) Complete(ctx context.Context, id string, token uint64, c async.Completion) (*async.Task, error) {
+	if c.Status != async.StatusSucceeded && c.Status != async.StatusFailed {
+		return nil, fmt.Errorf("redis store: complete %s: status must be succeeded or failed, got %q", id, c.Status)
+	}
+	t, err := q.takeLease("complete", id, token)
+	if err != nil {
+		return nil, err
+	}
+	c.ApplyTo(t, q.now())
+	pending := 0
+	if hasPending(t) {
+		pending = 1
+	}
+	res, err := q.finish(ctx, t, "complete", async.AppendRecord(nil, t), string(c.Status), pending)
+	if err != nil {
+		return nil, err
+	}
+	t.FinishedAt = msTime(str(res[1]))
+	t.UpdatedAt = t.FinishedAt
+	t.LeaseExpiresAt = time.Time{}
+	if pending == 1 {
+		q.hold(t.Tenant, t.ID, true)
+	}
+	return t, nil
+}
+
+// Retry records a failed attempt and queues the task again at at (as a
+// delay from now, counted on Redis's clock). async.ErrLeaseLost as for
+// Complete.
+func (q *Queue) Retry(ctx context.Context, id string, token uint64, at time.Time, taskErr *async.TaskError) error {
+	t, err := q.takeLease("retry", id, token)
+	if err != nil {
+		return err
+	}
+	t.Attempts++
+	t.LastError = taskErr
+	t.Status = async.StatusQueued
+	delay := max(at.Sub(q.now()).Milliseconds(), 0)
+	_, err = q.finish(ctx, t, "retry", async.AppendRecord(nil, t), delay, 0)
+	return err
+}
+
+// Release puts a leased task back, ready now, without spending an
+// attempt. async.ErrLeaseLost as for Complete.
+func (q *Queue) Release(ctx context.Context, id string, token uint64) error {
+	t, err := q.takeLease("release", id, token)
+	if err != nil {
+		return err
+	}
+	_, err = q.finish(ctx, t, "release", "", 0, 0)
+	return err
+}
+
+// takeLease returns (and forgets) the task this queue leased as id with
+// token; async.ErrLeaseLost when it holds no such lease.
+func (q *Queue) takeLease(op, id string, token uint64) (*async.Task, error) {
+	if err := q.begin(op); err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	t := q.leased[id]
+	if t != nil && t.Lease == token {
+		delete(q.leased, id)
+	}
+	q.mu.Unlock()
+	if t == nil || t.Lease != token {
+		return nil, fmt.Errorf("redis store: %s %s: lease %d is not held here: %w", op, id, token, async.ErrLeaseLost)
+	}
+	return t, nil
+}
+
+// finish runs the finish script for a task this queue leased.
+func (q *Queue) finish(ctx context.Context, t *async.Task, op string, rec any, arg any, pending int) ([]any, error) {
+	lane := t.Lane()
+	res, err := q.tenantRun(ctx, scriptFinish, t.Tenant, t.ID, t.Lease, op, rec, arg, pending,
+		q.opts.Retention.Milliseconds(), q.opts.ClaimTTL.Milliseconds(),
+		q.opts.Tenants[t.Tenant].MaxConcurrency, q.opts.Functions[lane].MaxConcurrency)
+	if err != nil {
+		return nil, unavailable(op+" "+t.ID, err)
+	}
+	if str(res[0]) == "lost" {
+		return nil, fmt.Errorf("redis store: %s %s: lease %d: %w", op, t.ID, t.Lease, async.ErrLeaseLost)
+	}
+	q.hints.note(t.Tenant, res[3], res[4], num(res[2]) == 1)
+	return res, nil
+}
+
+// now is the node's clock (Options.Now in tests).
+func (q *Queue) now() time.Time {
+	if q.opts.Now != nil {
+		return q.opts.Now()
+	}
+	return time.Now()
+}
+
+// hasPending reports whether any of t's deliveries is pending.
+func hasPending(t *async.Task) bool {
+	for _, d := range t.Deliveries {
+		if d.State == async.DeliveryPending {
+			return true
+		}
+	}
+	return false
+}

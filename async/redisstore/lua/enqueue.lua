@@ -1,0 +1,33 @@
+-- Enqueue. KEYS[1] meta. ARGV: 3 id, 4 function, 5 record, 6 payload,
+-- 7 delay ms, 8 max_queued (<= 0: none), 9 idempotency key ("": none),
+-- 10 idempotency window ms.
+-- Returns {'ok', now, seq, earliest} | {'dup', id} | {'exists'} | {'quota', unfinished}.
+local id, fn = ARGV[3], ARGV[4]
+local now = now_ms()
+local ikey = ARGV[9]
+if ikey ~= '' then
+  local old = redis.call('GET', tag .. ':i:' .. ikey)
+  if old and redis.call('EXISTS', tag .. ':k:' .. old) == 1 then
+    return {'dup', old}
+  end
+end
+local tk = tag .. ':k:' .. id
+if redis.call('EXISTS', tk) == 1 then
+  return {'exists'}
+end
+local maxq = tonumber(ARGV[8])
+local unf = tonumber(redis.call('HGET', tag .. ':meta', 'unf') or '0')
+if maxq > 0 and unf >= maxq then
+  return {'quota', unf}
+end
+local ready = now + tonumber(ARGV[7])
+redis.call('HSET', tk, 'r', ARGV[5], 'p', ARGV[6], 's', 'queued', 'f', fn, 'l', 0, 'e', 0,
+  'y', ready, 'c', 0, 'u', now, 'n', now, 'x', 0, 'v', 1)
+enqueue_id(id, fn, ready)
+redis.call('ZADD', tag .. ':all', 0, string.format('%015d', now) .. ':' .. id)
+redis.call('HINCRBY', tag .. ':meta', 'unf', 1)
+if ikey ~= '' then
+  redis.call('SET', tag .. ':i:' .. ikey, id, 'PX', ARGV[10])
+end
+local h = hint()
+return {'ok', tostring(now), h[1], h[2]}
