@@ -18,7 +18,7 @@ func TestRecordRoundTrip(t *testing.T) {
 			ID: "0193a6b0-0000-7000-8000-000000000001", Tenant: "acme", Function: "resize",
 			ContentType: "application/json", IdempotencyKey: "k-1", Hops: 3,
 			TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-			Status: StatusFailed, Attempts: 4, Recoveries: 2, Replays: 1, ReplayedAt: at.Add(time.Second),
+			Status:      StatusFailed, Attempts: 4, Recoveries: 2, Replays: 1, ReplayedAt: at.Add(time.Second),
 			CreatedAt: at, UpdatedAt: at.Add(time.Minute), ReadyAt: at.Add(time.Hour),
 			Lease: 1 << 40, LeaseExpiresAt: at.Add(2 * time.Minute), FinishedAt: at.Add(3 * time.Minute),
 			Output: []byte(`{"ok":false}`), OutputType: "application/json", StatusCode: 503,

@@ -74,10 +74,10 @@ type Queue struct {
 	wg    sync.WaitGroup
 
 	mu      sync.Mutex
-	leased  map[string]*async.Task      // tasks this queue leased, by id
+	leased  map[string]*async.Task     // tasks this queue leased, by id
 	claimed map[string]map[string]bool // tenant → ids whose deliveries this node holds
-	tenants map[string]bool             // every tenant seen: the upkeep visits them
-	lanes   map[string][]string         // tenant → configured functions, sorted
+	tenants map[string]bool            // every tenant seen: the upkeep visits them
+	lanes   map[string][]string        // tenant → configured functions, sorted
 	stats   []async.LaneStats
 	closed  bool
 
