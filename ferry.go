@@ -36,6 +36,7 @@ type Option func(*options)
 type options struct {
 	backends map[wire.Lane]dispatcher.Backend
 	logger   *slog.Logger
+	clock    func() time.Time
 }
 
 // WithFunction registers an in-process Go backend for the tenant's function
@@ -47,6 +48,12 @@ func WithFunction(tenant, function string, b dispatcher.Backend) Option {
 
 // WithLogger sets the logger (default: from the config's log section, to stderr).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithClock sets the node's clock (default time.Now): what the API stamps
+// on tasks and what the dispatcher schedules retries by. The Redis store
+// decides leases and delays on Redis's clock whatever it says; tests use
+// it to run a node whose clock is off.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
 
 // Server is a running Ferry: API, queue, dispatcher and outbox.
 type Server struct {
@@ -67,7 +74,7 @@ type Server struct {
 // New builds a Server from a validated config: it opens the store and binds
 // the listener (so Addr is known before Run), but runs nothing yet.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
-	o := &options{backends: map[wire.Lane]dispatcher.Backend{}}
+	o := &options{backends: map[wire.Lane]dispatcher.Backend{}, clock: time.Now}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -112,7 +119,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 
-	q, err := assemble.Store(cfg.Store, log)
+	q, err := assemble.Store(cfg, o.clock, log)
 	if err != nil {
 		_ = s.producers.Close()
 		return nil, err
@@ -120,12 +127,16 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.queue = q
 	s.registry.MustRegister(queuemetrics.New(q))
 	s.outbox = dispatcher.NewOutbox(d, q)
+	if cfg.Store.Redis != nil {
+		// Other nodes' deliveries are taken over when their claims lapse.
+		s.outbox.ResumeEvery(outboxResume)
+	}
 	s.runner = dispatcher.NewTaskRunner(d, q, s.outbox, dispatcher.TaskRunnerConfig{
-		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(),
+		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(), Now: o.clock,
 	})
 
 	s.http = &http.Server{
-		Handler:           routes.Handler(cfg, q, d, s.registry, s.ready.Load, log),
+		Handler:           routes.Handler(cfg, q, d, s.registry, s.readiness, o.clock, log),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
@@ -141,6 +152,22 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	return s, nil
 }
+
+// readiness is nil when /readyz should answer 200: serving, and the store
+// reachable.
+func (s *Server) readiness() error {
+	if !s.ready.Load() {
+		return errors.New("ferry is starting or shutting down")
+	}
+	if h, ok := s.queue.(interface{ Healthy() bool }); ok && !h.Healthy() {
+		return errors.New("the task store does not answer")
+	}
+	return nil
+}
+
+// outboxResume is how often the outbox looks for deliveries no node holds
+// on a shared store.
+const outboxResume = 5 * time.Second
 
 // newProducers makes the destinations' producers; tests replace it to
 // see them closed.

@@ -89,7 +89,17 @@ type EmbeddedStore struct {
 // RedisStore is the shared store for multi-node deployments (not yet
 // available: validation reports it).
 type RedisStore struct {
-	URL string `yaml:"url"`
+	URL      string         `yaml:"url"`
+	Prefix   string         `yaml:"prefix"`
+	Sentinel *RedisSentinel `yaml:"sentinel"`
+}
+
+// RedisSentinel reaches Redis through Sentinel.
+type RedisSentinel struct {
+	Master   string   `yaml:"master"`
+	Addrs    []string `yaml:"addrs"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
 }
 
 // LoopGuard bounds invocation chains.

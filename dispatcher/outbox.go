@@ -28,6 +28,8 @@ type Outbox struct {
 	store DeliveryStore
 	log   *slog.Logger
 
+	resume time.Duration // 0: resume pending deliveries at start only
+
 	jobs    chan job
 	done    chan struct{}
 	mu      sync.Mutex
@@ -50,6 +52,11 @@ func NewOutbox(d *Dispatcher, store DeliveryStore) *Outbox {
 		timers: map[*time.Timer]struct{}{},
 	}
 }
+
+// ResumeEvery makes Run look for pending deliveries every d as well as at
+// start: on a shared store, those a dead node claimed and left (the store
+// returns each task to one node only). Call it before Run.
+func (o *Outbox) ResumeEvery(d time.Duration) { o.resume = d }
 
 // Add schedules the pending deliveries of a finished task now.
 func (o *Outbox) Add(t *async.Task) {
@@ -87,17 +94,26 @@ func (o *Outbox) schedule(j job, at time.Time) {
 // with workers goroutines until ctx ends. On return, attempts in progress
 // have finished; deliveries not yet attempted stay pending in the store.
 func (o *Outbox) Run(ctx context.Context, workers int) error {
-	pending, err := o.store.PendingDeliveries(ctx)
-	if err != nil {
+	if err := o.resumePending(ctx); err != nil {
 		return err
 	}
-	for _, t := range pending {
-		o.Add(t)
-	}
-	if len(pending) > 0 {
-		o.log.Info("resuming outcome deliveries", "tasks", len(pending))
-	}
 	var wg sync.WaitGroup
+	if o.resume > 0 {
+		wg.Go(func() {
+			t := time.NewTicker(o.resume)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				if err := o.resumePending(ctx); err != nil && ctx.Err() == nil {
+					o.log.Warn("cannot look for pending outcome deliveries; trying again", "error", err)
+				}
+			}
+		})
+	}
 	for range max(workers, 1) {
 		wg.Go(func() {
 			for {
@@ -121,6 +137,18 @@ func (o *Outbox) Run(ctx context.Context, workers int) error {
 	o.mu.Unlock()
 	wg.Wait()
 	return nil
+}
+
+// resumePending schedules the deliveries the store reports pending.
+func (o *Outbox) resumePending(ctx context.Context) error {
+	pending, err := o.store.PendingDeliveries(ctx)
+	for _, t := range pending {
+		o.Add(t)
+	}
+	if len(pending) > 0 {
+		o.log.Info("resuming outcome deliveries", "tasks", len(pending))
+	}
+	return err
 }
 
 // attempt makes one delivery attempt and records its result.

@@ -184,13 +184,8 @@ func (q *Queue) finish(ctx context.Context, t *async.Task, op string, rec any, a
 	return res, nil
 }
 
-// now is the node's clock (Options.Now in tests).
-func (q *Queue) now() time.Time {
-	if q.opts.Now != nil {
-		return q.opts.Now()
-	}
-	return time.Now()
-}
+// now is the node's clock.
+func (q *Queue) now() time.Time { return q.opts.Clock() }
 
 // hasPending reports whether any of t's deliveries is pending.
 func hasPending(t *async.Task) bool {

@@ -54,10 +54,13 @@ type Options struct {
 	Tenants   map[string]Limit
 	Functions map[wire.Lane]Limit
 	Logger    *slog.Logger
-	// Now is the node's clock, for tests only: the scripts then run at
-	// Redis's time shifted by Now() - time.Now(). Nil in production:
-	// scripts use Redis's clock as it is.
-	Now func() time.Time
+	// Clock is the node's clock (default time.Now): it stamps what the
+	// node decides (a retry's time, a replay) and turns Redis's times into
+	// the node's. Scripts never use it: they take Redis's TIME.
+	Clock func() time.Time
+	// Skew shifts Redis's clock in every script, for tests that move time
+	// (nil in production).
+	Skew func() time.Duration
 }
 
 // Queue is an async.Queue on Redis: every node of a service opens one on
@@ -105,6 +108,9 @@ func Open(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Queue,
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	q := &Queue{
 		rdb: rdb, keys: keys{opts.Prefix}, opts: opts, log: opts.Logger,
@@ -272,20 +278,16 @@ func (q *Queue) note(tenant string) {
 
 // skew is the clock shift the scripts apply, in ms (0 in production).
 func (q *Queue) skew() int64 {
-	if q.opts.Now == nil {
+	if q.opts.Skew == nil {
 		return 0
 	}
-	return q.opts.Now().Sub(time.Now()).Milliseconds()
+	return q.opts.Skew().Milliseconds()
 }
 
 // local converts a Redis time in ms (scripts' now: nowMS) into this
 // node's clock.
 func (q *Queue) local(ms, nowMS int64) time.Time {
-	now := time.Now()
-	if q.opts.Now != nil {
-		now = q.opts.Now()
-	}
-	return now.Add(time.Duration(ms-nowMS) * time.Millisecond)
+	return q.opts.Clock().Add(time.Duration(ms-nowMS) * time.Millisecond)
 }
 
 // unavailable wraps a Redis error: a retry later can help.

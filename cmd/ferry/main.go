@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/config"
@@ -107,7 +108,17 @@ func serve(args []string, stderr io.Writer) int {
 		printProblems(stderr, path, err)
 		return 1
 	}
-	srv, err := ferry.New(cfg)
+	var opts []ferry.Option
+	if v := os.Getenv("FERRY_TEST_CLOCK_OFFSET"); v != "" {
+		// For tests only: a node whose clock is off by v.
+		off, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry: FERRY_TEST_CLOCK_OFFSET: %v\n", err)
+			return 2
+		}
+		opts = append(opts, ferry.WithClock(func() time.Time { return time.Now().Add(off) }))
+	}
+	srv, err := ferry.New(cfg, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return 1

@@ -1,36 +1,112 @@
 package assemble
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/async/embedded"
+	"github.com/ferrydev/ferry/async/redisstore"
 	"github.com/ferrydev/ferry/config"
+	"github.com/ferrydev/ferry/internal/redact"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Store opens the task store the config's store section chooses; the
 // Server sees only async.Queue (and async.Upkeeper when the store has
-// background work), so another store plugs in here alone.
-func Store(c config.Store, log *slog.Logger) (async.Queue, error) {
+// background work), so another store plugs in here alone. clock is the
+// node's clock (nil: time.Now).
+func Store(cfg *config.Config, clock func() time.Time, log *slog.Logger) (async.Queue, error) {
+	c := cfg.Store
 	switch {
 	case c.Embedded != nil:
-		q, err := embedded.Open(c.Embedded.Path, embedded.Options{Retention: c.Retention.D(), Logger: log})
+		q, err := embedded.Open(c.Embedded.Path, embedded.Options{Retention: c.Retention.D(), Now: clock, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", c.Embedded.Path, err)
 		}
 		return q, nil
 	case c.Redis != nil:
-		return nil, errors.New("store.redis: the Redis store is not available yet; use store.embedded")
+		return redisStore(cfg, clock, log)
 	}
 	return nil, errors.New("no store configured")
 }
 
-// StoreName describes the configured store for the log.
-func StoreName(c config.Store) string {
-	if c.Embedded != nil {
-		return "embedded:" + c.Embedded.Path
+// Redis client timeouts: a call to an unreachable or hung Redis fails
+// within about a second (submit then answers 503), and a write is never
+// sent twice by the client itself (scripts are not all idempotent).
+const (
+	redisDialTimeout = 500 * time.Millisecond
+	redisIOTimeout   = 800 * time.Millisecond
+)
+
+func redisStore(cfg *config.Config, clock func() time.Time, log *slog.Logger) (async.Queue, error) {
+	rdb, err := RedisClient(cfg.Store.Redis)
+	if err != nil {
+		return nil, err
 	}
-	return "redis"
+	opts := redisstore.Options{
+		Prefix: cfg.Store.Redis.Prefix, Retention: cfg.Store.Retention.D(), Clock: clock, Logger: log,
+		Tenants: map[string]redisstore.Limit{}, Functions: map[wire.Lane]redisstore.Limit{},
+	}
+	for _, t := range cfg.Tenants {
+		opts.Tenants[t.Name] = redisstore.Limit{MaxConcurrency: t.MaxConcurrency, Rate: t.Rate, Burst: t.Burst}
+	}
+	for _, f := range cfg.Functions {
+		opts.Functions[wire.Lane{Tenant: f.Tenant, Function: f.Name}] = redisstore.Limit{MaxConcurrency: f.MaxConcurrency, Rate: f.Rate, Burst: f.Burst}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q, err := redisstore.Open(ctx, rdb, opts)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("open store redis %s: %w", StoreName(cfg.Store), err)
+	}
+	return q, nil
+}
+
+// RedisClient makes the go-redis client of store.redis: a plain client
+// from url (redis:// or rediss://), or a failover client through
+// Sentinel.
+func RedisClient(c *config.RedisStore) (redis.UniversalClient, error) {
+	if c.Sentinel != nil {
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: c.Sentinel.Master, SentinelAddrs: c.Sentinel.Addrs,
+			SentinelUsername: c.Sentinel.Username, SentinelPassword: c.Sentinel.Password,
+			Username: c.Sentinel.Username, Password: c.Sentinel.Password,
+			DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
+			PoolTimeout: redisIOTimeout, MaxRetries: -1,
+		}), nil
+	}
+	opt, err := redact.ParseURL(c.URL, redis.ParseURL)
+	if err != nil {
+		return nil, fmt.Errorf("store.redis.url: %w", err)
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = redisDialTimeout, redisIOTimeout, redisIOTimeout
+	opt.PoolTimeout, opt.MaxRetries = redisIOTimeout, -1
+	return redis.NewClient(opt), nil
+}
+
+// StoreName describes the configured store for the log (no secrets).
+func StoreName(c config.Store) string {
+	switch {
+	case c.Embedded != nil:
+		return "embedded:" + c.Embedded.Path
+	case c.Redis != nil && c.Redis.Sentinel != nil:
+		return "redis-sentinel:" + c.Redis.Sentinel.Master + " prefix " + prefixOf(c.Redis)
+	case c.Redis != nil:
+		return "redis:" + redact.URL(c.Redis.URL) + " prefix " + prefixOf(c.Redis)
+	}
+	return "none"
+}
+
+func prefixOf(c *config.RedisStore) string {
+	if c.Prefix == "" {
+		return redisstore.DefaultPrefix
+	}
+	return c.Prefix
 }

@@ -18,10 +18,10 @@ import (
 )
 
 // Handler mounts the API v1 (on q, for the functions of d), health,
-// readiness and metrics endpoints. ready reports whether /readyz answers
-// 200; reg is the registry the API registers its metrics in and /metrics
-// serves.
-func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *prometheus.Registry, ready func() bool, log *slog.Logger) http.Handler {
+// readiness and metrics endpoints. ready returns nil when /readyz answers
+// 200, else the reason; reg is the registry the API registers its metrics
+// in and /metrics serves; now is the node's clock.
+func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *prometheus.Registry, ready func() error, now func() time.Time, log *slog.Logger) http.Handler {
 	keys := map[string][]string{}
 	maxQueued := map[string]int{}
 	for _, t := range cfg.Tenants {
@@ -40,6 +40,7 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 		Tracer:     dispatcher.PropagationTracer(),
 		Registerer: reg,
 		Logger:     log,
+		Now:        now,
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)
@@ -48,8 +49,8 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			async.WriteError(w, http.StatusServiceUnavailable, "not_ready", "ferry is starting or shutting down")
+		if err := ready(); err != nil {
+			async.WriteError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain")
