@@ -11,8 +11,10 @@ import (
 // queues. A tenant script returns the tenant's new earliest ready time
 // with a sequence number; the hinter applies the newest per tenant in one
 // call (a script on the global slot, so tenant scripts never touch another
-// slot), then publishes a wake-up when a task became ready now. The
-// upkeep repairs what a node killed between the two left behind.
+// slot), then publishes a wake-up when a tenant became ready sooner than
+// the hint said, or a change asked for one (slots freed at a limit). A
+// lease that finds nothing never wakes anyone, so idle nodes stay idle.
+// The upkeep repairs what a node killed between the two left behind.
 type hinter struct {
 	q      *Queue
 	mu     sync.Mutex
@@ -72,7 +74,8 @@ func (h *hinter) flush(ctx context.Context) {
 		return
 	}
 	q := h.q
-	err := h.apply(ctx, todo)
+	sooner, err := h.apply(ctx, todo)
+	wake = wake || sooner > 0
 	if err == nil && wake {
 		err = q.rdb.Publish(ctx, q.keys.wake(), "1").Err()
 	}
@@ -100,17 +103,21 @@ func (h *hinter) flush(ctx context.Context) {
 		}
 		return
 	}
-	q.signal()
+	if wake {
+		q.signal()
+	}
 }
 
-func (h *hinter) apply(ctx context.Context, todo map[string]hintUpdate) error {
+// apply writes the hints and returns how many tenants became ready
+// sooner.
+func (h *hinter) apply(ctx context.Context, todo map[string]hintUpdate) (int64, error) {
 	if len(todo) == 0 {
-		return nil
+		return 0, nil
 	}
 	args := make([]any, 0, 3*len(todo))
 	for t, u := range todo {
 		args = append(args, t, strconv.FormatInt(u.seq, 10), strconv.FormatInt(u.earliest, 10))
 	}
 	k := h.q.keys
-	return scriptHints.Run(ctx, h.q.rdb, []string{k.ready(), k.seq()}, args...).Err()
+	return scriptHints.Run(ctx, h.q.rdb, []string{k.ready(), k.seq()}, args...).Int64()
 }

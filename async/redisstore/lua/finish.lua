@@ -31,7 +31,6 @@ local ready = now
 if op == 'retry' then
   ready = now + math.max(tonumber(ARGV[7]), 0)
 end
-if ready <= now then wake = 1 end
 redis.call('HSET', tk, 's', 'queued', 'e', 0, 'y', ready, 'u', now)
 enqueue_id(id, fn, ready)
 local h = hint()
