@@ -111,6 +111,16 @@ type Upkeeper interface {
 	Run(ctx context.Context) error
 }
 
+// Extender is implemented by stores whose leases a long attempt renews
+// (a heartbeat) instead of taking one as long as the longest attempt: a
+// killed node's tasks then come back after a short lease, not after the
+// function's timeout.
+type Extender interface {
+	// Extend renews the lease for ttl more. ErrLeaseLost when it expired
+	// and the task was taken over.
+	Extend(ctx context.Context, id string, token uint64, ttl time.Duration) error
+}
+
 // ListOptions selects tasks for List. Tasks are listed newest first.
 type ListOptions struct {
 	Tenant   string // required

@@ -68,6 +68,9 @@ func (r *TaskRunner) Run(ctx context.Context) error {
 	workers := make(chan struct{}, r.cfg.Workers)
 	var wg sync.WaitGroup
 	ttl := r.d.leaseTTL()
+	if _, ok := r.q.(async.Extender); ok {
+		ttl = heartbeatLease // renewed while the attempt runs (heartbeat)
+	}
 	limits := r.d.limits
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -170,7 +173,12 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task, fn *Function, s
 		Hops: t.Hops, TraceParent: t.TraceParent, Attempt: t.Attempts + 1,
 	}
 	var done *async.Task
-	r.d.Attempt(ctx, slot, inv, func(a *Attempted) { done = r.record(ctx, t, fn, a) })
+	stop := r.heartbeat(t)
+	defer stop()
+	r.d.Attempt(ctx, slot, inv, func(a *Attempted) {
+		stop()
+		done = r.record(ctx, t, fn, a)
+	})
 	if done != nil && len(done.Deliveries) > 0 && r.outbox != nil {
 		r.outbox.Add(done)
 	}
@@ -211,6 +219,47 @@ func (r *TaskRunner) record(ctx context.Context, t *async.Task, fn *Function, a 
 	return r.complete(t, fn, async.Completion{
 		Status: async.StatusFailed, Error: final, StatusCode: c.StatusCode, Attempted: a.Invoked, Deliveries: deliveriesFor(fn.OnFailure),
 	})
+}
+
+// heartbeatLease is the lease a store with heartbeats (async.Extender)
+// gives a task: a killed node's tasks run elsewhere after at most this
+// long. The attempt renews it every heartbeatLease/3.
+const heartbeatLease = 15 * time.Second
+
+// heartbeat renews t's lease every heartbeatLease/3 while its attempt
+// runs, when the store has heartbeats; the returned func stops it and
+// waits until it has stopped.
+func (r *TaskRunner) heartbeat(t *async.Task) (stop func()) {
+	ext, ok := r.q.(async.Extender)
+	if !ok {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(heartbeatLease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			err := ext.Extend(ctx, t.ID, t.Lease, heartbeatLease)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, async.ErrLeaseLost):
+				r.log.Warn("lease lost while the attempt runs; its result will be dropped", "task", t.ID, "lease", t.Lease)
+				return
+			case err != nil:
+				r.log.Warn("cannot renew the lease; trying again", "task", t.ID, "error", err)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }
 }
 
 // FailureMessage explains a final failure code for the outcome record.
