@@ -3,6 +3,7 @@ package async
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/ferrydev/ferry/wire"
@@ -28,6 +29,10 @@ var (
 	// ErrUnavailable: the store cannot take writes now (closed, full, I/O
 	// error). Retrying later can help.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrFull: the store is out of space (a Redis at maxmemory); it wraps
+	// ErrUnavailable. Nothing was stored; retrying once space is freed
+	// can help.
+	ErrFull = fmt.Errorf("store full: %w", ErrUnavailable)
 )
 
 // Completion is the final result of a leased task.

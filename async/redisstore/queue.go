@@ -295,6 +295,9 @@ func unavailable(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("redis store: %s: %w", op, err)
 	}
+	if strings.Contains(err.Error(), "OOM command not allowed") {
+		return fmt.Errorf("redis store: %s: Redis is at maxmemory: %w: %w", op, async.ErrFull, err)
+	}
 	return fmt.Errorf("redis store: %s: %w: %w", op, async.ErrUnavailable, err)
 }
 
