@@ -32,7 +32,7 @@ func roundTripSurvivesRestart(t *testing.T, e *env) {
 		t.Fatalf("payload = %q", g.Payload)
 	}
 
-	leased := mustLease(t, e.q)
+	leased := e.mustLease(t, e.q)
 	if leased.ID != "t1" || leased.Status != async.StatusRunning || leased.Lease != 1 ||
 		!sameTime(leased.LeaseExpiresAt, e.clock.Now().Add(leaseTTL)) {
 		t.Fatalf("leased = %+v", leased)
@@ -40,7 +40,7 @@ func roundTripSurvivesRestart(t *testing.T, e *env) {
 	if s := e.stats(t); len(s) != 1 || s[0].Running != 1 || s[0].Queued != 0 {
 		t.Fatalf("Stats = %+v", s)
 	}
-	e.clock.Advance(time.Second)
+	e.clock.Advance(1234 * time.Millisecond) // FinishedAt shows a store that keeps whole seconds
 	stored, err := e.q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded, Output: []byte("ok"), OutputType: "text/plain", Attempted: true})
 	if err != nil {
 		t.Fatalf("Complete: %v", err)
@@ -61,7 +61,7 @@ func roundTripSurvivesRestart(t *testing.T, e *env) {
 	if err != nil || created || again.ID != "t1" {
 		t.Fatalf("idempotent enqueue after restart = %v, %v, %v", again, created, err)
 	}
-	if task, next, err := e.q.Lease(ctx, async.LeaseRequest{TTL: time.Minute}); task != nil || !next.IsZero() || err != nil {
+	if task, next, err := e.lease(e.q, async.LeaseRequest{TTL: time.Minute}); task != nil || !next.IsZero() || err != nil {
 		t.Fatalf("Lease on empty queue = %v, %v, %v", task, next, err)
 	}
 }
@@ -73,11 +73,11 @@ func roundTripSurvivesRestart(t *testing.T, e *env) {
 func crashRequeues(t *testing.T, e *env) {
 	ctx := context.Background()
 	mustEnqueue(t, e.q, e.task("t1", "acme", "echo"))
-	mustLease(t, e.q)
+	e.mustLease(t, e.q)
 
 	e.reopen(t) // the process holding the lease is gone
 	e.clock.Advance(leaseTTL + time.Second)
-	e.upkeep(t, nil)
+	e.upkeep(t, e.q)
 	g := mustGet(t, e.q, "acme", "t1")
 	if g.Status != async.StatusQueued || g.Recoveries != 1 || g.Attempts != 0 || g.Lease != 1 {
 		t.Fatalf("after restart = %+v", g)
@@ -86,7 +86,7 @@ func crashRequeues(t *testing.T, e *env) {
 	_, err := e.q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded})
 	wantErr(t, err, async.ErrLeaseLost)
 
-	l := mustLease(t, e.q)
+	l := e.mustLease(t, e.q)
 	if l.Lease != 2 {
 		t.Fatalf("token after recovery = %d, want 2", l.Lease)
 	}
@@ -108,29 +108,30 @@ func crashRequeues(t *testing.T, e *env) {
 func fencing(t *testing.T, e *env) {
 	ctx := context.Background()
 	mustEnqueue(t, e.q, e.task("t1", "acme", "echo"))
-	first, _, err := e.q.Lease(ctx, async.LeaseRequest{TTL: time.Second})
+	first, _, err := e.lease(e.q, async.LeaseRequest{TTL: time.Second})
 	if err != nil || first == nil || first.Lease != 1 {
 		t.Fatalf("first lease = %v, %v", first, err)
 	}
-	e.upkeep(t, nil)
+	e.upkeep(t, e.q)
 	if g := mustGet(t, e.q, "acme", "t1"); g.Status != async.StatusRunning || g.Lease != 1 || g.Recoveries != 0 {
 		t.Fatalf("requeued before expiry: %+v", g)
 	}
 	e.clock.Advance(2 * time.Second)
-	e.upkeep(t, nil)
+	e.upkeep(t, e.q)
 	g := mustGet(t, e.q, "acme", "t1")
 	if g.Status != async.StatusQueued || g.Recoveries != 1 || g.Attempts != 0 {
 		t.Fatalf("after upkeep = %+v", g)
 	}
-	e.upkeep(t, nil)
+	e.upkeep(t, e.q)
 	if g := mustGet(t, e.q, "acme", "t1"); g.Recoveries != 1 {
 		t.Fatalf("second upkeep requeued again: %+v", g)
 	}
-	second := mustLease(t, e.q)
+	second := e.mustLease(t, e.q)
 	if second.Lease != 2 {
 		t.Fatalf("second token = %d", second.Lease)
 	}
 	before := mustGet(t, e.q, "acme", "t1")
+	e.clock.Advance(time.Second) // a stale write would show in UpdatedAt
 	for _, call := range []func() error{
 		func() error {
 			_, err := e.q.Complete(ctx, "t1", 1, async.Completion{Status: async.StatusSucceeded, Attempted: true})
@@ -163,7 +164,7 @@ func concurrentUpkeep(t *testing.T, e *env) {
 	const n, passes = 50, 4
 	for i := range n {
 		mustEnqueue(t, e.q, e.task(seqID("t", i), "acme", "echo"))
-		mustLease(t, e.q)
+		e.mustLease(t, e.q)
 	}
 	nodes := []async.Queue{e.q}
 	if e.h.Second != nil {
@@ -191,7 +192,7 @@ func releaseAndRetryReady(t *testing.T, e *env) {
 	ctx := context.Background()
 	mustEnqueue(t, e.q, e.task("t1", "acme", "echo"))
 	waitReady(t, e.q, "Enqueue")
-	l := mustLease(t, e.q)
+	l := e.mustLease(t, e.q)
 	if err := e.q.Release(ctx, "t1", l.Lease); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
@@ -200,7 +201,7 @@ func releaseAndRetryReady(t *testing.T, e *env) {
 	if g.Status != async.StatusQueued || g.Attempts != 0 || g.Recoveries != 0 {
 		t.Fatalf("after release = %+v", g)
 	}
-	l = mustLease(t, e.q)
+	l = e.mustLease(t, e.q)
 	if err := e.q.Retry(ctx, "t1", l.Lease, e.clock.Now(), &async.TaskError{Code: "timeout"}); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
@@ -250,7 +251,7 @@ func closed(t *testing.T, e *env) {
 	}
 	_, _, err := e.q.Enqueue(ctx, e.task("t1", "acme", "echo"), 0)
 	wantErr(t, err, async.ErrUnavailable)
-	_, _, err = e.q.Lease(ctx, async.LeaseRequest{TTL: time.Second})
+	_, _, err = e.lease(e.q, async.LeaseRequest{TTL: time.Second})
 	wantErr(t, err, async.ErrUnavailable)
 	_, err = e.q.Get(ctx, "acme", "t1")
 	wantErr(t, err, async.ErrUnavailable)
@@ -268,7 +269,7 @@ func closed(t *testing.T, e *env) {
 func cancel(t *testing.T, e *env) {
 	ctx := context.Background()
 	mustEnqueue(t, e.q, e.task("run", "acme", "echo"))
-	mustLease(t, e.q)
+	e.mustLease(t, e.q)
 	delayed := e.task("delayed", "acme", "echo")
 	delayed.ReadyAt = e.clock.Now().Add(time.Hour)
 	mustEnqueue(t, e.q, delayed)
@@ -303,7 +304,7 @@ func cancel(t *testing.T, e *env) {
 	if g := mustGet(t, e.q, "acme", "delayed"); g.Status != async.StatusCancelled || g.FinishedAt.IsZero() {
 		t.Fatalf("cancelled task = %+v, want FinishedAt set", g)
 	}
-	if task, next, _ := e.q.Lease(ctx, async.LeaseRequest{TTL: time.Minute}); task != nil || !next.IsZero() {
+	if task, next, _ := e.lease(e.q, async.LeaseRequest{TTL: time.Minute}); task != nil || !next.IsZero() {
 		t.Fatalf("cancelled task still scheduled (leased %v, next %v)", task, next)
 	}
 	if s := e.stats(t); len(s) != 1 || s[0] != (async.LaneStats{Lane: wire.Lane{Tenant: "acme", Function: "echo"}, Running: 1}) {

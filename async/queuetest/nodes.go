@@ -19,10 +19,10 @@ func twoNodesExpiredLease(t *testing.T, e *env) {
 	ctx := context.Background()
 	a, b := e.q, e.second(t)
 	mustEnqueue(t, a, e.task("t1", "acme", "echo"))
-	onA := mustLease(t, a)
+	onA := e.mustLease(t, a)
 	e.clock.Advance(leaseTTL + time.Second)
 	e.upkeep(t, b)
-	onB := mustLease(t, b)
+	onB := e.mustLease(t, b)
 	if onB.ID != "t1" || onB.Lease != onA.Lease+1 || onB.Recoveries != 1 || onB.Attempts != 0 {
 		t.Fatalf("leased on b = %+v, want t1 with token %d", onB, onA.Lease+1)
 	}
@@ -62,7 +62,7 @@ func twoNodesShareTasks(t *testing.T, e *env) {
 	drainReady(b)
 	mustEnqueue(t, a, e.task("t1", "acme", "echo"))
 	waitReady(t, b, "Enqueue on the other node")
-	l := mustLease(t, b)
+	l := e.mustLease(t, b)
 	if l.ID != "t1" {
 		t.Fatalf("leased %s on b", l.ID)
 	}
@@ -98,7 +98,7 @@ func twoNodesFair(t *testing.T, e *env) {
 		if i%2 == 1 {
 			q = b
 		}
-		l := mustLease(t, q)
+		l := e.mustLease(t, q)
 		byTenant[l.Tenant] = append(byTenant[l.Tenant], l.ID)
 	}
 	want := map[string][]string{"A": {}, "B": {}}

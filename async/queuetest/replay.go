@@ -20,7 +20,7 @@ func replay(t *testing.T, e *env) {
 	mustEnqueue(t, e.q, e.task("pending", "acme", "echo"))
 	finish := func(id string, st async.Status, deliveries []async.Delivery) {
 		t.Helper()
-		l := mustLease(t, e.q)
+		l := e.mustLease(t, e.q)
 		if l.ID != id {
 			t.Fatalf("leased %s, want %s", l.ID, id)
 		}
@@ -66,7 +66,7 @@ func replay(t *testing.T, e *env) {
 		t.Fatalf("after restart: %+v", g)
 	}
 	echo := async.LeaseRequest{TTL: time.Minute, BlockedLanes: []wire.Lane{{Tenant: "acme", Function: "other"}}}
-	l, _, err := e.q.Lease(ctx, echo)
+	l, _, err := e.lease(e.q, echo)
 	if err != nil || l == nil || l.ID != "fail" {
 		t.Fatalf("lease = %+v, %v; want the replayed task", l, err)
 	}

@@ -21,13 +21,13 @@ func list(t *testing.T, e *env) {
 			fn = "odd"
 		}
 		mustEnqueue(t, e.q, e.task(seqID("t", i), "acme", fn))
-		e.clock.Advance(time.Millisecond)
+		e.clock.Advance(time.Second) // well apart, for a store that stamps CreatedAt itself
 	}
 	mustEnqueue(t, e.q, e.task("foreign", "other", "even"))
 	// Lease and finish the two oldest "even" tasks.
 	evens := async.LeaseRequest{TTL: time.Minute, BlockedTenants: []string{"other"}, BlockedLanes: []wire.Lane{{Tenant: "acme", Function: "odd"}}}
 	for range 2 {
-		l, _, err := e.q.Lease(ctx, evens)
+		l, _, err := e.lease(e.q, evens)
 		if err != nil || l == nil {
 			t.Fatalf("Lease(even) = %v, %v", l, err)
 		}
@@ -113,7 +113,7 @@ func retention(t *testing.T, e *env) {
 		return task
 	}
 	mustEnqueue(t, e.q, keyed("t1"))
-	l := mustLease(t, e.q)
+	l := e.mustLease(t, e.q)
 	mustComplete(t, e.q, l, async.Completion{Status: async.StatusFailed, Error: &async.TaskError{Code: "rejected"}, Attempted: true})
 	g := mustGet(t, e.q, "acme", "t1")
 	if g.Error == nil || g.LastError == nil || g.Attempts != 1 {
@@ -121,10 +121,10 @@ func retention(t *testing.T, e *env) {
 	}
 
 	e.clock.Advance(Retention - time.Second)
-	e.upkeep(t, nil)
+	e.upkeep(t, e.q)
 	mustGet(t, e.q, "acme", "t1")
 	e.clock.Advance(2 * time.Second)
-	e.upkeep(t, nil)
+	e.upkeep(t, e.q)
 	wantGone(t, e.q, "acme", "t1")
 	if tasks, _, err := e.q.List(ctx, async.ListOptions{Tenant: "acme"}); err != nil || len(tasks) != 0 {
 		t.Fatalf("listing survived retention: %v, %v", idsOf(tasks), err)
@@ -138,7 +138,7 @@ func retention(t *testing.T, e *env) {
 	// After IdempotencyTTL upkeep deletes the key; the restart keeps it
 	// deleted.
 	e.clock.Advance(IdempotencyTTL + time.Second)
-	e.upkeep(t, nil)
+	e.upkeep(t, e.q)
 	e.reopen(t)
 	if got := mustEnqueue(t, e.q, keyed("t3")); got.ID != "t3" {
 		t.Fatalf("got %s", got.ID)
@@ -153,7 +153,7 @@ func deliveries(t *testing.T, e *env) {
 	ctx := context.Background()
 	mustEnqueue(t, e.q, e.task("t1", "acme", "echo"))
 	mustEnqueue(t, e.q, e.task("t2", "acme", "echo"))
-	l := mustLease(t, e.q)
+	l := e.mustLease(t, e.q)
 	deliveries := []async.Delivery{
 		{Destination: "on_success[0]", Kind: "webhook", State: async.DeliveryPending},
 		{Destination: "on_success[1]", Kind: "log", State: async.DeliveryPending},
@@ -182,7 +182,7 @@ func deliveries(t *testing.T, e *env) {
 
 	// Pending deliveries keep the task past its retention.
 	e.clock.Advance(2 * Retention)
-	e.upkeep(t, nil)
+	e.upkeep(t, e.q)
 	mustGet(t, e.q, "acme", "t1")
 	for i := range deliveries {
 		d := deliveries[i]
@@ -216,10 +216,10 @@ func deliveries(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(Retention / 2)
-	e.upkeep(t, nil)
+	e.upkeep(t, e.q)
 	mustGet(t, e.q, "acme", "t1")
 	e.clock.Advance(Retention/2 + time.Second)
-	e.upkeep(t, nil)
+	e.upkeep(t, e.q)
 	wantGone(t, e.q, "acme", "t1")
 	if g := mustGet(t, e.q, "acme", "t2"); g.Status != async.StatusQueued {
 		t.Fatalf("unfinished task after the sweep = %+v", g)

@@ -24,13 +24,13 @@ func fairAcrossTenants(t *testing.T, e *env) {
 	}
 	byTenant := map[string]int{}
 	for range 20 {
-		byTenant[mustLease(t, e.q).Tenant]++
+		byTenant[e.mustLease(t, e.q).Tenant]++
 	}
 	if byTenant["B"] != 10 || byTenant["A"] != 10 {
 		t.Fatalf("first 20 leases by tenant = %v, want B 10", byTenant)
 	}
 	// A's tasks come out in enqueue order.
-	if l := mustLease(t, e.q); l.ID != seqID("a", 10) {
+	if l := e.mustLease(t, e.q); l.ID != seqID("a", 10) {
 		t.Fatalf("next A task = %s", l.ID)
 	}
 }
@@ -39,7 +39,6 @@ func fairAcrossTenants(t *testing.T, e *env) {
 // skipped, and Lease reports nothing when only blocked lanes have tasks;
 // Stats counts each lane's queued and running tasks.
 func lanesAlternateAndBlock(t *testing.T, e *env) {
-	ctx := context.Background()
 	for i := range 4 {
 		mustEnqueue(t, e.q, e.task(seqID("x", i), "A", "x"))
 	}
@@ -50,7 +49,7 @@ func lanesAlternateAndBlock(t *testing.T, e *env) {
 	t.Run("FunctionsAlternate", func(t *testing.T) {
 		var fns []string
 		for range 4 {
-			fns = append(fns, mustLease(t, e.q).Function)
+			fns = append(fns, e.mustLease(t, e.q).Function)
 		}
 		for i := 1; i < len(fns); i++ {
 			if fns[i] == fns[i-1] {
@@ -61,12 +60,12 @@ func lanesAlternateAndBlock(t *testing.T, e *env) {
 	t.Run("BlockedLaneSkipped", func(t *testing.T) {
 		onlyY := async.LeaseRequest{TTL: time.Minute, BlockedLanes: []wire.Lane{{Tenant: "A", Function: "x"}}}
 		for range 2 {
-			got, _, err := e.q.Lease(ctx, onlyY)
+			got, _, err := e.lease(e.q, onlyY)
 			if err != nil || got == nil || got.Function != "y" {
 				t.Fatalf("Lease(only y) = %v, %v", got, err)
 			}
 		}
-		got, next, err := e.q.Lease(ctx, onlyY)
+		got, next, err := e.lease(e.q, onlyY)
 		if got != nil || !next.IsZero() || err != nil {
 			t.Fatalf("Lease(only y) with y empty = %v, %v, %v", got, next, err)
 		}
@@ -78,18 +77,21 @@ func lanesAlternateAndBlock(t *testing.T, e *env) {
 }
 
 // leaseSkipsBlocked: Lease honours the tenants and lanes a request
-// blocks, with short lists and long ones (a store may index those).
+// blocks, with short lists and long ones (a store may index those); each
+// list on a queue of its own.
 func leaseSkipsBlocked(t *testing.T, e *env) {
-	ctx := context.Background()
 	for _, extra := range []int{0, 20} {
 		t.Run(fmt.Sprintf("%dMore", extra), func(t *testing.T) {
-			prefix := fmt.Sprintf("m%d", extra)
+			e := e
+			if extra > 0 {
+				e = setup(t, e.h)
+			}
 			for i, tenant := range []string{"A", "A", "B", "C"} {
 				fn := "f"
 				if i == 1 {
 					fn = "g"
 				}
-				mustEnqueue(t, e.q, e.task(seqID(prefix, i), tenant, fn))
+				mustEnqueue(t, e.q, e.task(seqID("t", i), tenant, fn))
 			}
 			req := async.LeaseRequest{TTL: time.Minute, BlockedTenants: []string{"B"}, BlockedLanes: []wire.Lane{{Tenant: "A", Function: "f"}}}
 			for i := range extra {
@@ -97,7 +99,7 @@ func leaseSkipsBlocked(t *testing.T, e *env) {
 			}
 			var got []string
 			for {
-				l, _, err := e.q.Lease(ctx, req)
+				l, _, err := e.lease(e.q, req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -117,21 +119,20 @@ func leaseSkipsBlocked(t *testing.T, e *env) {
 // delayedTask: a task is not leased before its ReadyAt, which Lease
 // reports as next.
 func delayedTask(t *testing.T, e *env) {
-	ctx := context.Background()
 	task := e.task("later", "acme", "echo")
 	task.ReadyAt = e.clock.Now().Add(30 * time.Second)
 	mustEnqueue(t, e.q, task)
 
-	got, next, err := e.q.Lease(ctx, async.LeaseRequest{TTL: time.Minute})
+	got, next, err := e.lease(e.q, async.LeaseRequest{TTL: time.Minute})
 	if got != nil || err != nil || !sameTime(next, task.ReadyAt) {
 		t.Fatalf("Lease before ReadyAt = %v, next %v, %v; want next %v", got, next, err, task.ReadyAt)
 	}
 	e.clock.Advance(29 * time.Second)
-	if got, next, err := e.q.Lease(ctx, async.LeaseRequest{TTL: time.Minute}); got != nil || err != nil || !sameTime(next, task.ReadyAt) {
+	if got, next, err := e.lease(e.q, async.LeaseRequest{TTL: time.Minute}); got != nil || err != nil || !sameTime(next, task.ReadyAt) {
 		t.Fatalf("Lease 1s early = %v, next %v, %v", got, next, err)
 	}
 	e.clock.Advance(2 * time.Second)
-	if got := mustLease(t, e.q); got.ID != "later" {
+	if got := e.mustLease(t, e.q); got.ID != "later" {
 		t.Fatalf("leased %s", got.ID)
 	}
 }
@@ -232,9 +233,9 @@ func quota(t *testing.T, e *env) {
 		t.Fatalf("other tenant: %v", err)
 	}
 	// Running tasks still count; finishing one frees a slot.
-	l := mustLease(t, e.q)
+	l := e.mustLease(t, e.q)
 	for l.Tenant != "acme" {
-		l = mustLease(t, e.q)
+		l = e.mustLease(t, e.q)
 	}
 	_, _, err = e.q.Enqueue(ctx, e.task("q-4", "acme", "echo"), 3)
 	wantErr(t, err, async.ErrQuotaExceeded)
@@ -272,7 +273,9 @@ func concurrentWorkers(t *testing.T, e *env) {
 				if n == producers*perProducer || t.Failed() {
 					return
 				}
-				task, _, err := e.q.Lease(ctx, async.LeaseRequest{TTL: time.Minute})
+				// Every lease moves the clock on while workers wait for
+				// tasks: a lease long enough never to expire here.
+				task, _, err := e.lease(e.q, async.LeaseRequest{TTL: 1000 * time.Hour})
 				if err != nil {
 					t.Error(err)
 					return

@@ -10,14 +10,24 @@
 //
 //   - Times may be kept at millisecond precision, and a store may take
 //     "now" from its own clock, driven by the suite's Clock with a jitter
-//     of a millisecond or so: the suite compares times within a few
-//     milliseconds, and moves the clock well past every boundary (a lease
-//     expiry, a delay, a retention) rather than onto it.
+//     of a millisecond or so: the suite compares times within 25ms, and
+//     moves the clock well past every boundary (a lease expiry, a delay,
+//     a retention) rather than onto it. "Ready now" is such a boundary
+//     too, as is the order of tasks made at one instant, so the clock
+//     moves on by 20ms before each task the suite builds and each lease
+//     it takes.
 //   - Stats may be refreshed by the store's upkeep, and an expired lease
 //     may wait for it: the suite runs Harness.Upkeep before it asserts
 //     either.
 //   - Ready may be signalled asynchronously: the suite waits for it, for a
 //     few seconds at most.
+//
+// What the contract leaves no room for, the suite checks as it is: a
+// task that Enqueue, Release, Retry or Replay made ready, or that an
+// upkeep requeued, is leased by the next Lease on any node; the
+// idempotency window and retention run on the store's clock (the
+// suite's), not on timers of their own; PendingDeliveries lists every
+// finished task that has a pending delivery.
 //
 // Every scenario opens its own queue on new storage with its own Clock,
 // and they run in parallel.
