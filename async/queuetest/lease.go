@@ -312,3 +312,46 @@ func cancel(t *testing.T, e *env) {
 	}
 	wantGone(t, e.q, "other", "run")
 }
+
+// extendLease, for a store that renews leases (async.Extender): a renewed
+// lease outlives its first expiry, and upkeep leaves it running; a lease
+// that expired and was requeued cannot be renewed (ErrLeaseLost), nor can
+// a token never issued.
+func extendLease(t *testing.T, e *env) {
+	ext, ok := e.q.(async.Extender)
+	if !ok {
+		t.Skip("the store does not renew leases (async.Extender)")
+	}
+	ctx := context.Background()
+	const ttl = 10 * time.Second
+	mustEnqueue(t, e.q, e.task("t1", "acme", "echo"))
+	l, _, err := e.lease(e.q, async.LeaseRequest{TTL: ttl})
+	if err != nil || l == nil {
+		t.Fatalf("Lease = %v, %v", l, err)
+	}
+	e.clock.Advance(ttl - 2*time.Second)
+	if err := ext.Extend(ctx, l.ID, l.Lease, ttl); err != nil {
+		t.Fatalf("Extend: %v", err)
+	}
+	e.clock.Advance(5 * time.Second) // past the first expiry, before the renewed one
+	e.upkeep(t, e.q)
+	if g := mustGet(t, e.q, "acme", "t1"); g.Status != async.StatusRunning || g.Lease != l.Lease || g.Recoveries != 0 {
+		t.Fatalf("renewed lease after its first expiry: %+v", g)
+	}
+	wantErr(t, ext.Extend(ctx, l.ID, l.Lease+1, ttl), async.ErrLeaseLost)
+	if done := mustComplete(t, e.q, l, async.Completion{Status: async.StatusSucceeded, Attempted: true}); done.Attempts != 1 || done.Recoveries != 0 {
+		t.Fatalf("completed after renewal: %+v", done)
+	}
+
+	mustEnqueue(t, e.q, e.task("t2", "acme", "echo"))
+	l, _, err = e.lease(e.q, async.LeaseRequest{TTL: ttl})
+	if err != nil || l == nil {
+		t.Fatalf("Lease = %v, %v", l, err)
+	}
+	e.clock.Advance(ttl + time.Second)
+	e.upkeep(t, e.q)
+	if g := mustGet(t, e.q, "acme", "t2"); g.Status != async.StatusQueued || g.Recoveries != 1 {
+		t.Fatalf("expired lease after upkeep: %+v", g)
+	}
+	wantErr(t, ext.Extend(ctx, l.ID, l.Lease, ttl), async.ErrLeaseLost)
+}

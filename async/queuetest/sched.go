@@ -157,8 +157,8 @@ func idempotency(t *testing.T, e *env) {
 	}{
 		{"SameKeySameTenant", 0, "t2", "acme", "t1", false},
 		{"SameKeyOtherTenant", 0, "t3", "other", "t3", true},
-		{"JustBeforeExpiry", IdempotencyTTL - time.Second, "t4", "acme", "t1", false},
-		{"Expired", 2 * time.Second, "t5", "acme", "t5", true},
+		{"JustBeforeExpiry", IdempotencyTTL - 5*time.Second, "t4", "acme", "t1", false},
+		{"Expired", 10 * time.Second, "t5", "acme", "t5", true},
 		{"NewKeyHolds", 0, "t6", "acme", "t5", false},
 	} {
 		e.clock.Advance(tc.advance)

@@ -10,12 +10,13 @@
 //
 //   - Times may be kept at millisecond precision, and a store may take
 //     "now" from its own clock, driven by the suite's Clock with a jitter
-//     of a millisecond or so: the suite compares times within 25ms, and
-//     moves the clock well past every boundary (a lease expiry, a delay,
-//     a retention) rather than onto it. "Ready now" is such a boundary
-//     too, as is the order of tasks made at one instant, so the clock
-//     moves on by 20ms before each task the suite builds and each lease
-//     it takes.
+//     (a store that shifts Redis's TIME to the suite's clock runs ahead
+//     of it by the latency of a call): the suite compares times within
+//     100ms, and moves the clock well past every boundary (a lease
+//     expiry, a delay, a retention) rather than onto it. "Ready now" is
+//     such a boundary too, as is the order of tasks made at one instant,
+//     so the clock moves on by 100ms before each task the suite builds
+//     and each lease it takes.
 //   - Stats may be refreshed by the store's upkeep, and an expired lease
 //     may wait for it: the suite runs Harness.Upkeep before it asserts
 //     either.
@@ -91,6 +92,7 @@ func scenarios() []scenario {
 		{"EnqueueValidation", enqueueValidation},
 		{"Closed", closed},
 		{"Cancel", cancel},
+		{"ExtendLease", extendLease},
 		// sched.go: which task Lease takes, and Enqueue's gates.
 		{"FairAcrossTenants", fairAcrossTenants},
 		{"LanesAlternateAndBlock", lanesAlternateAndBlock},
@@ -129,18 +131,19 @@ func Tenants() []string { return []string{"A", "B", "C", "acme", "other"} }
 // h.Second is set. The scenarios cover: a task's round trip through a
 // restart, with Complete returning the stored task; a crash requeueing
 // leased tasks without spending an attempt; fencing (ErrLeaseLost) after
-// an expired lease is requeued by upkeep, also when reapers race; Ready
-// signalled on enqueue, release and retry; Enqueue's validation; a closed
-// store's ErrUnavailable; Cancel (ErrConflict, ErrNotFound for another
-// tenant); fairness across tenants and round-robin across a tenant's
-// lanes; LeaseRequest.BlockedTenants and BlockedLanes; delays and the
-// next time Lease returns; idempotency windows, also under concurrent
-// enqueues; the max_queued quota (ErrQuotaExceeded); concurrent producers
-// and workers; Replay's rules; List (newest first, cursors, filters,
-// ErrBadCursor); retention; deliveries and PendingDeliveries. With two
-// nodes: a lease expired on one is taken by the other and the first is
-// fenced off; an idempotency key holds across nodes; a task enqueued on
-// one runs on the other; fairness holds while leases alternate.
+// an expired lease is requeued by upkeep, also when reapers race; lease
+// renewal (on a store that is an async.Extender); Ready signalled on
+// enqueue, release and retry; Enqueue's validation; a closed store's
+// ErrUnavailable; Cancel (ErrConflict, ErrNotFound for another tenant);
+// fairness across tenants and round-robin across a tenant's lanes;
+// LeaseRequest.BlockedTenants and BlockedLanes; delays and the next time
+// Lease returns; idempotency windows, also under concurrent enqueues; the
+// max_queued quota (ErrQuotaExceeded); concurrent producers and workers;
+// Replay's rules; List (newest first, cursors, filters, ErrBadCursor);
+// retention; deliveries and PendingDeliveries. With two nodes: a lease
+// expired on one is taken by the other and the first is fenced off; an
+// idempotency key holds across nodes; a task enqueued on one runs on the
+// other; fairness holds while leases alternate.
 func TestQueue(t *testing.T, h Harness) {
 	if h.Open == nil || h.Reopen == nil || h.Upkeep == nil {
 		t.Fatal("queuetest: Harness needs Open, Reopen and Upkeep")
