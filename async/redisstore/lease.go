@@ -203,7 +203,9 @@ func (q *Queue) finish(ctx context.Context, t *async.Task, op string, rec any, a
 	if str(res[0]) == "lost" {
 		return nil, fmt.Errorf("redis store: %s %s: lease %d: %w", op, t.ID, t.Lease, async.ErrLeaseLost)
 	}
-	q.hints.note(t.Tenant, res[3], res[4], num(res[2]) == 1)
+	if err := q.hints.now(ctx, t.Tenant, res[3], res[4], num(res[2]) == 1); err != nil {
+		q.log.Warn("redis store: ready hint not updated; the upkeep will", "task", t.ID, "error", err)
+	}
 	return res, nil
 }
 

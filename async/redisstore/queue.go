@@ -215,9 +215,25 @@ func (q *Queue) Close() error {
 		return nil
 	}
 	q.closed = true
+	claimed := q.claimed
+	q.claimed = map[string]map[string]bool{}
 	q.mu.Unlock()
 	q.stop()
 	q.wg.Wait()
+	// Give the delivery claims back: the next node (or this one, started
+	// again) resumes them at once instead of after ClaimTTL.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for tenant, ids := range claimed {
+		held := make([]string, 0, len(ids))
+		for id := range ids {
+			held = append(held, id)
+		}
+		if err := q.renew(ctx, tenant, held, -time.Second); err != nil {
+			q.log.Warn("redis store: cannot give delivery claims back; they lapse after the claim TTL", "error", err)
+			break
+		}
+	}
 	return q.rdb.Close()
 }
 
