@@ -144,8 +144,8 @@ const (
 	// sharedRetry is how long a lane is held back after an error of the
 	// shared rate store.
 	sharedRetry = time.Second
-	// sharedTimeout bounds a TryAcquire's call to the shared rate store
-	// (Acquire is bounded by its context).
+	// sharedTimeout bounds one call to the shared rate store; a call that
+	// takes longer is an error of the store.
 	sharedTimeout = 2 * time.Second
 )
 
@@ -225,9 +225,7 @@ func (l *Limits) TryAcquire(lane wire.Lane) bool {
 	if !ok || l.shared == nil {
 		return ok
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
-	defer cancel()
-	ok, _ = l.takeShared(ctx, lane)
+	ok, _ = l.takeShared(context.Background(), lane)
 	return ok
 }
 
@@ -305,12 +303,14 @@ func (l *Limits) RateWake() time.Time {
 }
 
 // takeShared takes lane's token from the shared RateStore for the slot
-// just taken. When the store refuses or fails, it gives the slot back,
-// holds lane back for the wait the store gave (sharedRetry after an
-// error, logged) and returns that wait; it returns (false, 0) when ctx
-// ended first.
+// just taken, waiting for the store up to sharedTimeout. When the store
+// refuses or fails, it gives the slot back, holds lane back for the wait
+// the store gave (sharedRetry after an error, logged) and returns that
+// wait; it returns (false, 0) when ctx ended first.
 func (l *Limits) takeShared(ctx context.Context, lane wire.Lane) (bool, time.Duration) {
-	w, err := l.shared.Take(ctx, lane)
+	callCtx, cancel := context.WithTimeout(ctx, sharedTimeout)
+	w, err := l.shared.Take(callCtx, lane)
+	cancel()
 	if err == nil && w <= 0 {
 		return true, 0
 	}
