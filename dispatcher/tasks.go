@@ -31,6 +31,16 @@ type TaskRunnerConfig struct {
 	DrainTimeout time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// RatesAtLease says the queue's Lease takes the rate token of every
+	// task it hands out, from the same buckets as the dispatcher's
+	// RateStore (redisstore's Queue does, in its Lease script): the runner
+	// then hands Lease only the tenants and lanes without a free slot
+	// (Limits.BlockedSlots) and takes a slot without a token
+	// (Dispatcher.TryAcquireLeased), so no task takes two tokens. A task
+	// leased while a poller took the last slot is released, and its token
+	// is spent. Defaults to false: the runner takes the tokens (the
+	// embedded store).
+	RatesAtLease bool
 }
 
 // TaskRunner leases async tasks fairly across tenants, within the tenant and
@@ -85,7 +95,11 @@ loop:
 		var freed <-chan struct{} // watched only while idle: releases then cost nothing
 		for {
 			req := async.LeaseRequest{TTL: ttl}
-			req.BlockedTenants, req.BlockedLanes = limits.Blocked()
+			if r.cfg.RatesAtLease {
+				req.BlockedTenants, req.BlockedLanes = limits.BlockedSlots()
+			} else {
+				req.BlockedTenants, req.BlockedLanes = limits.Blocked()
+			}
 			t, next, err := r.q.Lease(ctx, req)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -100,7 +114,7 @@ loop:
 				var slot *Slot
 				if fn != nil {
 					var ok bool
-					if slot, ok = r.d.TryAcquire(fn); !ok {
+					if slot, ok = r.acquire(fn); !ok {
 						// A poller took the last slot between Blocked and here.
 						r.release(t)
 						continue
@@ -155,6 +169,15 @@ loop:
 }
 
 var errShutdown = errors.New("ferry is shutting down")
+
+// acquire takes the slot of a leased task of fn, and its rate token
+// unless the Lease took it.
+func (r *TaskRunner) acquire(fn *Function) (*Slot, bool) {
+	if r.cfg.RatesAtLease {
+		return r.d.TryAcquireLeased(fn)
+	}
+	return r.d.TryAcquire(fn)
+}
 
 // process runs one leased task within slot and records its result while
 // the slot is held (Dispatcher.Attempt); the outcome deliveries start once
