@@ -29,6 +29,8 @@ BROKER_PKGS = ./poller/kafka/... ./poller/rocketmq/... ./poller/rabbitmq/... ./p
 test: deps brokers ## every test, with the race detector
 	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -e /poller/kafka -e /poller/rocketmq -e /poller/rabbitmq -e /poller/redisstream \
 		-e /sinks/kafka -e /sinks/rocketmq -e /sinks/rabbitmq -e /sinks/redis -e /test/brokers -e /test/roundtrip -e /test/conformance)
+	@# The end-to-end suite again, every process on the Redis store.
+	FERRY_TEST_STORE=redis $(GO) test $(TEST_FLAGS) ./test/e2e/
 	$(GO) test $(TEST_FLAGS) -p 1 $(BROKER_PKGS)
 	@# rocketmq-client-go v2.1.2 (pinned) races between its own goroutines, so
 	@# the RocketMQ adapter's and sink's broker tests (build tag !race) also
