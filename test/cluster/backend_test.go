@@ -28,9 +28,9 @@ type call struct {
 }
 
 // backend is the function every node calls: config URLs end in /<node>/
-// (see cluster.yaml), so each call says which node sent it. It answers
-// 200 with a small JSON body after the latency set for the function,
-// unless the function is held; it counts calls per task, per function
+// (see spec.Body), so each call says which node sent it. It answers 200
+// with a small JSON body after the latency set for the function, unless
+// the function is held (or fails first); it counts calls per task, per function
 // and per node, the calls in flight now and at their peak.
 type backend struct {
 	srv *httptest.Server
@@ -44,6 +44,7 @@ type backend struct {
 	peak      map[string]int // per function, highest inFlight seen
 	latency   map[string][2]time.Duration
 	gates     map[string]chan struct{}
+	failFirst map[string]bool
 }
 
 func newBackend(t *testing.T) *backend {
@@ -51,7 +52,7 @@ func newBackend(t *testing.T) *backend {
 	b := &backend{
 		byID: map[string][]*call{}, started: map[string]int{}, completed: map[string]int{},
 		inFlight: map[string]int{}, peak: map[string]int{},
-		latency: map[string][2]time.Duration{}, gates: map[string]chan struct{}{},
+		latency: map[string][2]time.Duration{}, gates: map[string]chan struct{}{}, failFirst: map[string]bool{},
 	}
 	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
 	t.Cleanup(func() {
@@ -75,6 +76,15 @@ func (b *backend) SetLatency(fn string, lo, hi time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.latency[fn] = [2]time.Duration{lo, max(lo, hi)}
+}
+
+// FailFirst makes the first call of every task of fn answer 503 (a
+// retryable failure): the task's second attempt then follows the retry
+// schedule.
+func (b *backend) FailFirst(fn string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failFirst[fn] = true
 }
 
 // Hold makes the calls of fn wait (after their latency) until the
@@ -118,6 +128,10 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	b.inFlight[c.Function]++
 	b.peak[c.Function] = max(b.peak[c.Function], b.inFlight[c.Function])
 	lat, gate := b.latency[c.Function], b.gates[c.Function]
+	status := http.StatusOK
+	if b.failFirst[c.Function] && len(b.byID[c.ID]) == 1 {
+		status = http.StatusServiceUnavailable
+	}
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
@@ -150,6 +164,7 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	b.completed[c.Function]++
 	b.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
 	_, _ = w.Write([]byte(`{"ok":true}`))
 }
 

@@ -298,10 +298,12 @@ func (c counts) String() string {
 	return fmt.Sprintf("N=%d lost=%d duplicated=%d unexpected=%d", c.N, c.lost, c.duplicated, c.unexpected)
 }
 
-// tally counts per reliability.md, over the calls of fn ("tenant/function"):
+// tally counts per reliability.md over calls (the caller picks them):
 // lost = accepted tasks not succeeded in views; duplicated = accepted tasks
-// the backend was called for more than once (every call counts, finished
-// or cut short); unexpected = calls for a task never accepted, unless its
+// the backend was called for more than once with the same Ferry-Attempt
+// (every call counts, finished or cut short: a retry after a failure is
+// the next attempt, a re-run after a crash or a lost lease is the same
+// one); unexpected = calls for a task never accepted, unless its
 // submit was ambiguous (no answer or a 5xx), plus a seq answered with two
 // task ids. Problems are reported with t.Errorf.
 func tally(t *testing.T, l *ledger, views map[string]taskView, calls []call) counts {
@@ -317,10 +319,15 @@ func tally(t *testing.T, l *ledger, views map[string]taskView, calls []call) cou
 		accepted[id] = seq
 	}
 	perID := map[string]int{}
+	perAttempt := map[[2]string]int{}
+	twice := map[string]bool{}
 	ranAmbiguous := map[int]bool{}
 	unexpected := map[string]bool{}
 	for _, cl := range calls {
 		perID[cl.ID]++
+		if perAttempt[[2]string{cl.ID, cl.Attempt}]++; perAttempt[[2]string{cl.ID, cl.Attempt}] > 1 {
+			twice[cl.ID] = true
+		}
 		if _, ok := accepted[cl.ID]; ok {
 			continue
 		}
@@ -344,7 +351,7 @@ func tally(t *testing.T, l *ledger, views map[string]taskView, calls []call) cou
 					id, seq, v.Status, v.Attempts, v.Error, perID[id])
 			}
 		}
-		if perID[id] > 1 {
+		if twice[id] {
 			c.duplicated++
 		}
 	}
