@@ -52,6 +52,11 @@ func orphans(calls []call, victim string, at time.Time) (ids map[string]bool, re
 	return ids, rerun
 }
 
+// busy counts the calls of n in flight at the backend now.
+func busy(c *cluster, n *node) int {
+	return len(c.Backend.Calls(func(cl *call) bool { return cl.Node == n.Name && !cl.Completed }))
+}
+
 func spread(ds []time.Duration) string {
 	if len(ds) == 0 {
 		return "none"
@@ -128,10 +133,10 @@ func TestNodeKill9(t *testing.T) {
 		s.Many(l, 0, n, 24)
 	}()
 
-	if !waitFor(2*time.Minute, func() bool { return c.Backend.Completed("acme/work") >= n/3 }) {
-		t.Fatalf("the backend answered only %d calls in 2 minutes", c.Backend.Completed("acme/work"))
-	}
 	victim := c.Nodes[1]
+	if !waitFor(2*time.Minute, func() bool { return c.Backend.Completed("acme/work") >= n/3 && busy(c, victim) >= 4 }) {
+		t.Fatalf("the backend answered %d calls in 2 minutes, %d in flight on %s", c.Backend.Completed("acme/work"), busy(c, victim), victim.Name)
+	}
 	killed := time.Now()
 	victim.Kill9()
 	<-submitted
@@ -164,7 +169,7 @@ func TestNodeSIGTERM(t *testing.T) {
 		workers = 16
 	)
 	c := newCluster(t, spec{Nodes: 3, Body: workBody(workers, 5*time.Second, 3*workers)})
-	c.Backend.SetLatency("acme/work", 20*time.Millisecond, 50*time.Millisecond)
+	c.Backend.SetLatency("acme/work", 40*time.Millisecond, 80*time.Millisecond)
 	l := newLedger()
 	s := &submitter{c: c, Key: "acme-key", Fn: "work", Retry: 30 * time.Second}
 	submitted := make(chan struct{})
@@ -173,11 +178,11 @@ func TestNodeSIGTERM(t *testing.T) {
 		s.Many(l, 0, n, 16)
 	}()
 
-	if !waitFor(2*time.Minute, func() bool { return c.Backend.Completed("acme/work") >= n/3 }) {
-		t.Fatalf("the backend answered only %d calls in 2 minutes", c.Backend.Completed("acme/work"))
-	}
 	victim := c.Nodes[1]
-	inFlight := len(c.Backend.Calls(func(cl *call) bool { return cl.Node == victim.Name && !cl.Completed }))
+	if !waitFor(2*time.Minute, func() bool { return c.Backend.Completed("acme/work") >= n/3 && busy(c, victim) >= 4 }) {
+		t.Fatalf("the backend answered %d calls in 2 minutes, %d in flight on %s", c.Backend.Completed("acme/work"), busy(c, victim), victim.Name)
+	}
+	inFlight := busy(c, victim)
 	stopped := time.Now()
 	victim.Term() // fails the test unless it exits 0 in time
 	drain := time.Since(stopped)
@@ -221,10 +226,7 @@ func TestNodeFrozen(t *testing.T) {
 	}
 
 	victim := c.Nodes[1]
-	busy := func() int {
-		return len(c.Backend.Calls(func(cl *call) bool { return cl.Node == victim.Name && !cl.Completed }))
-	}
-	if !waitFor(time.Minute, func() bool { return busy() >= workers/2 }) {
+	if !waitFor(time.Minute, func() bool { return busy(c, victim) >= workers/2 }) {
 		t.Fatalf("%s never had %d calls in flight", victim.Name, workers/2)
 	}
 	victim.Freeze()
