@@ -78,6 +78,11 @@ func newCluster(t *testing.T, s spec) *cluster {
 		n := &node{Name: name, Index: i, c: c}
 		n.Proc = ferrytest.StartConfigEnv(t, cfg, s.Env[i]...)
 		c.Nodes = append(c.Nodes, n)
+		t.Cleanup(func() { // runs just before the node's own cleanup prints its log tail
+			if t.Failed() {
+				t.Logf("node %s (%s, %s): log %s", n.Name, n.Addr, strings.Join(s.Env[i], " "), n.LogPath())
+			}
+		})
 	}
 	return c
 }
