@@ -11,22 +11,22 @@ import (
 
 // TestClockAhead: n2's clock is 30 s ahead and n3's 2 min ahead
 // (FERRY_TEST_CLOCK_OFFSET, which `ferry serve` takes as its clock); n1's
-// is right. Leases and delays are Redis's time, so the fast nodes steal
-// no lease from a slow task still within it (no task runs twice), and
-// run no delayed task early, whichever node took it (every call starts at
-// least its delay after its submit was sent), nor late by their offset.
+// is right. Leases, delays and retry times are counted on Redis's clock,
+// so the fast nodes steal no lease from a slow task still within it (the
+// slow tasks run longer than a lease, kept by its renewals: no task runs
+// twice), run no delayed task early, whichever node took it (every call
+// starts at least its delay after its submit was sent), nor late by
+// their offset, and a retry waits its backoff whichever node decided it.
 //
-// With a lease of timeout + 30 s, a node whose own clock decided lease
-// expiry could steal a task only after timeout + 30 s − offset: for the
-// 30 s node that is when the attempt times out anyway, so the 2 min node
-// is the one that makes the lease half of this test bite (it would steal
-// every slow task at once).
+// Both offsets are longer than the 15 s heartbeat lease, so a node that
+// judged expiry by its own clock would steal every running task at once;
+// without heartbeats (lease = timeout + 30 s) only the 2 min node would.
 func TestClockAhead(t *testing.T) {
 	t.Parallel()
 	const (
 		slowTasks = 12
-		slowTime  = 3 * time.Second // each slow call; under the timeout
-		timeout   = 5 * time.Second // the lease is timeout + 30 s
+		slowTime  = 17 * time.Second // each slow call: longer than a 15 s lease
+		timeout   = 20 * time.Second
 		delay     = 4 * time.Second
 		perNode   = 5 // delayed and failing-once tasks submitted through each node
 		backoff   = time.Second
@@ -162,7 +162,7 @@ functions:
 			t.Logf("retry after a 503 on %s (backoff %s ± 50%%): next attempt %.2fs..%.2fs later", n.Name, backoff, s.early.Seconds(), s.late.Seconds())
 		}
 	}
-	t.Logf("slow tasks (%s each, lease %s) ran on %v, each once", slowTime, timeout+leaseGrace, ranOn)
+	t.Logf("slow tasks (%s each; %s) ran on %v, each once", slowTime, leaseNote, ranOn)
 }
 
 // retryAhead reads the node's log for its retry decisions ("attempt
