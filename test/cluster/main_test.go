@@ -15,10 +15,13 @@
 // the test fails when CI=true and is skipped otherwise (test/brokers/up.sh
 // installs Redis, so CI has it).
 //
-// Files: harness_test.go (TestMain, the cluster and its nodes),
-// redis_test.go (the redis-server process), backend_test.go (the recording
-// backend), client_test.go (submitting, reading back, counting); the
-// scenarios are in the other files.
+// Files: main_test.go (TestMain), harness_test.go (the cluster and its
+// nodes), redis_test.go (the redis-server process), backend_test.go (the
+// recording backend), client_test.go (submitting, reading back,
+// counting), selftest_test.go (the harness checked on one embedded-store
+// node); the scenarios are crash_test.go (kill -9, SIGTERM, SIGSTOP),
+// limits_test.go (max_concurrency, rate, fairness), redisfault_test.go
+// (Redis killed, Redis at maxmemory) and clock_test.go (clocks ahead).
 package cluster
 
 import (
