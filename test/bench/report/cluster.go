@@ -110,6 +110,14 @@ func clusterTable(gs []*group) string {
 	return b.String()
 }
 
+// clusterShown are the metrics clusterTable and clusterCoresTable show.
+var clusterShown = map[string]bool{
+	"tasks_per_s": true, "cpu_ms_per_1k_ferry": true, "cpu_ms_per_1k_asynq": true, "cpu_ms_per_1k_redis": true,
+	derivedCPUTotal: true, "p99_ms": true, "rate_per_s": true,
+	"machine_busy_cores": true, "system_cores": true, "system_node_max_cores": true, "redis_cores": true,
+	"redis_main_run_pct": true, "redis_main_wait_pct": true, "generator_cores": true, "other_cores": true,
+}
+
 // clusterCoresTable says where the machine's CPUs went during each
 // system's closed loop: the machine as a whole (other processes included),
 // the system (its busiest node), Redis (and how much of the wall time its

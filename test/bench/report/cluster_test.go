@@ -49,7 +49,7 @@ func TestClusterSection(t *testing.T) {
 	}
 	s := string(md)
 	for _, want := range []string{
-		"The cluster part was measured again on its own on 2025-06-03, 12:00–12:05 UTC (5 min 00 s); its figures replace that run's.",
+		"The cluster figures come from a later run of that part alone on 2025-06-03, 12:00–12:05 UTC (5 min 00 s).",
 		"## Cluster: Ferry nodes on one Redis against asynq",
 		"| system | nodes | tasks/s | ratio to asynq | CPU ms / 1k: system | CPU ms / 1k: Redis | CPU ms / 1k: total | p99 submit → start (ms) | at (tasks/s) | runs |",
 		"| asynq (tuned 10ms) | 1 | 4,000 (3,920–4,080) | 1× | 120 | 100 | 220 | 20.0 | 2,000 | 3 |",

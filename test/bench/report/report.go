@@ -153,9 +153,10 @@ func markdown(dir string, in Input, workloads []string, groups map[string][]*gro
 				p("Where the %s went during each closed loop (medians; \"other processes\" are everything else on the machine, "+
 					"the other engineers' work included, so a run with many is a noisy one):\n\n%s\n", cpusPhrase(in.Machine), t)
 			}
-			p("All figures:\n\n")
+			p("The other figures, and every parameter:\n\n%s\n", groupTableExcept(groups[w], clusterShown))
+		} else {
+			p("%s\n", groupTable(groups[w]))
 		}
-		p("%s\n", groupTable(groups[w]))
 		if rs := all[w]; len(rs) > 0 {
 			p("**Ratios** (from the medians; the per-run range divides the two sides run by run):\n\n%s\n", ratioTable(rs))
 		}
@@ -233,7 +234,7 @@ func runSentence(in Input, workloads []string, groups map[string][]*group) strin
 	}
 	s += ". Workloads: " + strings.Join(ws, ", ") + "."
 	for _, part := range in.Parts {
-		s += " The " + part.Name + " part was measured again on its own"
+		s += " The " + part.Name + " figures come from a later run of that part alone"
 		if !part.Started.IsZero() {
 			start := part.Started.UTC()
 			s += " on " + start.Format("2006-01-02") + ", " + start.Format("15:04")
@@ -243,7 +244,7 @@ func runSentence(in Input, workloads []string, groups map[string][]*group) strin
 				s += " UTC"
 			}
 		}
-		s += "; its figures replace that run's."
+		s += "."
 	}
 	return s
 }
@@ -290,12 +291,18 @@ func runCount(workloads []string, groups map[string][]*group) string {
 
 // groupTable renders one workload's groups: system, parameters, the
 // median and spread of every metric, and the number of runs.
-func groupTable(gs []*group) string {
+func groupTable(gs []*group) string { return groupTableExcept(gs, nil) }
+
+// groupTableExcept is groupTable without the metrics in skip (shown in
+// another table).
+func groupTableExcept(gs []*group, skip map[string]bool) string {
 	keys := paramKeys(gs)
 	set := map[string]bool{}
 	for _, g := range gs {
 		for m := range g.Metrics {
-			set[m] = true
+			if !skip[m] {
+				set[m] = true
+			}
 		}
 	}
 	var ms []string
