@@ -63,6 +63,7 @@ type Server struct {
 	registry  *prometheus.Registry
 	runner    *dispatcher.TaskRunner
 	producers *assemble.Producers
+	shared    *assemble.Shared
 	outbox    *dispatcher.Outbox
 	pollers   []*poller.Poller
 	http      *http.Server
@@ -87,15 +88,29 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	metrics := dispatcher.NewMetrics(s.registry)
 
 	s.producers = newProducers()
+	s.shared = &assemble.Shared{}
+	// fail releases what New opened so far.
+	fail := func(err error) (*Server, error) {
+		if s.queue != nil {
+			err = errors.Join(err, s.queue.Close())
+		}
+		_ = s.producers.Close()
+		_ = s.shared.Close()
+		return nil, err
+	}
 	fns, err := assemble.Functions(cfg, o.backends, s.producers, log)
 	if err != nil {
-		_ = s.producers.Close()
-		return nil, err
+		return fail(err)
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w.String())
 	}
+	if s.shared, err = assemble.SharedState(cfg); err != nil {
+		s.shared = &assemble.Shared{}
+		return fail(err)
+	}
 	dc := dispatcher.Config{
+		RateStore: s.shared.Rates, TraceCounter: s.shared.Traces,
 		Functions: fns, TenantConcurrency: map[string]int{},
 		TenantRates: map[string]dispatcher.RateLimit{}, FunctionRates: map[wire.Lane]dispatcher.RateLimit{},
 		MaxHops: cfg.LoopGuard.MaxHops, TraceWindow: cfg.LoopGuard.TraceWindow.D(),
@@ -110,33 +125,32 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	d, err := dispatcher.New(dc)
 	if err != nil {
-		_ = s.producers.Close()
-		return nil, err
+		return fail(err)
 	}
-
 	if s.pollers, err = assemble.Triggers(cfg, d, s.producers, poller.NewMetrics(s.registry), log); err != nil {
-		_ = s.producers.Close()
-		return nil, err
+		return fail(err)
 	}
-
-	q, err := assemble.Store(cfg, o.clock, log)
-	if err != nil {
-		_ = s.producers.Close()
-		return nil, err
+	if s.queue, err = assemble.Store(cfg, o.clock, log); err != nil {
+		return fail(err)
 	}
-	s.queue = q
+	q := s.queue
 	s.registry.MustRegister(queuemetrics.New(q))
 	s.outbox = dispatcher.NewOutbox(d, q)
-	if cfg.Store.Redis != nil {
+	shared := cfg.Store.Redis != nil
+	if shared {
 		// Other nodes' deliveries are taken over when their claims lapse.
 		s.outbox.ResumeEvery(outboxResume)
 	}
 	s.runner = dispatcher.NewTaskRunner(d, q, s.outbox, dispatcher.TaskRunnerConfig{
 		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(), Now: o.clock,
+		RatesAtLease: shared, // the Redis store's Lease takes the rate tokens
 	})
-
+	var routeOpts []routes.Option
+	if s.shared.Admission != nil {
+		routeOpts = append(routeOpts, routes.WithAdmissionRates(s.shared.Admission))
+	}
 	s.http = &http.Server{
-		Handler:           routes.Handler(cfg, q, d, s.registry, s.readiness, o.clock, log),
+		Handler:           routes.Handler(cfg, q, d, s.registry, s.readiness, o.clock, log, routeOpts...),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
@@ -144,11 +158,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	s.ln, err = net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		_ = q.Close()
-		_ = s.producers.Close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+	if s.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
+		return fail(fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err))
 	}
 	return s, nil
 }
@@ -260,7 +271,7 @@ func (s *Server) Close() error {
 	var err error
 	s.closed.Do(func() {
 		_ = s.ln.Close()
-		err = errors.Join(s.producers.Close(), s.queue.Close())
+		err = errors.Join(s.producers.Close(), s.queue.Close(), s.shared.Close())
 	})
 	return err
 }

@@ -213,6 +213,11 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		a.reject(w, tenant, http.StatusTooManyRequests, "quota_exceeded",
 			fmt.Sprintf("tenant %q has reached max_queued (%d unfinished tasks); retry later", tenant, a.cfg.MaxQueued(tenant)))
 		return
+	case errors.Is(err, ErrFull):
+		a.cfg.Logger.Error("enqueue refused: the task store is full", "tenant", tenant, "function", fn, "error", err)
+		w.Header().Set("Retry-After", "5")
+		a.reject(w, tenant, http.StatusInsufficientStorage, "store_full", "the task store is full; retry later")
+		return
 	case err != nil:
 		a.cfg.Logger.Error("enqueue failed", "tenant", tenant, "function", fn, "error", err)
 		w.Header().Set("Retry-After", "1")

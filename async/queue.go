@@ -3,6 +3,7 @@ package async
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/ferrydev/ferry/wire"
@@ -28,6 +29,10 @@ var (
 	// ErrUnavailable: the store cannot take writes now (closed, full, I/O
 	// error). Retrying later can help.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrFull: the store is out of space (a Redis at maxmemory); it wraps
+	// ErrUnavailable. Nothing was stored; retrying once space is freed
+	// can help.
+	ErrFull = fmt.Errorf("store full: %w", ErrUnavailable)
 )
 
 // Completion is the final result of a leased task.
@@ -109,6 +114,16 @@ func (req *LeaseRequest) Blocks(lane wire.Lane) bool {
 type Upkeeper interface {
 	// Run does the upkeep until ctx ends.
 	Run(ctx context.Context) error
+}
+
+// Extender is implemented by stores whose leases a long attempt renews
+// (a heartbeat) instead of taking one as long as the longest attempt: a
+// killed node's tasks then come back after a short lease, not after the
+// function's timeout.
+type Extender interface {
+	// Extend renews the lease for ttl more. ErrLeaseLost when it expired
+	// and the task was taken over.
+	Extend(ctx context.Context, id string, token uint64, ttl time.Duration) error
 }
 
 // ListOptions selects tasks for List. Tasks are listed newest first.

@@ -13,6 +13,7 @@ const (
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultGCHeapFloor       = 64 << 20
 	DefaultDataPath          = "./data"
+	DefaultRedisPrefix       = "ferry"
 	DefaultRetention         = 24 * time.Hour
 	DefaultMaxHops           = 16
 	DefaultTraceWindow       = 10 * time.Minute
@@ -86,20 +87,31 @@ type EmbeddedStore struct {
 	Path string `yaml:"path"`
 }
 
-// RedisStore is the shared store for multi-node deployments (not yet
-// available: validation reports it).
+// RedisStore is the shared store of a service of many nodes: every
+// `ferry serve` with the same store.redis and tenants is one service
+// (each with its own server.listen). Set exactly one of URL or Sentinel.
 type RedisStore struct {
-	URL      string         `yaml:"url"`
-	Prefix   string         `yaml:"prefix"`
+	// URL is redis://[user:password@]host:port/db, or rediss:// for TLS.
+	URL string `yaml:"url"`
+	// Prefix starts every key, so that services (or environments) share
+	// one Redis without seeing each other: 1 to 64 letters, digits, '.',
+	// '_' or '-'. Defaults to "ferry".
+	Prefix string `yaml:"prefix"`
+	// Sentinel finds the Redis master through Redis Sentinel instead of
+	// a URL.
 	Sentinel *RedisSentinel `yaml:"sentinel"`
 }
 
-// RedisSentinel reaches Redis through Sentinel.
+// RedisSentinel names a master watched by Redis Sentinel.
 type RedisSentinel struct {
-	Master   string   `yaml:"master"`
-	Addrs    []string `yaml:"addrs"`
-	Username string   `yaml:"username"`
-	Password string   `yaml:"password"`
+	// Master is the master's name in the sentinels' config.
+	Master string `yaml:"master"`
+	// Addrs are the sentinels, host:port each; at least one.
+	Addrs []string `yaml:"addrs"`
+	// Username and Password authenticate to the sentinels and to the
+	// master they name; both optional.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 }
 
 // LoopGuard bounds invocation chains.

@@ -22,6 +22,9 @@ func (c *Config) ApplyDefaults() {
 	if c.Store.Embedded != nil {
 		setDefault(&c.Store.Embedded.Path, DefaultDataPath)
 	}
+	if c.Store.Redis != nil {
+		setDefault(&c.Store.Redis.Prefix, DefaultRedisPrefix)
+	}
 	setDefault(&c.Store.Retention, Duration(DefaultRetention))
 
 	setDefault(&c.LoopGuard.MaxHops, DefaultMaxHops)

@@ -7,7 +7,7 @@ import (
 )
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"examples/quickstart.yaml", "examples/full.yaml"} {
+	for _, name := range []string{"examples/quickstart.yaml", "examples/full.yaml", "examples/cluster.yaml"} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)

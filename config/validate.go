@@ -94,14 +94,7 @@ func (v *validator) config(c *Config) {
 	if err := checkListen(c.Server.Listen); err != nil {
 		v.report("server.listen", nil, "%v", err)
 	}
-	switch {
-	case c.Store.Embedded != nil && c.Store.Redis != nil:
-		v.report("store", nil, "set exactly one of embedded, redis")
-	case c.Store.Redis != nil:
-		v.report("store.redis", nil, "the Redis store is not available yet; use store.embedded")
-	case c.Store.Embedded == nil:
-		v.report("store", nil, "set exactly one of embedded, redis")
-	}
+	v.store(c.Store)
 	v.atLeast("loop_guard.max_hops", c.LoopGuard.MaxHops, 1)
 	v.atLeast("dispatcher.workers", c.Dispatcher.Workers, 1)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")

@@ -12,7 +12,8 @@ import (
 //
 //   - it is taken before the work is pulled: the task runner leases only
 //     from lanes with a free slot (Limits.Blocked) and takes the slot as it
-//     leases (TryAcquire); a poller takes it once a batch is collected
+//     leases (TryAcquire; TryAcquireLeased when the Lease took the
+//     token); a poller takes it once a batch is collected
 //     (Acquire, which waits: the back-pressure that stops its reader);
 //   - it covers the attempt (loop guard, middleware, backend) and the
 //     recording of its result by the entry point (Attempt's record): for
@@ -36,6 +37,17 @@ type Slot struct {
 // if all are free.
 func (d *Dispatcher) TryAcquire(fn *Function) (*Slot, bool) {
 	if !d.limits.TryAcquire(fn.Lane) {
+		return nil, false
+	}
+	return &Slot{d: d, fn: fn}, true
+}
+
+// TryAcquireLeased takes a slot of fn (and of its tenant) now, if both are
+// free, without a rate token: for a task whose Lease took the token from
+// the same buckets (TaskRunnerConfig.RatesAtLease), so that it is not
+// taken twice.
+func (d *Dispatcher) TryAcquireLeased(fn *Function) (*Slot, bool) {
+	if !d.limits.TryAcquireSlot(fn.Lane) {
 		return nil, false
 	}
 	return &Slot{d: d, fn: fn}, true
@@ -98,7 +110,7 @@ func (d *Dispatcher) Attempt(ctx context.Context, slot *Slot, inv *Invocation, r
 
 func (d *Dispatcher) attempt(ctx context.Context, fn *Function, inv *Invocation) *Attempted {
 	a := &Attempted{}
-	run, err := d.guard.screen(fn.Lane, inv, &a.Refused)
+	run, err := d.guard.screen(ctx, fn.Lane, inv, &a.Refused)
 	if err != nil {
 		a.Err, a.Failure = err, Classify(err)
 		d.metrics.refused(fn.Lane)

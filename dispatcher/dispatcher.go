@@ -64,9 +64,25 @@ type Config struct {
 	// MaxHops is loop_guard.max_hops; TraceWindow is loop_guard.trace_window.
 	MaxHops     int
 	TraceWindow time.Duration
-	// TenantRates and FunctionRates set the rates (Limits.Rates).
+	// TenantRates and FunctionRates set the rates (Limits.Rates), when
+	// RateStore is nil.
 	TenantRates   map[string]RateLimit
 	FunctionRates map[wire.Lane]RateLimit
+	// RateStore, when set, holds the rates' buckets where every node takes
+	// from them (redisstore.Rates, built with the tenants' and functions'
+	// rates), instead of this node's memory: TenantRates and FunctionRates
+	// are then not used. A store that cannot be reached holds invocations
+	// back, retrying every second, with a log line; none is lost. A queue
+	// whose Lease takes the tokens of tasks from the same buckets is run
+	// with TaskRunnerConfig.RatesAtLease. Defaults to nil: in memory, per
+	// node.
+	RateStore RateStore
+	// TraceCounter, when set, counts the loop guard's first attempts per
+	// trace where every node counts (redisstore.Traces, built with
+	// TraceWindow), instead of this node's memory. When it cannot be
+	// reached, invocations go through with a warning (hop counting still
+	// holds). Defaults to nil: in memory, per node.
+	TraceCounter TraceCounter
 	// Tracer starts a span per attempt (nil: the invocation's traceparent
 	// goes to the backend as it is).
 	Tracer  trace.Tracer
@@ -105,14 +121,19 @@ func New(cfg Config) (*Dispatcher, error) {
 		d.log = slog.Default()
 	}
 	d.guard = NewLoopGuard(cfg.MaxHops, cfg.TraceWindow, cfg.Metrics, d.log)
+	d.guard.SetTraceCounter(cfg.TraceCounter)
 	for t, n := range cfg.TenantConcurrency {
 		d.limits.SetTenant(t, n)
 	}
-	for t, r := range cfg.TenantRates {
-		d.limits.Rates().SetTenant(t, r.PerSecond, r.Burst)
-	}
-	for l, r := range cfg.FunctionRates {
-		d.limits.Rates().SetFunction(l, r.PerSecond, r.Burst)
+	if cfg.RateStore != nil {
+		d.limits.SetRateStore(cfg.RateStore, d.log)
+	} else {
+		for t, r := range cfg.TenantRates {
+			d.limits.Rates().SetTenant(t, r.PerSecond, r.Burst)
+		}
+		for l, r := range cfg.FunctionRates {
+			d.limits.Rates().SetFunction(l, r.PerSecond, r.Burst)
+		}
 	}
 	for _, f := range cfg.Functions {
 		if f.Backend == nil {

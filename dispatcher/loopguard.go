@@ -24,10 +24,11 @@ import (
 // retried; it goes to on_failure), is counted in
 // ferry_loops_detected_total and logged as a warning naming the function
 // and the trace. Only first attempts are counted per trace, so retries of
-// one event never look like a loop.
+// one event never look like a loop. The counts are in this node's memory
+// (TraceCounts) unless a shared TraceCounter is set (SetTraceCounter).
 type LoopGuard struct {
 	maxHops int
-	traces  *traceCounter // nil: trace counting off
+	traces  TraceCounter // nil: trace counting off
 	metrics *Metrics
 	log     *slog.Logger
 }
@@ -40,9 +41,18 @@ func NewLoopGuard(maxHops int, window time.Duration, m *Metrics, log *slog.Logge
 		g.log = slog.Default()
 	}
 	if maxHops > 0 && window > 0 {
-		g.traces = newTraceCounter(window, maxTraceEntries)
+		g.traces = NewTraceCounts(window)
 	}
 	return g
+}
+
+// SetTraceCounter makes g count first attempts per trace in c, a counter
+// that nodes share, built with the same trace window. It does nothing
+// when trace counting is off (maxHops or window <= 0). Set it before use.
+func (g *LoopGuard) SetTraceCounter(c TraceCounter) {
+	if g.traces != nil && c != nil {
+		g.traces = c
+	}
 }
 
 // checkHops returns a loop_detected error when hops has reached maxHops,
@@ -57,8 +67,10 @@ func (g *LoopGuard) checkHops(lane wire.Lane, hops int, traceParent string) erro
 }
 
 // checkTrace counts a first attempt of lane in its trace and returns a
-// loop_detected error when lane already ran maxHops times in it.
-func (g *LoopGuard) checkTrace(lane wire.Lane, inv *Invocation, now time.Time) error {
+// loop_detected error when lane already ran maxHops times in it. When the
+// counter fails (a shared one cannot be reached) the invocation goes
+// through, with a warning: hop counting still bounds chains.
+func (g *LoopGuard) checkTrace(ctx context.Context, lane wire.Lane, inv *Invocation) error {
 	if g.traces == nil || inv.TraceParent == "" || inv.Attempt > 1 {
 		return nil
 	}
@@ -66,12 +78,17 @@ func (g *LoopGuard) checkTrace(lane wire.Lane, inv *Invocation, now time.Time) e
 	if !tid.IsValid() {
 		return nil
 	}
-	n, ok := g.traces.add(traceKey{trace: tid, lane: lane}, g.maxHops, now)
-	if ok {
+	n, err := g.traces.Count(ctx, tid, lane)
+	if err != nil {
+		g.log.Warn("loop guard: cannot count the invocation in its trace; letting it through", "tenant", lane.Tenant,
+			"function", lane.Function, "trace_id", tid.String(), "error", err)
+		return nil
+	}
+	if n <= g.maxHops {
 		return nil
 	}
 	g.detected(lane, "trace", inv.TraceParent, "invocations_in_trace", n)
-	return Permanent(wire.CodeLoopDetected, fmt.Errorf("%w: function already ran %d times in trace %s (loop_guard.max_hops %d)",
+	return Permanent(wire.CodeLoopDetected, fmt.Errorf("%w: invocation %d of the function in trace %s within loop_guard.trace_window (loop_guard.max_hops %d)",
 		ErrLoopDetected, n, tid, g.maxHops))
 }
 
@@ -88,7 +105,7 @@ func (g *LoopGuard) detected(lane wire.Lane, by, traceParent string, k string, n
 // when none is left. What remains is counted in its trace (first attempts
 // only) and refused when the function already ran maxHops times in it. It
 // returns the invocation to run: inv itself when nothing was taken out.
-func (g *LoopGuard) screen(lane wire.Lane, inv *Invocation, refused *[]Refusal) (*Invocation, error) {
+func (g *LoopGuard) screen(ctx context.Context, lane wire.Lane, inv *Invocation, refused *[]Refusal) (*Invocation, error) {
 	if g == nil || g.maxHops <= 0 {
 		return inv, nil
 	}
@@ -129,7 +146,7 @@ func (g *LoopGuard) screen(lane wire.Lane, inv *Invocation, refused *[]Refusal) 
 			run = &c
 		}
 	}
-	if err := g.checkTrace(lane, run, time.Now()); err != nil {
+	if err := g.checkTrace(ctx, lane, run); err != nil {
 		return nil, err
 	}
 	return run, nil
@@ -145,6 +162,20 @@ func traceID(traceParent string) trace.TraceID {
 	return trace.SpanContextFromContext(ctx).TraceID()
 }
 
+// TraceCounter counts the loop guard's first attempts per (W3C trace,
+// lane) within the trace window it was built with. TraceCounts keeps the
+// counts in this node's memory; a shared counter (redisstore.Traces) keeps
+// them where every node counts, so that a loop through several nodes is
+// caught as soon as on one.
+type TraceCounter interface {
+	// Count counts one first attempt of lane in trace tid and returns the
+	// attempts of lane counted in tid within the window, this one
+	// included. An error (the counter cannot be reached) counts nothing.
+	Count(ctx context.Context, tid trace.TraceID, lane wire.Lane) (int, error)
+}
+
+var _ TraceCounter = (*TraceCounts)(nil)
+
 // maxTraceEntries bounds the trace counter's memory (about 100 bytes per
 // entry); past it, the window shortens.
 const maxTraceEntries = 1 << 20
@@ -154,12 +185,14 @@ type traceKey struct {
 	lane  wire.Lane
 }
 
-// traceCounter counts invocations per (trace, lane) over a sliding window
-// made of two generations of half a window each: a count lives between
-// half a window and a whole window. A generation that reaches maxEntries
-// is retired early, which bounds memory at the cost of a shorter window
-// under very high rates of distinct traces (hop counting stays exact).
-type traceCounter struct {
+// TraceCounts counts invocations per (trace, lane) in memory, over a
+// sliding window made of two generations of half a window each: a count
+// lives between half a window and a whole window. A generation that
+// reaches its bound (about 2^20 entries, 100 MB) is retired early, which
+// bounds memory at the cost of a shorter window under very high rates of
+// distinct traces (hop counting stays exact). It is safe for concurrent
+// use.
+type TraceCounts struct {
 	mu         sync.Mutex
 	half       time.Duration
 	maxEntries int
@@ -167,13 +200,23 @@ type traceCounter struct {
 	started    time.Time
 }
 
-func newTraceCounter(window time.Duration, maxEntries int) *traceCounter {
-	return &traceCounter{half: window / 2, maxEntries: maxEntries, cur: map[traceKey]int{}, prev: map[traceKey]int{}}
+// NewTraceCounts returns in-memory counts over window.
+func NewTraceCounts(window time.Duration) *TraceCounts {
+	return newTraceCounts(window, maxTraceEntries)
 }
 
-// add counts one invocation of k unless k already has limit; it returns
-// the count before this one and whether it was counted.
-func (c *traceCounter) add(k traceKey, limit int, now time.Time) (int, bool) {
+func newTraceCounts(window time.Duration, maxEntries int) *TraceCounts {
+	return &TraceCounts{half: window / 2, maxEntries: maxEntries, cur: map[traceKey]int{}, prev: map[traceKey]int{}}
+}
+
+// Count counts one first attempt of lane in tid now; it never fails.
+func (c *TraceCounts) Count(_ context.Context, tid trace.TraceID, lane wire.Lane) (int, error) {
+	return c.add(traceKey{trace: tid, lane: lane}, time.Now()), nil
+}
+
+// add counts one invocation of k at now and returns its count within the
+// window, this one included.
+func (c *TraceCounts) add(k traceKey, now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if now.Sub(c.started) >= c.half || len(c.cur) >= c.maxEntries {
@@ -186,10 +229,6 @@ func (c *traceCounter) add(k traceKey, limit int, now time.Time) (int, bool) {
 		}
 		c.started = now
 	}
-	n := c.cur[k] + c.prev[k]
-	if n >= limit {
-		return n, false
-	}
 	c.cur[k]++
-	return n, true
+	return c.cur[k] + c.prev[k]
 }

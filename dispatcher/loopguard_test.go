@@ -96,34 +96,31 @@ func TestLoopGuardTrace(t *testing.T) {
 
 func TestTraceCounterWindow(t *testing.T) {
 	t.Parallel()
-	c := newTraceCounter(time.Minute, 1000)
+	c := newTraceCounts(time.Minute, 1000)
 	k := traceKey{trace: traceID(tp1), lane: wire.Lane{Tenant: "t", Function: "f"}}
 	t0 := time.Unix(1000, 0)
-	for i := range 3 {
-		if _, ok := c.add(k, 3, t0.Add(time.Duration(i)*time.Second)); !ok {
-			t.Fatalf("add %d refused", i)
+	for i := range 4 {
+		if n := c.add(k, t0.Add(time.Duration(i)*time.Second)); n != i+1 {
+			t.Fatalf("add %d = %d, want %d", i, n, i+1)
 		}
 	}
-	if n, ok := c.add(k, 3, t0.Add(10*time.Second)); ok || n != 3 {
-		t.Fatalf("4th add within the window = (%d, %v), want (3, false)", n, ok)
-	}
 	// Half a window later the counts are in the old generation: still counted.
-	if _, ok := c.add(k, 3, t0.Add(40*time.Second)); ok {
-		t.Fatal("counts forgotten after half a window")
+	if n := c.add(k, t0.Add(40*time.Second)); n != 5 {
+		t.Fatalf("add after half a window = %d, want 5", n)
 	}
 	// A whole window later they are gone.
-	if _, ok := c.add(k, 3, t0.Add(2*time.Minute)); !ok {
-		t.Fatal("counts kept after the window")
+	if n := c.add(k, t0.Add(2*time.Minute)); n != 1 {
+		t.Fatalf("add after the window = %d, want 1", n)
 	}
 }
 
 func TestTraceCounterBoundsMemory(t *testing.T) {
 	t.Parallel()
-	c := newTraceCounter(time.Hour, 100)
+	c := newTraceCounts(time.Hour, 100)
 	now := time.Unix(1000, 0)
 	for i := range 1000 {
 		k := traceKey{lane: wire.Lane{Tenant: "t", Function: fmt.Sprint(i)}}
-		c.add(k, 16, now)
+		c.add(k, now)
 	}
 	if n := len(c.cur) + len(c.prev); n > 200 {
 		t.Errorf("counter holds %d entries, want at most 2 × 100", n)
@@ -161,7 +158,7 @@ func guarded(g *LoopGuard) Middleware {
 	return func(next Backend) Backend {
 		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
 			var refused []Refusal
-			run, err := g.screen(wire.Lane{Tenant: inv.Tenant, Function: inv.Function}, inv, &refused)
+			run, err := g.screen(ctx, wire.Lane{Tenant: inv.Tenant, Function: inv.Function}, inv, &refused)
 			if err != nil {
 				return nil, err
 			}
@@ -201,7 +198,7 @@ func TestLoopGuardBatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := slices.Clone(tt.inv.Batch)
 			var refusals []Refusal
-			run, err := g.screen(lane, tt.inv, &refusals)
+			run, err := g.screen(context.Background(), lane, tt.inv, &refusals)
 			var refused []int
 			for _, r := range refusals {
 				refused = append(refused, r.Index)

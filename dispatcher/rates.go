@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"math"
 	"sync"
 	"time"
@@ -8,6 +9,20 @@ import (
 	"github.com/ferrydev/ferry/wire"
 	"golang.org/x/time/rate"
 )
+
+// RateStore holds the token buckets of the tenants' and functions' rates.
+// Rates keeps them in this node's memory; a shared store (redisstore.Rates)
+// keeps them where every node takes from the same buckets, so that a rate
+// holds for the whole cluster.
+type RateStore interface {
+	// Take takes a token from lane's bucket and from its tenant's when both
+	// have one and returns 0; otherwise it takes nothing and returns how
+	// long until both will have one. A tenant or lane without a rate always
+	// has a token. An error (the store cannot be reached) takes nothing.
+	Take(ctx context.Context, lane wire.Lane) (time.Duration, error)
+}
+
+var _ RateStore = (*Rates)(nil)
 
 // Rates are token buckets of invocations per second, per tenant and per
 // function (lane). A lane is within its rate when both its own bucket and
@@ -75,10 +90,15 @@ func (r *Rates) held(now time.Time) (tenants []string, lanes []wire.Lane, next t
 	return tenants, lanes, next
 }
 
-// Take takes a token from lane's bucket and its tenant's when both have
-// one and returns 0; else it takes nothing and returns how long until
-// both will have one.
-func (r *Rates) Take(lane wire.Lane, now time.Time) time.Duration {
+// Take is TakeAt now; it never fails (RateStore).
+func (r *Rates) Take(_ context.Context, lane wire.Lane) (time.Duration, error) {
+	return r.TakeAt(lane, time.Now()), nil
+}
+
+// TakeAt takes a token from lane's bucket and its tenant's when both have
+// one at now and returns 0; else it takes nothing and returns how long
+// until both will have one.
+func (r *Rates) TakeAt(lane wire.Lane, now time.Time) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, f := r.tenants[lane.Tenant], r.lanes[lane]

@@ -18,29 +18,29 @@ func TestRatesTenantAndFunction(t *testing.T) {
 	r.SetFunction(a, 2, 1)  // 2/s, burst 1
 	now := time.Unix(1000, 0)
 
-	if w := r.Take(a, now); w != 0 {
+	if w := r.TakeAt(a, now); w != 0 {
 		t.Fatalf("first take of a waited %v", w)
 	}
-	w := r.Take(a, now)
+	w := r.TakeAt(a, now)
 	if w < 490*time.Millisecond || w > 500*time.Millisecond {
 		t.Fatalf("second take of a: wait %v, want about 500ms (2/s)", w)
 	}
 	// b only has the tenant's bucket: 2 tokens left of its burst of 3.
 	for i := range 2 {
-		if w := r.Take(b, now); w != 0 {
+		if w := r.TakeAt(b, now); w != 0 {
 			t.Fatalf("take %d of b waited %v", i, w)
 		}
 	}
-	if w := r.Take(b, now); w < 90*time.Millisecond || w > 100*time.Millisecond {
+	if w := r.TakeAt(b, now); w < 90*time.Millisecond || w > 100*time.Millisecond {
 		t.Fatalf("tenant bucket empty: wait %v, want about 100ms (10/s)", w)
 	}
 	// A refused take takes nothing: after the wait, it succeeds.
-	if w := r.Take(b, now.Add(100*time.Millisecond)); w != 0 {
+	if w := r.TakeAt(b, now.Add(100*time.Millisecond)); w != 0 {
 		t.Fatalf("take after the wait: %v", w)
 	}
 	// Other tenants are not limited.
 	for range 100 {
-		if w := r.Take(other, now); w != 0 {
+		if w := r.TakeAt(other, now); w != 0 {
 			t.Fatalf("unlimited tenant waited %v", w)
 		}
 	}

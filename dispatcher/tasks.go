@@ -31,6 +31,16 @@ type TaskRunnerConfig struct {
 	DrainTimeout time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// RatesAtLease says the queue's Lease takes the rate token of every
+	// task it hands out, from the same buckets as the dispatcher's
+	// RateStore (redisstore's Queue does, in its Lease script): the runner
+	// then hands Lease only the tenants and lanes without a free slot
+	// (Limits.BlockedSlots) and takes a slot without a token
+	// (Dispatcher.TryAcquireLeased), so no task takes two tokens. A task
+	// leased while a poller took the last slot is released, and its token
+	// is spent. Defaults to false: the runner takes the tokens (the
+	// embedded store).
+	RatesAtLease bool
 }
 
 // TaskRunner leases async tasks fairly across tenants, within the tenant and
@@ -68,6 +78,9 @@ func (r *TaskRunner) Run(ctx context.Context) error {
 	workers := make(chan struct{}, r.cfg.Workers)
 	var wg sync.WaitGroup
 	ttl := r.d.leaseTTL()
+	if _, ok := r.q.(async.Extender); ok {
+		ttl = heartbeatLease // renewed while the attempt runs (heartbeat)
+	}
 	limits := r.d.limits
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -82,7 +95,11 @@ loop:
 		var freed <-chan struct{} // watched only while idle: releases then cost nothing
 		for {
 			req := async.LeaseRequest{TTL: ttl}
-			req.BlockedTenants, req.BlockedLanes = limits.Blocked()
+			if r.cfg.RatesAtLease {
+				req.BlockedTenants, req.BlockedLanes = limits.BlockedSlots()
+			} else {
+				req.BlockedTenants, req.BlockedLanes = limits.Blocked()
+			}
 			t, next, err := r.q.Lease(ctx, req)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -97,7 +114,7 @@ loop:
 				var slot *Slot
 				if fn != nil {
 					var ok bool
-					if slot, ok = r.d.TryAcquire(fn); !ok {
+					if slot, ok = r.acquire(fn); !ok {
 						// A poller took the last slot between Blocked and here.
 						r.release(t)
 						continue
@@ -153,6 +170,15 @@ loop:
 
 var errShutdown = errors.New("ferry is shutting down")
 
+// acquire takes the slot of a leased task of fn, and its rate token
+// unless the Lease took it.
+func (r *TaskRunner) acquire(fn *Function) (*Slot, bool) {
+	if r.cfg.RatesAtLease {
+		return r.d.TryAcquireLeased(fn)
+	}
+	return r.d.TryAcquire(fn)
+}
+
 // process runs one leased task within slot and records its result while
 // the slot is held (Dispatcher.Attempt); the outcome deliveries start once
 // the slot is given back.
@@ -170,7 +196,12 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task, fn *Function, s
 		Hops: t.Hops, TraceParent: t.TraceParent, Attempt: t.Attempts + 1,
 	}
 	var done *async.Task
-	r.d.Attempt(ctx, slot, inv, func(a *Attempted) { done = r.record(ctx, t, fn, a) })
+	stop := r.heartbeat(t)
+	defer stop()
+	r.d.Attempt(ctx, slot, inv, func(a *Attempted) {
+		stop()
+		done = r.record(ctx, t, fn, a)
+	})
 	if done != nil && len(done.Deliveries) > 0 && r.outbox != nil {
 		r.outbox.Add(done)
 	}
@@ -211,6 +242,47 @@ func (r *TaskRunner) record(ctx context.Context, t *async.Task, fn *Function, a 
 	return r.complete(t, fn, async.Completion{
 		Status: async.StatusFailed, Error: final, StatusCode: c.StatusCode, Attempted: a.Invoked, Deliveries: deliveriesFor(fn.OnFailure),
 	})
+}
+
+// heartbeatLease is the lease a store with heartbeats (async.Extender)
+// gives a task: a killed node's tasks run elsewhere after at most this
+// long. The attempt renews it every heartbeatLease/3.
+const heartbeatLease = 15 * time.Second
+
+// heartbeat renews t's lease every heartbeatLease/3 while its attempt
+// runs, when the store has heartbeats; the returned func stops it and
+// waits until it has stopped.
+func (r *TaskRunner) heartbeat(t *async.Task) (stop func()) {
+	ext, ok := r.q.(async.Extender)
+	if !ok {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(heartbeatLease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			err := ext.Extend(ctx, t.ID, t.Lease, heartbeatLease)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, async.ErrLeaseLost):
+				r.log.Warn("lease lost while the attempt runs; its result will be dropped", "task", t.ID, "lease", t.Lease)
+				return
+			case err != nil:
+				r.log.Warn("cannot renew the lease; trying again", "task", t.ID, "error", err)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }
 }
 
 // FailureMessage explains a final failure code for the outcome record.

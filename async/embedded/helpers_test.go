@@ -2,56 +2,38 @@ package embedded
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/async/queuetest"
 )
 
-// fakeClock is an injectable clock that moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
+// testBundle is where a test's queue lives and how it is opened.
 type testBundle struct {
 	dir   string
-	clock *fakeClock
+	clock *queuetest.Clock
 	opts  Options
 }
 
 var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// newBundle is a temporary directory and the suite's settings, on clock c.
+func newBundle(t testing.TB, c *queuetest.Clock) *testBundle {
+	return &testBundle{
+		dir:   t.TempDir(),
+		clock: c,
+		opts:  Options{Retention: queuetest.Retention, IdempotencyTTL: queuetest.IdempotencyTTL, Now: c.Now, Logger: quietLogger},
+	}
+}
+
 // setup opens a queue in a temporary directory with a fake clock.
 func setup(t testing.TB) (*Queue, *testBundle) {
 	t.Helper()
-	clock := newFakeClock()
-	b := &testBundle{
-		dir:   t.TempDir(),
-		clock: clock,
-		opts:  Options{Retention: time.Hour, IdempotencyTTL: 2 * time.Hour, Now: clock.Now, Logger: quietLogger},
-	}
+	b := newBundle(t, &queuetest.Clock{})
 	return open(t, b), b
 }
 
@@ -65,8 +47,7 @@ func open(t testing.TB, b *testBundle) *Queue {
 	return q
 }
 
-// reopen closes q and opens its directory again (a graceful restart, or a
-// kill -9 as far as task records go: Close adds nothing Open relies on).
+// reopen closes q and opens its directory again.
 func reopen(t testing.TB, q *Queue, b *testBundle) *Queue {
 	t.Helper()
 	if err := q.Close(); err != nil {
@@ -105,13 +86,6 @@ func mustGet(t testing.TB, q *Queue, tenant, id string) *async.Task {
 		t.Fatalf("Get(%s): %v", id, err)
 	}
 	return got
-}
-
-func wantErr(t testing.TB, err, want error) {
-	t.Helper()
-	if !errors.Is(err, want) {
-		t.Fatalf("err = %v, want %v", err, want)
-	}
 }
 
 func seqID(prefix string, i int) string { return fmt.Sprintf("%s-%05d", prefix, i) }

@@ -60,6 +60,27 @@ func (q *Queue) Run(ctx context.Context) error {
 	}
 }
 
+// Upkeep runs one pass of Run's work now and returns when it is done: it
+// requeues the tasks whose lease expired (signalling Ready when it did)
+// and deletes the finished tasks and idempotency keys whose time is up.
+// Run does the same on its own schedule; Upkeep is for callers that drive
+// the clock themselves (tests with a fake clock). It is safe to call
+// beside Run and from several goroutines. async.ErrUnavailable once the
+// queue is closed.
+func (q *Queue) Upkeep(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := q.reapExpired(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err := q.sweep()
+	return err
+}
+
 func (q *Queue) isClosed() bool {
 	select {
 	case <-q.done:

@@ -40,7 +40,10 @@ func (q *Queue) Enqueue(ctx context.Context, t *async.Task, maxQueued int) (*asy
 		return nil, false, fmt.Errorf("redis store: enqueue: tenant %q has %d unfinished tasks: %w", t.Tenant, num(res[1]), async.ErrQuotaExceeded)
 	}
 	now := num(res[1])
-	q.hints.note(t.Tenant, res[2], res[3], false)
+	if err := q.hints.now(ctx, t.Tenant, res[2], res[3], false); err != nil {
+		// Stored: the flusher and the upkeep make it leasable; say so.
+		q.log.Warn("redis store: task stored, its ready hint not yet", "task", t.ID, "error", err)
+	}
 	rec.CreatedAt = msTime(str(res[1]))
 	rec.UpdatedAt = rec.CreatedAt
 	rec.ReadyAt = time.UnixMilli(now + delay).UTC()

@@ -51,6 +51,28 @@ func (h *hinter) note(tenant string, seq any, earliest any, wake bool) {
 	}
 }
 
+// now applies one tenant's hint at once (for a change that may have made
+// a task ready: the caller's next Lease, on any node, must see it) and
+// signals this node's Ready; it publishes a wake-up to every node when the
+// tenant became ready sooner or wake asks for one.
+func (h *hinter) now(ctx context.Context, tenant string, seq, earliest any, wake bool) error {
+	defer h.q.signal()
+	s := num(seq)
+	todo := map[string]hintUpdate{}
+	if s > 0 {
+		todo[tenant] = hintUpdate{seq: s, earliest: num(earliest)}
+	}
+	sooner, err := h.apply(ctx, todo)
+	if err != nil {
+		h.note(tenant, seq, earliest, wake) // the flusher tries again
+		return err
+	}
+	if sooner > 0 || wake {
+		return h.q.rdb.Publish(ctx, h.q.keys.wake(), "1").Err()
+	}
+	return nil
+}
+
 // run applies the hints as they come until ctx ends.
 func (h *hinter) run(ctx context.Context) {
 	for {

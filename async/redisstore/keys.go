@@ -46,3 +46,9 @@ func listID(member string) string {
 	}
 	return member
 }
+
+// arate is the hash of a tenant's admission buckets (NewAdmissionRates),
+// laid out as rate ("" → the tenant's TAT, <fn> → the lane's), apart from
+// the dispatch buckets so that admitting a task does not spend the token
+// its invocation takes: {P:t:T}:arate.
+func (k keys) arate(t string) string { return k.tenant(t) + ":arate" }

@@ -150,6 +150,29 @@ func (q *Queue) Release(ctx context.Context, id string, token uint64) error {
 	return err
 }
 
+// Extend renews a lease this queue holds for ttl more (of Redis's clock):
+// the heartbeat of a long attempt. async.ErrLeaseLost when the lease
+// expired and the task was taken over, or it is not held here.
+func (q *Queue) Extend(ctx context.Context, id string, token uint64, ttl time.Duration) error {
+	if err := q.begin("extend"); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	t := q.leased[id]
+	q.mu.Unlock()
+	if t == nil || t.Lease != token {
+		return fmt.Errorf("redis store: extend %s: lease %d is not held here: %w", id, token, async.ErrLeaseLost)
+	}
+	ok, err := q.tenantRun(ctx, scriptExtend, t.Tenant, id, token, ttl.Milliseconds())
+	if err != nil {
+		return unavailable("extend "+id, err)
+	}
+	if num(ok[0]) != 1 {
+		return fmt.Errorf("redis store: extend %s: lease %d: %w", id, token, async.ErrLeaseLost)
+	}
+	return nil
+}
+
 // takeLease returns (and forgets) the task this queue leased as id with
 // token; async.ErrLeaseLost when it holds no such lease.
 func (q *Queue) takeLease(op, id string, token uint64) (*async.Task, error) {
@@ -180,7 +203,9 @@ func (q *Queue) finish(ctx context.Context, t *async.Task, op string, rec any, a
 	if str(res[0]) == "lost" {
 		return nil, fmt.Errorf("redis store: %s %s: lease %d: %w", op, t.ID, t.Lease, async.ErrLeaseLost)
 	}
-	q.hints.note(t.Tenant, res[3], res[4], num(res[2]) == 1)
+	if err := q.hints.now(ctx, t.Tenant, res[3], res[4], num(res[2]) == 1); err != nil {
+		q.log.Warn("redis store: ready hint not updated; the upkeep will", "task", t.ID, "error", err)
+	}
 	return res, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +33,9 @@ func (q *Queue) Cancel(ctx context.Context, tenant, id string) (*async.Task, err
 	if str(res[0]) == "conflict" {
 		return t, fmt.Errorf("redis store: cancel %s: task is %s: %w", id, t.Status, async.ErrConflict)
 	}
-	q.hints.note(tenant, res[1+numFields], res[2+numFields], false)
+	if err := q.hints.now(ctx, tenant, res[1+numFields], res[2+numFields], false); err != nil {
+		q.log.Warn("redis store: ready hint not updated; the upkeep will", "task", id, "error", err)
+	}
 	return t, nil
 }
 
@@ -70,7 +73,9 @@ func (q *Queue) Replay(ctx context.Context, tenant, id string) (*async.Task, err
 		if str(res[0]) == "conflict" {
 			return t, fmt.Errorf("redis store: replay %s: task is %s: %w", id, str(res[1]), async.ErrConflict)
 		}
-		q.hints.note(tenant, res[2], res[3], true)
+		if err := q.hints.now(ctx, tenant, res[2], res[3], true); err != nil {
+			q.log.Warn("redis store: ready hint not updated; the upkeep will", "task", id, "error", err)
+		}
 		t.ReadyAt = msTime(str(res[1]))
 		t.UpdatedAt, t.FinishedAt = t.ReadyAt, time.Time{}
 		return t, nil
@@ -145,24 +150,40 @@ func (q *Queue) hold(tenant, id string, held bool) {
 	delete(m, id)
 }
 
+// held lists the ids of the tenant's tasks whose deliveries this node
+// holds.
+func (q *Queue) held(tenant string) []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ids := make([]string, 0, len(q.claimed[tenant]))
+	for id := range q.claimed[tenant] {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // claimBatch bounds the tasks one claim call takes per tenant.
 const claimBatch = 200
 
-// PendingDeliveries claims and returns the finished tasks with pending
-// deliveries that no live node holds: at start-up, those a previous run
-// left, and later those of a node that died (its claims expired). The
-// Outbox calls it again periodically on a shared store.
+// PendingDeliveries returns the finished tasks with pending deliveries
+// that this node holds or could claim because no live node holds them:
+// at start-up, those a previous run left (a graceful Close gives its
+// claims back; a killed node's lapse after ClaimTTL), and later those of a
+// node that died. The Outbox calls it again periodically on a shared
+// store and skips the tasks it already has.
 func (q *Queue) PendingDeliveries(ctx context.Context) ([]*async.Task, error) {
 	if err := q.begin("pending deliveries"); err != nil {
 		return nil, err
 	}
 	var out []*async.Task
 	for _, tenant := range q.knownTenants() {
-		ids, err := q.claim(ctx, tenant, nil)
+		ids, err := q.claim(ctx, tenant, q.held(tenant))
 		if err != nil {
 			return out, err
 		}
-		for _, id := range ids {
+		ids = append(ids, q.held(tenant)...)
+		slices.Sort(ids)
+		for _, id := range slices.Compact(ids) {
 			t, err := q.Get(ctx, tenant, id)
 			if errors.Is(err, async.ErrNotFound) {
 				continue

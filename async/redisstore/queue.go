@@ -215,9 +215,25 @@ func (q *Queue) Close() error {
 		return nil
 	}
 	q.closed = true
+	claimed := q.claimed
+	q.claimed = map[string]map[string]bool{}
 	q.mu.Unlock()
 	q.stop()
 	q.wg.Wait()
+	// Give the delivery claims back: the next node (or this one, started
+	// again) resumes them at once instead of after ClaimTTL.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for tenant, ids := range claimed {
+		held := make([]string, 0, len(ids))
+		for id := range ids {
+			held = append(held, id)
+		}
+		if err := q.renew(ctx, tenant, held, -time.Second); err != nil {
+			q.log.Warn("redis store: cannot give delivery claims back; they lapse after the claim TTL", "error", err)
+			break
+		}
+	}
 	return q.rdb.Close()
 }
 
@@ -294,6 +310,9 @@ func (q *Queue) local(ms, nowMS int64) time.Time {
 func unavailable(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("redis store: %s: %w", op, err)
+	}
+	if strings.Contains(err.Error(), "OOM command not allowed") {
+		return fmt.Errorf("redis store: %s: Redis is at maxmemory: %w: %w", op, async.ErrFull, err)
 	}
 	return fmt.Errorf("redis store: %s: %w: %w", op, async.ErrUnavailable, err)
 }

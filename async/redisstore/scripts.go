@@ -34,11 +34,12 @@ var (
 	scriptSetRec  = tenantScript("setrec")
 	scriptClaim   = tenantScript("claim")
 	scriptUpkeep  = tenantScript("upkeep")
+	scriptExtend  = tenantScript("extend")
 	scriptPick    = redis.NewScript(lua("pick"))
 	scriptHints   = redis.NewScript(lua("hints"))
 
 	allScripts = []*redis.Script{scriptEnqueue, scriptLease, scriptFinish, scriptCancel, scriptSetRec,
-		scriptClaim, scriptUpkeep, scriptPick, scriptHints}
+		scriptClaim, scriptUpkeep, scriptExtend, scriptPick, scriptHints}
 )
 
 // loadScripts loads every script (SCRIPT LOAD), which also checks that

@@ -83,7 +83,9 @@ func (q *Queue) upkeepTenant(ctx context.Context, tenant string) ([]async.LaneSt
 		return nil, unavailable("upkeep "+tenant, err)
 	}
 	reaped := num(res[3])
-	q.hints.note(tenant, res[0], res[1], reaped > 0)
+	if err := q.hints.now(ctx, tenant, res[0], res[1], reaped > 0); err != nil {
+		return nil, unavailable("upkeep "+tenant, err)
+	}
 	if reaped > 0 {
 		q.log.Info("redis store: requeued tasks whose lease expired", "tenant", tenant, "tasks", reaped)
 	}
@@ -94,29 +96,24 @@ func (q *Queue) upkeepTenant(ctx context.Context, tenant string) ([]async.LaneSt
 			stats = append(stats, async.LaneStats{Lane: wire.Lane{Tenant: tenant, Function: str(res[i])}, Queued: queued, Running: running})
 		}
 	}
-	q.mu.Lock()
-	held := make([]string, 0, len(q.claimed[tenant]))
-	for id := range q.claimed[tenant] {
-		held = append(held, id)
-	}
-	q.mu.Unlock()
-	if len(held) > 0 {
-		if _, err := q.renew(ctx, tenant, held); err != nil {
+	if held := q.held(tenant); len(held) > 0 {
+		if err := q.renew(ctx, tenant, held, q.opts.ClaimTTL); err != nil {
 			return stats, err
 		}
 	}
 	return stats, nil
 }
 
-// renew renews this node's claims without taking new ones.
-func (q *Queue) renew(ctx context.Context, tenant string, ids []string) ([]string, error) {
-	args := []any{q.opts.ClaimTTL.Milliseconds(), 0}
+// renew renews this node's claims for ttl without taking new ones; a
+// negative ttl gives them back (claimable at once).
+func (q *Queue) renew(ctx context.Context, tenant string, ids []string, ttl time.Duration) error {
+	args := []any{ttl.Milliseconds(), 0}
 	for _, id := range ids {
 		args = append(args, id)
 	}
 	_, err := q.tenantRun(ctx, scriptClaim, tenant, args...)
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable("renew delivery claims", err)
+		return unavailable("renew delivery claims", err)
 	}
-	return nil, nil
+	return nil
 }

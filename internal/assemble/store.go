@@ -13,6 +13,7 @@ import (
 	"github.com/ferrydev/ferry/async/embedded"
 	"github.com/ferrydev/ferry/async/redisstore"
 	"github.com/ferrydev/ferry/config"
+	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/internal/redact"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -44,21 +45,26 @@ const (
 	redisIOTimeout   = 800 * time.Millisecond
 )
 
+// limits are the tenants' and functions' limits as the Redis store takes
+// them.
+func limits(cfg *config.Config) (map[string]redisstore.Limit, map[wire.Lane]redisstore.Limit) {
+	tenants, functions := map[string]redisstore.Limit{}, map[wire.Lane]redisstore.Limit{}
+	for _, t := range cfg.Tenants {
+		tenants[t.Name] = redisstore.Limit{MaxConcurrency: t.MaxConcurrency, Rate: t.Rate, Burst: t.Burst}
+	}
+	for _, f := range cfg.Functions {
+		functions[wire.Lane{Tenant: f.Tenant, Function: f.Name}] = redisstore.Limit{MaxConcurrency: f.MaxConcurrency, Rate: f.Rate, Burst: f.Burst}
+	}
+	return tenants, functions
+}
+
 func redisStore(cfg *config.Config, clock func() time.Time, log *slog.Logger) (async.Queue, error) {
 	rdb, err := RedisClient(cfg.Store.Redis)
 	if err != nil {
 		return nil, err
 	}
-	opts := redisstore.Options{
-		Prefix: cfg.Store.Redis.Prefix, Retention: cfg.Store.Retention.D(), Clock: clock, Logger: log,
-		Tenants: map[string]redisstore.Limit{}, Functions: map[wire.Lane]redisstore.Limit{},
-	}
-	for _, t := range cfg.Tenants {
-		opts.Tenants[t.Name] = redisstore.Limit{MaxConcurrency: t.MaxConcurrency, Rate: t.Rate, Burst: t.Burst}
-	}
-	for _, f := range cfg.Functions {
-		opts.Functions[wire.Lane{Tenant: f.Tenant, Function: f.Name}] = redisstore.Limit{MaxConcurrency: f.MaxConcurrency, Rate: f.Rate, Burst: f.Burst}
-	}
+	opts := redisstore.Options{Prefix: cfg.Store.Redis.Prefix, Retention: cfg.Store.Retention.D(), Clock: clock, Logger: log}
+	opts.Tenants, opts.Functions = limits(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	q, err := redisstore.Open(ctx, rdb, opts)
@@ -67,6 +73,44 @@ func redisStore(cfg *config.Config, clock func() time.Time, log *slog.Logger) (a
 		return nil, fmt.Errorf("open store redis %s: %w", StoreName(cfg.Store), err)
 	}
 	return q, nil
+}
+
+// Shared is the flow-control state the nodes of a service share beside
+// the store: nil fields (the embedded store) keep it in this process.
+type Shared struct {
+	Rates     dispatcher.RateStore    // the dispatcher's buckets
+	Admission dispatcher.RateStore    // the API's buckets (429 at submit)
+	Traces    dispatcher.TraceCounter // the loop guard's trace counts
+	close     func() error
+}
+
+// Close releases Shared's connection.
+func (s *Shared) Close() error {
+	if s.close == nil {
+		return nil
+	}
+	return s.close()
+}
+
+// SharedState returns what the store section makes shared: on
+// store.redis, rates, admission rates and trace counts in Redis (on a
+// connection of their own); nothing on the embedded store.
+func SharedState(cfg *config.Config) (*Shared, error) {
+	if cfg.Store.Redis == nil {
+		return &Shared{}, nil
+	}
+	rdb, err := RedisClient(cfg.Store.Redis)
+	if err != nil {
+		return nil, err
+	}
+	prefix := prefixOf(cfg.Store.Redis)
+	tenants, functions := limits(cfg)
+	return &Shared{
+		Rates:     redisstore.NewRates(rdb, prefix, tenants, functions),
+		Admission: redisstore.NewAdmissionRates(rdb, prefix, tenants, functions),
+		Traces:    redisstore.NewTraces(rdb, prefix, cfg.LoopGuard.TraceWindow.D()),
+		close:     rdb.Close,
+	}, nil
 }
 
 // RedisClient makes the go-redis client of store.redis: a plain client

@@ -4,8 +4,10 @@
 package routes
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,11 +19,35 @@ import (
 	"github.com/ferrydev/ferry/wire"
 )
 
+// Option configures Handler.
+type Option func(*options)
+
+type options struct {
+	admission dispatcher.RateStore
+}
+
+// WithAdmissionRates makes submissions take their admission tokens from s,
+// a rate store the nodes share, so that the tenants' and functions' rates
+// hold for the whole cluster at admission (429 rate_limited) as well: use
+// redisstore.NewAdmissionRates, built with the same rates as the
+// dispatcher's redisstore.NewRates, whose buckets it keeps apart (admitting
+// a task must not spend the token its invocation takes later). When s
+// fails, a submission is admitted (its invocation still waits for its
+// dispatch token) and a warning is logged, at most once a second. Without
+// it, each node has its own admission buckets in memory.
+func WithAdmissionRates(s dispatcher.RateStore) Option {
+	return func(o *options) { o.admission = s }
+}
+
 // Handler mounts the API v1 (on q, for the functions of d), health,
 // readiness and metrics endpoints. ready returns nil when /readyz answers
 // 200, else the reason; reg is the registry the API registers its metrics
 // in and /metrics serves; now is the node's clock.
-func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *prometheus.Registry, ready func() error, now func() time.Time, log *slog.Logger) http.Handler {
+func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *prometheus.Registry, ready func() error, now func() time.Time, log *slog.Logger, opts ...Option) http.Handler {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	keys := map[string][]string{}
 	maxQueued := map[string]int{}
 	for _, t := range cfg.Tenants {
@@ -35,7 +61,7 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 			return d.Function(wire.Lane{Tenant: tenant, Function: fn}) != nil
 		},
 		MaxQueued:  func(tenant string) int { return maxQueued[tenant] },
-		Admit:      admission(cfg),
+		Admit:      admission(cfg, o.admission, log),
 		MaxPayload: int64(cfg.Server.MaxPayload),
 		Tracer:     dispatcher.PropagationTracer(),
 		Registerer: reg,
@@ -63,10 +89,15 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 	return mux
 }
 
+// admitTimeout bounds a submission's call to a shared admission rate store.
+const admitTimeout = 2 * time.Second
+
 // admission holds submissions to the tenants' and functions' rates, with
 // token buckets of their own: the dispatcher's buckets pace the
-// invocations of what was admitted (and of triggers).
-func admission(cfg *config.Config) func(tenant, function string) time.Duration {
+// invocations of what was admitted (and of triggers). The buckets are in
+// memory unless shared is set (WithAdmissionRates); nil when no rate is
+// set.
+func admission(cfg *config.Config, shared dispatcher.RateStore, log *slog.Logger) func(tenant, function string) time.Duration {
 	rates := dispatcher.NewRates()
 	limited := false
 	for _, t := range cfg.Tenants {
@@ -80,7 +111,27 @@ func admission(cfg *config.Config) func(tenant, function string) time.Duration {
 	if !limited {
 		return nil
 	}
+	if shared == nil {
+		return func(tenant, function string) time.Duration {
+			return rates.TakeAt(wire.Lane{Tenant: tenant, Function: function}, time.Now())
+		}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	var logged atomic.Int64 // unix nanoseconds of the last warning
 	return func(tenant, function string) time.Duration {
-		return rates.Take(wire.Lane{Tenant: tenant, Function: function}, time.Now())
+		ctx, cancel := context.WithTimeout(context.Background(), admitTimeout)
+		defer cancel()
+		wait, err := shared.Take(ctx, wire.Lane{Tenant: tenant, Function: function})
+		if err != nil {
+			now := time.Now().UnixNano()
+			if last := logged.Load(); now-last >= int64(time.Second) && logged.CompareAndSwap(last, now) {
+				log.Warn("admission rate store unavailable: submissions are admitted without their rate",
+					"tenant", tenant, "function", function, "error", err)
+			}
+			return 0
+		}
+		return wait
 	}
 }

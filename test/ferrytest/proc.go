@@ -111,6 +111,7 @@ func start(t testing.TB, cfg string, termWait time.Duration) *Proc {
 	t.Helper()
 	p := &Proc{t: t, Addr: FreeAddr(t), Dir: t.TempDir(), termWait: termWait}
 	p.config = filepath.Join(p.Dir, "ferry.yaml")
+	cfg = storeSection(t, cfg)
 	cfg = strings.NewReplacer("{{listen}}", p.Addr, "{{data}}", filepath.Join(p.Dir, "data")).Replace(cfg)
 	if err := os.WriteFile(p.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

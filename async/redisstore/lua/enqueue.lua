@@ -6,9 +6,15 @@ local id, fn = ARGV[3], ARGV[4]
 local now = now_ms()
 local ikey = ARGV[9]
 if ikey ~= '' then
+  -- "<id>|<expiry ms>": the window ends on the scripts' clock; the key's
+  -- own TTL only collects it.
   local old = redis.call('GET', tag .. ':i:' .. ikey)
-  if old and redis.call('EXISTS', tag .. ':k:' .. old) == 1 then
-    return {'dup', old}
+  if old then
+    local sep = string.find(old, '|', 1, true)
+    local oid, exp = string.sub(old, 1, sep - 1), tonumber(string.sub(old, sep + 1))
+    if exp > now and redis.call('EXISTS', tag .. ':k:' .. oid) == 1 then
+      return {'dup', oid}
+    end
   end
 end
 local tk = tag .. ':k:' .. id
@@ -24,10 +30,11 @@ local ready = now + tonumber(ARGV[7])
 redis.call('HSET', tk, 'r', ARGV[5], 'p', ARGV[6], 's', 'queued', 'f', fn, 'l', 0, 'e', 0,
   'y', ready, 'c', 0, 'u', now, 'n', now, 'x', 0, 'v', 1)
 enqueue_id(id, fn, ready)
+redis.call('SADD', tag .. ':lanes', fn)
 redis.call('ZADD', tag .. ':all', 0, string.format('%015d', now) .. ':' .. id)
 redis.call('HINCRBY', tag .. ':meta', 'unf', 1)
 if ikey ~= '' then
-  redis.call('SET', tag .. ':i:' .. ikey, id, 'PX', ARGV[10])
+  redis.call('SET', tag .. ':i:' .. ikey, id .. '|' .. string.format('%d', now + tonumber(ARGV[10])), 'PX', ARGV[10])
 end
 local h = hint()
 return {'ok', tostring(now), h[1], h[2]}

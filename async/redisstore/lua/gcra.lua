@@ -2,7 +2,10 @@
 -- lane's (field fn) of the hash key when both have one and returns 0;
 -- otherwise it takes nothing and returns the ms until both will. A bucket
 -- with rate <= 0 is unlimited. GCRA: interval I = 1000/rate ms, tolerance
--- tau = I * (burst - 1); the stored value is the theoretical arrival time.
+-- tau = I * (burst - 1); the stored value is the theoretical arrival time
+-- (ms, a float as a string). Allowed when tat - now <= tau, with
+-- tat = max(stored, now); the hash lives at least max(tau + I) + 1s.
+-- No side effect but its own: scripts include it (lease, rate).
 local function gcra_take(key, now, tenant_rate, tenant_burst, fn, lane_rate, lane_burst)
   local buckets = {}
   if tenant_rate > 0 then table.insert(buckets, {'', tenant_rate, tenant_burst}) end
@@ -22,8 +25,13 @@ local function gcra_take(key, now, tenant_rate, tenant_burst, fn, lane_rate, lan
   end
   if wait > 0 then return math.max(wait, 1) end
   for i, b in ipairs(buckets) do
-    redis.call('HSET', key, b[1], tostring(tats[i]))
+    redis.call('HSET', key, b[1], string.format('%.17g', tats[i]))
   end
-  redis.call('PEXPIRE', key, math.ceil(horizon) + 1000)
+  -- The hash holds every lane of the tenant: never shorten its life, or a
+  -- slow lane's TAT would go with a fast lane's expiry.
+  local ttl = math.ceil(horizon) + 1000
+  if redis.call('PTTL', key) < ttl then
+    redis.call('PEXPIRE', key, ttl)
+  end
   return 0
 end

@@ -18,7 +18,7 @@ end
 local h = hint()
 local out = {h[1], h[2], swept, reaped}
 local seen = {}
-local lanes = redis.call('SMEMBERS', tag .. ':fns')
+local lanes = redis.call('SMEMBERS', tag .. ':lanes')
 for i = 3, #ARGV do table.insert(lanes, ARGV[i]) end
 for _, fn in ipairs(lanes) do
   if not seen[fn] then

@@ -1,4 +1,4 @@
-package embedded
+package queuetest
 
 import (
 	"context"
@@ -10,16 +10,17 @@ import (
 	"github.com/ferrydev/ferry/wire"
 )
 
-func TestReplay(t *testing.T) {
-	t.Parallel()
-	q, b := setup(t)
+// replay: only a failed task whose deliveries are settled is replayed,
+// once per failure, with a fresh retry budget; the replayed task survives
+// a restart queued and runs again.
+func replay(t *testing.T, e *env) {
 	ctx := context.Background()
-	mustEnqueue(t, q, newTask(b, "fail", "acme", "echo"))
-	mustEnqueue(t, q, newTask(b, "ok", "acme", "echo"))
-	mustEnqueue(t, q, newTask(b, "pending", "acme", "echo"))
+	mustEnqueue(t, e.q, e.task("fail", "acme", "echo"))
+	mustEnqueue(t, e.q, e.task("ok", "acme", "echo"))
+	mustEnqueue(t, e.q, e.task("pending", "acme", "echo"))
 	finish := func(id string, st async.Status, deliveries []async.Delivery) {
 		t.Helper()
-		l := mustLease(t, q)
+		l := e.mustLease(t, e.q)
 		if l.ID != id {
 			t.Fatalf("leased %s, want %s", l.ID, id)
 		}
@@ -27,15 +28,13 @@ func TestReplay(t *testing.T) {
 		if st == async.StatusFailed {
 			c.Error = &async.TaskError{Code: wire.CodeRetriesExhausted, Message: "gave up"}
 		}
-		if _, err := q.Complete(ctx, id, l.Lease, c); err != nil {
-			t.Fatal(err)
-		}
+		mustComplete(t, e.q, l, c)
 	}
 	finish("fail", async.StatusFailed, nil)
 	finish("ok", async.StatusSucceeded, nil)
 	finish("pending", async.StatusFailed, []async.Delivery{{Destination: "on_failure[0]", Kind: "webhook", State: async.DeliveryPending}})
-	mustEnqueue(t, q, newTask(b, "queued", "acme", "other"))
-	b.clock.Advance(time.Minute)
+	mustEnqueue(t, e.q, e.task("queued", "acme", "other"))
+	e.clock.Advance(time.Minute)
 
 	for _, tc := range []struct {
 		name, tenant, id string
@@ -50,30 +49,29 @@ func TestReplay(t *testing.T) {
 		{"AlreadyReplayed", "acme", "fail", async.ErrConflict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := q.Replay(ctx, tc.tenant, tc.id)
+			got, err := e.q.Replay(ctx, tc.tenant, tc.id)
 			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
+			now := e.clock.Now()
 			if tc.want == nil && (got.Status != async.StatusQueued || got.Attempts != 0 || got.Replays != 1 ||
-				got.Error != nil || got.LastError == nil || !got.ReplayedAt.Equal(b.clock.Now()) || !got.AgeFrom().Equal(b.clock.Now())) {
+				got.Error != nil || got.LastError == nil || !sameTime(got.ReplayedAt, now) || !sameTime(got.AgeFrom(), now)) {
 				t.Fatalf("replayed task = %+v", got)
 			}
 		})
 	}
 	// The replayed task survives a restart queued, then runs again.
-	q = reopen(t, q, b)
-	if g := mustGet(t, q, "acme", "fail"); g.Status != async.StatusQueued || g.Replays != 1 {
-		t.Fatalf("after reopen: %+v", g)
+	e.reopen(t)
+	if g := mustGet(t, e.q, "acme", "fail"); g.Status != async.StatusQueued || g.Replays != 1 {
+		t.Fatalf("after restart: %+v", g)
 	}
 	echo := async.LeaseRequest{TTL: time.Minute, BlockedLanes: []wire.Lane{{Tenant: "acme", Function: "other"}}}
-	l, _, err := q.Lease(ctx, echo)
+	l, _, err := e.lease(e.q, echo)
 	if err != nil || l == nil || l.ID != "fail" {
 		t.Fatalf("lease = %+v, %v; want the replayed task", l, err)
 	}
-	if _, err := q.Complete(ctx, l.ID, l.Lease, async.Completion{Status: async.StatusSucceeded, Attempted: true}); err != nil {
-		t.Fatal(err)
-	}
-	if g := mustGet(t, q, "acme", "fail"); g.Status != async.StatusSucceeded || g.Attempts != 1 {
+	mustComplete(t, e.q, l, async.Completion{Status: async.StatusSucceeded, Attempted: true})
+	if g := mustGet(t, e.q, "acme", "fail"); g.Status != async.StatusSucceeded || g.Attempts != 1 {
 		t.Fatalf("after the replayed run: %+v", g)
 	}
 }
