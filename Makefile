@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
 
-.PHONY: all build run test lint fmt bench bench-quick clean deps brokers brokers-down
+.PHONY: all build run test test-cluster lint fmt bench bench-quick clean deps brokers brokers-down
 
 all: lint test
 
@@ -26,10 +26,19 @@ BROKER_PKGS = ./poller/kafka/... ./poller/rocketmq/... ./poller/rabbitmq/... ./p
 	./sinks/kafka/... ./sinks/rocketmq/... ./sinks/rabbitmq/... ./sinks/redis/... \
 	./test/brokers/... ./test/roundtrip/...
 
+# The multi-node suite starts its own redis-server (test/brokers/up.sh
+# installs it) and several ferry processes per test, and measures rates and
+# timings at its backend: it runs alone, after the broker packages.
+CLUSTER_PKGS = ./test/cluster/...
+
 test: deps brokers ## every test, with the race detector
 	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -e /poller/kafka -e /poller/rocketmq -e /poller/rabbitmq -e /poller/redisstream \
-		-e /sinks/kafka -e /sinks/rocketmq -e /sinks/rabbitmq -e /sinks/redis -e /test/brokers -e /test/roundtrip -e /test/conformance)
+		-e /sinks/kafka -e /sinks/rocketmq -e /sinks/rabbitmq -e /sinks/redis -e /test/brokers -e /test/roundtrip -e /test/conformance \
+		-e /test/cluster)
+	@# The end-to-end suite again, every process on the Redis store.
+	FERRY_TEST_STORE=redis $(GO) test $(TEST_FLAGS) ./test/e2e/
 	$(GO) test $(TEST_FLAGS) -p 1 $(BROKER_PKGS)
+	$(GO) test $(TEST_FLAGS) -p 1 $(CLUSTER_PKGS)
 	@# rocketmq-client-go v2.1.2 (pinned) races between its own goroutines, so
 	@# the RocketMQ adapter's and sink's broker tests (build tag !race) also
 	@# run without -race; their own logic is raced above. So does the
@@ -38,6 +47,10 @@ test: deps brokers ## every test, with the race detector
 	@# round trips through RocketMQ (test/roundtrip) are the same case.
 	$(GO) test -count=1 -timeout 20m -p 1 ./poller/rocketmq/... ./sinks/rocketmq/... ./test/conformance/...
 	$(GO) test -count=1 -timeout 20m -run RocketMQ ./test/roundtrip/
+
+test-cluster: deps ## the multi-node suite alone (test/cluster: real ferry processes on a private redis-server)
+	test/brokers/up.sh redis
+	$(GO) test $(TEST_FLAGS) -p 1 -v $(CLUSTER_PKGS)
 
 brokers: ## start Kafka, RocketMQ, RabbitMQ and Redis if they are not running (test/brokers/up.sh)
 	test/brokers/up.sh

@@ -34,6 +34,7 @@ type Outbox struct {
 	done    chan struct{}
 	mu      sync.Mutex
 	timers  map[*time.Timer]struct{}
+	tasks   map[string]struct{} // tasks with deliveries in progress here
 	stopped bool
 }
 
@@ -50,6 +51,7 @@ func NewOutbox(d *Dispatcher, store DeliveryStore) *Outbox {
 		jobs:   make(chan job, 1024),
 		done:   make(chan struct{}),
 		timers: map[*time.Timer]struct{}{},
+		tasks:  map[string]struct{}{},
 	}
 }
 
@@ -58,8 +60,19 @@ func NewOutbox(d *Dispatcher, store DeliveryStore) *Outbox {
 // returns each task to one node only). Call it before Run.
 func (o *Outbox) ResumeEvery(d time.Duration) { o.resume = d }
 
-// Add schedules the pending deliveries of a finished task now.
+// Add schedules the pending deliveries of a finished task now, unless the
+// Outbox already has the task (a shared store reports the tasks this node
+// holds again).
 func (o *Outbox) Add(t *async.Task) {
+	o.mu.Lock()
+	_, have := o.tasks[t.ID]
+	if !have && pendingDeliveries(t) > 0 {
+		o.tasks[t.ID] = struct{}{}
+	}
+	o.mu.Unlock()
+	if have {
+		return
+	}
 	for i, d := range t.Deliveries {
 		if d.State == async.DeliveryPending {
 			o.schedule(job{task: t, idx: i}, d.NextAttemptAt)
@@ -139,6 +152,17 @@ func (o *Outbox) Run(ctx context.Context, workers int) error {
 	return nil
 }
 
+// pendingDeliveries counts t's pending deliveries.
+func pendingDeliveries(t *async.Task) int {
+	n := 0
+	for _, d := range t.Deliveries {
+		if d.State == async.DeliveryPending {
+			n++
+		}
+	}
+	return n
+}
+
 // resumePending schedules the deliveries the store reports pending.
 func (o *Outbox) resumePending(ctx context.Context) error {
 	pending, err := o.store.PendingDeliveries(ctx)
@@ -200,7 +224,12 @@ func (o *Outbox) destination(fn *Function, t *async.Task, d async.Delivery) *Des
 }
 
 func (o *Outbox) record(t *async.Task, d async.Delivery) {
+	o.mu.Lock()
 	t.Deliveries[d.Index] = d
+	if pendingDeliveries(t) == 0 {
+		delete(o.tasks, t.ID)
+	}
+	o.mu.Unlock()
 	if err := o.store.UpdateDelivery(context.Background(), t.Tenant, t.ID, d); err != nil && !errors.Is(err, async.ErrNotFound) {
 		o.log.Error("cannot record delivery progress", "task", t.ID, "destination", d.Destination, "error", err)
 	}

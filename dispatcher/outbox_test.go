@@ -124,3 +124,39 @@ func TestOutboxResumesAfterRestart(t *testing.T) {
 		t.Fatalf("after restart: delivery %+v, delivered %d; want delivered once, attempts counted across the restart", d, up.delivered.Load())
 	}
 }
+
+// TestOutboxResumeSkipsTasksInProgress: on a shared store the outbox asks
+// for pending deliveries again and again, and the store reports the
+// tasks this node holds among them; each delivery must still be attempted
+// once per retry, not once per look.
+func TestOutboxResumeSkipsTasksInProgress(t *testing.T) {
+	q, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	sink := &flakySink{failures: 2}
+	slow := dispatcher.RetryPolicy{MaxAttempts: 5, InitialInterval: 150 * time.Millisecond, MaxInterval: time.Second, Multiplier: 1, MaxAge: time.Hour}
+	d, err := dispatcher.New(dispatcher.Config{Logger: quiet, Functions: []*dispatcher.Function{{
+		Lane: lane("t", "f"), Backend: okBackend(), Retry: fastRetry(1),
+		OnSuccess: []dispatcher.Destination{{Name: "on_success[0]", Kind: "test", Sink: sink, Retry: slow, Timeout: time.Second}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := dispatcher.NewOutbox(d, q)
+	ob.ResumeEvery(5 * time.Millisecond) // the embedded store reports every pending task each time
+	r := dispatcher.NewTaskRunner(d, q, ob, dispatcher.TaskRunnerConfig{Workers: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = ob.Run(ctx, 4) })
+	wg.Go(func() { _ = r.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+
+	id := (&bundle{q: q}).submit(t, "t", "f", 0, "x")
+	dl := waitDelivery(t, q, id)
+	if dl.State != async.DeliveryDelivered || dl.Attempts != 3 || sink.calls.Load() != 3 || sink.delivered.Load() != 1 {
+		t.Fatalf("delivery %+v, sink calls %d, delivered %d; want 3 attempts (2 failures, one delivery), however often the outbox looked",
+			dl, sink.calls.Load(), sink.delivered.Load())
+	}
+}

@@ -33,6 +33,17 @@ var (
 // its path. Call Cleanup from TestMain to remove it.
 func Binary(t testing.TB) string {
 	t.Helper()
+	path, err := Build()
+	if err != nil {
+		t.Fatalf("building ferry: %v", err)
+	}
+	return path
+}
+
+// Build is Binary for TestMain, where there is no test to fail: it builds
+// the binary once per test process and returns its path or the build
+// error (the same error on every call).
+func Build() (string, error) {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ferry-bin-")
 		if err != nil {
@@ -48,10 +59,7 @@ func Binary(t testing.TB) string {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatalf("building ferry: %v", buildErr)
-	}
-	return binPath
+	return binPath, buildErr
 }
 
 // Cleanup removes the binary built by Binary.
@@ -79,6 +87,7 @@ type Proc struct {
 	Dir      string // data and config directory
 	config   string
 	termWait time.Duration // how long Term waits for the exit
+	env      []string      // added to the test's environment
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	stderr   *os.File
@@ -94,7 +103,7 @@ func Start(t testing.TB, body string) *Proc {
 	t.Helper()
 	const head = "server: { listen: \"{{listen}}\", shutdown_timeout: 10s }\n" +
 		"store: { embedded: { path: \"{{data}}\" } }\nlog: { level: info }\n"
-	return start(t, head+body, 20*time.Second)
+	return start(t, head+body, 20*time.Second, nil)
 }
 
 // StartConfig is Start with the whole config given: cfg must have its own
@@ -104,12 +113,19 @@ func Start(t testing.TB, body string) *Proc {
 // plus 5 s to exit.
 func StartConfig(t testing.TB, cfg string) *Proc {
 	t.Helper()
-	return start(t, cfg, 0)
+	return start(t, cfg, 0, nil)
 }
 
-func start(t testing.TB, cfg string, termWait time.Duration) *Proc {
+// StartConfigEnv is StartConfig with env ("NAME=value" each) added to the
+// environment of the process and of its restarts.
+func StartConfigEnv(t testing.TB, cfg string, env ...string) *Proc {
 	t.Helper()
-	p := &Proc{t: t, Addr: FreeAddr(t), Dir: t.TempDir(), termWait: termWait}
+	return start(t, cfg, 0, env)
+}
+
+func start(t testing.TB, cfg string, termWait time.Duration, env []string) *Proc {
+	t.Helper()
+	p := &Proc{t: t, Addr: FreeAddr(t), Dir: t.TempDir(), termWait: termWait, env: env}
 	p.config = filepath.Join(p.Dir, "ferry.yaml")
 	cfg = storeSection(t, cfg)
 	cfg = strings.NewReplacer("{{listen}}", p.Addr, "{{data}}", filepath.Join(p.Dir, "data")).Replace(cfg)
@@ -141,7 +157,7 @@ func (p *Proc) start() {
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	// The log, not the exit status, decides about races (see checkLog), so
 	// a tolerated third-party race does not turn a clean exit into 66.
-	p.cmd.Env = append(os.Environ(), "GORACE=exitcode=0")
+	p.cmd.Env = append(append(os.Environ(), "GORACE=exitcode=0"), p.env...)
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -212,6 +228,27 @@ func (p *Proc) Term() {
 	}
 	p.checkLog()
 }
+
+// Signal sends sig to the running process without waiting for anything:
+// SIGSTOP freezes it (its sockets stay open, its timers stop) and SIGCONT
+// resumes it. Use Kill9 and Term to end it.
+func (p *Proc) Signal(sig syscall.Signal) {
+	p.t.Helper()
+	if !p.running() {
+		p.t.Fatalf("Signal %v: ferry is not running", sig)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("Signal %v: %v", sig, err)
+	}
+}
+
+// Running reports whether the process is running (a stopped one, after
+// SIGSTOP, is running).
+func (p *Proc) Running() bool { return p.running() }
+
+// LogPath is the file the process's stdout and stderr go to (restarts
+// append to it).
+func (p *Proc) LogPath() string { return filepath.Join(p.Dir, "ferry.log") }
 
 // Restart starts the stopped process again on the same config and data.
 func (p *Proc) Restart() {
