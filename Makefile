@@ -72,7 +72,7 @@ lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-bench: deps brokers ## Ferry against asynq, raw consumers and ceilings → docs/benchmarks.md (not part of make test; about 18 min)
+bench: deps brokers ## Ferry against asynq, raw consumers and ceilings, 1–3 Ferry nodes on Redis → docs/benchmarks.md (not part of make test; about 23 min; one part: cd test/bench && go run . -out ../../docs -only cluster)
 	cd test/bench && $(GO) run . -out ../../docs
 
 bench-quick: deps brokers ## a smoke run of make bench with tiny sizes (writes docs/ too: do not commit its figures)

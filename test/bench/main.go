@@ -10,7 +10,14 @@
 //  3. scale: dispatch rate and latency with 1k, 100k and 1M tasks queued;
 //  4. fairness: 1,000 tenants, one of them with half of the tasks;
 //  5. pollers: each broker's trigger against the same client library
-//     consuming with no invocation.
+//     consuming with no invocation;
+//  6. cluster: 1, 2 and 3 Ferry nodes sharing one Redis (store.redis)
+//     against asynq on the same Redis, with the same total concurrency.
+//
+// -only picks parts (async: workloads 1–4, pollers, cluster). A run of
+// every part replaces the results; a run of some parts replaces only
+// theirs in OUT/bench/results.jsonl and keeps the others' figures, so the
+// report shows them all (run.json notes the parts measured separately).
 //
 // Runs are interleaved and repeated (-runs, at least 3); the report shows
 // medians with their spread and the ratios. The brokers must be up
@@ -29,6 +36,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,16 +53,26 @@ func main() {
 	}
 	out := flag.String("out", "docs", "directory of benchmarks.md (charts, results and profiles go to OUT/bench)")
 	runs := flag.Int("runs", 3, "interleaved runs per comparison")
-	n := flag.Int("n", 100000, "tasks of the async throughput workload")
+	n := flag.Int("n", 100000, "tasks of the async throughput workload (the cluster workload runs a fifth as many per system)")
 	msgs := flag.Int("messages", 1000000, "messages per broker for the pollers (RabbitMQ and RocketMQ: a fifth)")
 	quick := flag.Bool("quick", false, "smoke run with tiny sizes (figures not meaningful)")
-	only := flag.String("only", "async,pollers", "parts to run: async, pollers (report only: none)")
+	only := flag.String("only", strings.Join(allParts, ","), "parts to run: async, pollers, cluster (report only: none)")
 	repo := flag.String("repo", "../..", "the Ferry repository root (for the pollers benchmark)")
 	flag.Parse()
 	if err := run(*out, *repo, *only, *runs, *n, *msgs, *quick); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// allParts are the parts of a full run, in the order they run.
+var allParts = []string{"async", "pollers", "cluster"}
+
+// partWorkloads are the workloads each part records.
+var partWorkloads = map[string][]string{
+	"async":   {results.Throughput, results.Latency, results.Scale, results.Fairness},
+	"pollers": {results.Pollers},
+	"cluster": {results.Cluster},
 }
 
 func progress(format string, args ...any) {
@@ -81,18 +99,50 @@ func run(out, repo, only string, runs, n, msgs int, quick bool) error {
 	}
 	parts := map[string]bool{}
 	for _, p := range strings.Split(only, ",") {
-		parts[strings.TrimSpace(p)] = true
+		if p = strings.TrimSpace(p); p != "" && p != "none" {
+			if _, ok := partWorkloads[p]; !ok {
+				return fmt.Errorf("-only: unknown part %q (parts: %s, or none)", p, strings.Join(allParts, ", "))
+			}
+			parts[p] = true
+		}
 	}
-	if parts["async"] || parts["pollers"] {
+	var measured []string // the parts this run measures, in run order
+	for _, p := range allParts {
+		if parts[p] {
+			measured = append(measured, p)
+		}
+	}
+	full := len(measured) == len(allParts)
+	switch {
+	case full:
 		if err := os.Remove(resultsPath); err != nil && !os.IsNotExist(err) {
 			return err
 		}
+	case len(measured) > 0:
+		var drop []string
+		for _, p := range measured {
+			drop = append(drop, partWorkloads[p]...)
+		}
+		if err := results.Remove(resultsPath, drop...); err != nil {
+			return fmt.Errorf("drop the results this run measures again: %w", err)
+		}
 	}
 	started := time.Now()
-	commands := []string{
-		"test/brokers/up.sh",
-		fmt.Sprintf("cd test/bench && go run . -out ../../docs -runs %d -n %d -messages %d%s", runs, n, msgs, map[bool]string{true: " -quick"}[quick]),
+	command := "cd test/bench && go run . -out ../../docs"
+	if !full {
+		command += " -only " + strings.Join(measured, ",")
 	}
+	command += fmt.Sprintf(" -runs %d", runs)
+	if full || parts["async"] || parts["cluster"] {
+		command += fmt.Sprintf(" -n %d", n)
+	}
+	if full || parts["pollers"] {
+		command += fmt.Sprintf(" -messages %d", msgs)
+	}
+	if quick {
+		command += " -quick"
+	}
+	commands := []string{"test/brokers/up.sh", command}
 
 	if parts["async"] {
 		progress("async workloads: throughput, latency, scale, fairness (%d runs each)", runs)
@@ -120,25 +170,55 @@ func run(out, repo, only string, runs, n, msgs int, quick bool) error {
 		}
 	}
 
+	if parts["cluster"] {
+		progress("cluster: asynq and 1, 2, 3 Ferry nodes on one Redis (%d runs)", runs)
+		err := async.RunCluster(ctx, async.Config{
+			Out: resultsPath, Profiles: profiles, Runs: runs, N: n, Quick: quick,
+			Progress: progress, RedisAddr: "127.0.0.1:6379",
+		})
+		if err != nil {
+			return fmt.Errorf("cluster workload: %w", err)
+		}
+	}
+
 	res, err := results.Load(resultsPath)
 	if err != nil {
 		return fmt.Errorf("read results: %w", err)
 	}
-	for _, r := range res {
-		if r.Workload == results.Pollers {
-			commands = append(commands, pollerCommand)
-			break
-		}
+	if parts["pollers"] {
+		commands = append(commands, pollerCommand)
 	}
 	rec := runRecord{Started: started, Finished: time.Now(), Commands: commands}
 	recPath := filepath.Join(benchDir, "run.json")
-	if parts["async"] || parts["pollers"] {
+	switch {
+	case len(measured) == 0:
+		if rec, err = readRunRecord(recPath, res, commands); err != nil {
+			return err
+		}
+	case full:
 		rec.Machine = describeMachine()
 		if err := rec.write(recPath); err != nil {
 			return err
 		}
-	} else if rec, err = readRunRecord(recPath, res, commands); err != nil {
-		return err
+	default:
+		// Some parts: the record of the run that measured the rest stays,
+		// with these parts noted beside it.
+		if _, err := os.Stat(recPath); err == nil {
+			prev, err := readRunRecord(recPath, res, nil)
+			if err != nil {
+				return err
+			}
+			prev.addPart(report.Part{
+				Name: strings.Join(measured, ","), Started: rec.Started, Finished: rec.Finished,
+				Commands: commands[1:],
+			})
+			rec = prev
+		} else {
+			rec.Machine = describeMachine()
+		}
+		if err := rec.write(recPath); err != nil {
+			return err
+		}
 	}
 	tops, err := filepath.Glob(filepath.Join(profiles, "*.top.txt"))
 	if err != nil {
@@ -146,7 +226,7 @@ func run(out, repo, only string, runs, n, msgs int, quick bool) error {
 	}
 	in := report.Input{
 		Results: res, Commands: rec.Commands, Started: rec.Started, Finished: rec.Finished,
-		Machine: rec.Machine, Profiles: map[string]string{},
+		Machine: rec.Machine, Profiles: map[string]string{}, Parts: rec.Parts,
 	}
 	for _, p := range tops {
 		rel, _ := filepath.Rel(out, p)
@@ -179,6 +259,16 @@ type runRecord struct {
 	Started, Finished time.Time
 	Commands          []string
 	Machine           report.Machine
+	// Parts are the parts measured again after that run, by later runs
+	// of only some parts (-only), whose figures replaced that run's.
+	Parts []report.Part `json:",omitempty"`
+}
+
+// addPart notes a later run of some parts, replacing an earlier note of
+// the same parts.
+func (r *runRecord) addPart(p report.Part) {
+	r.Parts = slices.DeleteFunc(r.Parts, func(x report.Part) bool { return x.Name == p.Name })
+	r.Parts = append(r.Parts, p)
 }
 
 func (r runRecord) write(path string) error {

@@ -27,6 +27,14 @@ type ferrySpec struct {
 	workers   int    // dispatcher.workers, tenants' and functions' max_concurrency
 	maxQueued int    // tenants' max_queued
 	profile   string // base path of the CPU and allocation profiles; empty: none
+	cpuOnly   bool   // profile the CPU only, no allocations
+	// redisURL, when set, puts the store on Redis (store.redis) under
+	// redisPrefix instead of the embedded store; several Ferry children on
+	// the same URL and prefix are one cluster.
+	redisURL, redisPrefix string
+	// limit is the tenants' and functions' max_concurrency (cluster-wide
+	// on Redis); defaults to workers.
+	limit int
 }
 
 // ferryKey is the API key of a tenant.
@@ -38,16 +46,24 @@ func (s ferrySpec) config() string {
 	if s.httpURL != "" {
 		backend = fmt.Sprintf("http: { url: %q, timeout: 30s }", s.httpURL)
 	}
+	limit := s.limit
+	if limit <= 0 {
+		limit = s.workers
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "server: { listen: \"127.0.0.1:0\", shutdown_timeout: 10s }\n")
-	fmt.Fprintf(&b, "store: { embedded: { path: %q } }\n", s.dataDir)
+	if s.redisURL != "" {
+		fmt.Fprintf(&b, "store: { redis: { url: %q, prefix: %q } }\n", s.redisURL, s.redisPrefix)
+	} else {
+		fmt.Fprintf(&b, "store: { embedded: { path: %q } }\n", s.dataDir)
+	}
 	fmt.Fprintf(&b, "dispatcher: { workers: %d }\nlog: { level: warn }\ntenants:\n", s.workers)
 	for _, t := range s.tenants {
-		fmt.Fprintf(&b, "  - { name: %s, api_keys: [%s], max_concurrency: %d, max_queued: %d }\n", t, ferryKey(t), s.workers, s.maxQueued)
+		fmt.Fprintf(&b, "  - { name: %s, api_keys: [%s], max_concurrency: %d, max_queued: %d }\n", t, ferryKey(t), limit, s.maxQueued)
 	}
 	b.WriteString("functions:\n")
 	for _, t := range s.tenants {
-		fmt.Fprintf(&b, "  - { name: noop, tenant: %s, max_concurrency: %d, backend: { %s } }\n", t, s.workers, backend)
+		fmt.Fprintf(&b, "  - { name: noop, tenant: %s, max_concurrency: %d, backend: { %s } }\n", t, limit, backend)
 	}
 	return b.String()
 }
@@ -58,6 +74,7 @@ type ferryd struct {
 	starts  *remoteStarts
 	ready   time.Duration // process start → /readyz 200
 	profile string
+	allocs  bool // an allocation profile was asked for too
 
 	stopOnce sync.Once
 	stopErr  error
@@ -78,13 +95,16 @@ func startFerry(ctx context.Context, s ferrySpec) (*ferryd, error) {
 	}
 	args := []string{"-config", cfgPath}
 	if s.profile != "" {
-		args = append(args, "-cpuprofile", s.profile+".pprof", "-memprofile", s.profile+"-allocs.pprof")
+		args = append(args, "-cpuprofile", s.profile+".pprof")
+		if !s.cpuOnly {
+			args = append(args, "-memprofile", s.profile+"-allocs.pprof")
+		}
 	}
 	p, err := startChild(ctx, 10*time.Minute, roleFerry, args...)
 	if err != nil {
 		return nil, err
 	}
-	f := &ferryd{proc: p, starts: newRemoteStarts(p.addrs.Stats), profile: s.profile}
+	f := &ferryd{proc: p, starts: newRemoteStarts(p.addrs.Stats), profile: s.profile, allocs: !s.cpuOnly}
 	err = waitFor(ctx, time.Minute, 5*time.Millisecond, func() (bool, string, error) {
 		ok := get(ctx, "http://"+p.addrs.API+"/readyz") == nil
 		return ok, "not ready", nil
@@ -168,9 +188,11 @@ func (f *ferryd) stop() error {
 		f.starts.close()
 		f.stopErr = f.proc.stop()
 		if f.stopErr == nil && f.profile != "" {
-			f.stopErr = errors.Join(
-				pprofTop(f.profile+".pprof", f.profile+".top.txt"),
-				pprofTop(f.profile+"-allocs.pprof", f.profile+"-allocs.top.txt", "-sample_index=alloc_space"))
+			f.stopErr = pprofTop(f.profile+".pprof", f.profile+".top.txt")
+			if f.allocs {
+				f.stopErr = errors.Join(f.stopErr,
+					pprofTop(f.profile+"-allocs.pprof", f.profile+"-allocs.top.txt", "-sample_index=alloc_space"))
+			}
 		}
 	})
 	return f.stopErr

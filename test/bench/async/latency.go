@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/ferrydev/ferry/test/bench/results"
 )
@@ -67,7 +68,7 @@ func (b *bench) ferryLatency(ctx context.Context, rate float64) (m map[string]fl
 	defer func() { err = errors.Join(err, f.stop()) }()
 	cl := newFerryClient(f.addrs.API, "noop", ferryKey("bench"), latencyWorkers)
 	defer cl.close()
-	m, err = b.openLoopLatency(ctx, rate, f.starts, cl.submit)
+	m, err = b.openLoopLatency(ctx, rate, b.sz.warmup, b.sz.latency, 0, f.starts, cl.submit)
 	return m, map[string]string{"workers": itoa(workers), "connections": itoa(latencyWorkers)}, err
 }
 
@@ -80,27 +81,28 @@ func (b *bench) asynqLatency(ctx context.Context, s asynqSpec, rate float64) (m 
 	defer func() { err = errors.Join(err, a.stop()) }()
 	cl := newAsynqClient(b.cfg.RedisAddr, latencyWorkers)
 	defer cl.close()
-	m, err = b.openLoopLatency(ctx, rate, a.starts, cl.submit)
+	m, err = b.openLoopLatency(ctx, rate, b.sz.warmup, b.sz.latency, 0, a.starts, cl.submit)
 	params = s.params()
 	params["connections"] = itoa(latencyWorkers)
 	return m, params, err
 }
 
-// openLoopLatency offers rate tasks/s for warm-up + duration, waits until
-// every task started, and returns the percentiles of the measured part.
-func (b *bench) openLoopLatency(ctx context.Context, rate float64, st starts, submit submitFunc) (map[string]float64, error) {
-	first, sent, err := openLoop(ctx, rate, b.sz.warmup+b.sz.latency, latencyWorkers, submit)
+// openLoopLatency offers rate tasks/s for warmup + dur, waits until every
+// task started (st had seen base starts before), and returns the
+// percentiles of the measured part.
+func (b *bench) openLoopLatency(ctx context.Context, rate float64, warmup, dur time.Duration, base int, st starts, submit submitFunc) (map[string]float64, error) {
+	first, sent, err := openLoop(ctx, rate, warmup+dur, latencyWorkers, submit)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitStarts(ctx, st, sent, completionTimeout(sent)); err != nil {
+	if err := waitStarts(ctx, st, base+sent, completionTimeout(sent)); err != nil {
 		return nil, err
 	}
 	all, err := st.samples(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
-	from := first.Add(b.sz.warmup).UnixNano()
+	from := first.Add(warmup).UnixNano()
 	measured := make([]sample, 0, len(all))
 	for _, s := range all {
 		if s.T >= from {

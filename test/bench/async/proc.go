@@ -243,3 +243,47 @@ func (m *cpuMeter) perK(metrics map[string]float64, n int) {
 		metrics["cpu_ms_per_1k_"+name] = float64((t - m.start[name]).Milliseconds()) * 1000 / float64(n)
 	}
 }
+
+// schedTimes returns how long the thread tid of process pid has run and
+// waited on a run queue (/proc/PID/task/TID/schedstat, in ns).
+func schedTimes(pid, tid int) (run, wait time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("schedstat of %d/%d: %w", pid, tid, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, 0, fmt.Errorf("schedstat of %d/%d: malformed %q", pid, tid, b)
+	}
+	r, err1 := strconv.ParseInt(f[0], 10, 64)
+	w, err2 := strconv.ParseInt(f[1], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, fmt.Errorf("schedstat of %d/%d: %w", pid, tid, err)
+	}
+	return time.Duration(r), time.Duration(w), nil
+}
+
+// machineTimes returns the busy and total CPU time of every CPU together
+// (/proc/stat; idle and iowait are not busy), in USER_HZ ticks.
+func machineTimes() (busy, total int64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: malformed first line %q", line)
+	}
+	for i, s := range f[1:9] { // user nice system idle iowait irq softirq steal
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		total += v
+		if i != 3 && i != 4 {
+			busy += v
+		}
+	}
+	return busy, total, nil
+}

@@ -61,6 +61,8 @@ type sizes struct {
 	probe      time.Duration // scale: probe duration
 	tenants    int           // fairness
 	fairTasks  int           // fairness: all tenants' tasks
+	clusterN   int           // cluster: tasks of each throughput run
+	clusterLat time.Duration // cluster: measured part of each latency run
 }
 
 func sizesFor(cfg Config) sizes {
@@ -68,13 +70,13 @@ func sizesFor(cfg Config) sizes {
 		return sizes{
 			n: min(cfg.N, 2000), clients: 32, latency: 3 * time.Second, warmup: 500 * time.Millisecond,
 			wrk: 2 * time.Second, backlogs: []int{1000, 10000}, scaleTasks: 2000, probeRate: 500, probe: time.Second,
-			tenants: 100, fairTasks: 2000,
+			tenants: 100, fairTasks: 2000, clusterN: min(cfg.N, 2000), clusterLat: 2 * time.Second,
 		}
 	}
 	return sizes{
 		n: cfg.N, clients: 32, latency: 15 * time.Second, warmup: time.Second,
 		wrk: 10 * time.Second, backlogs: []int{1000, 100000, 1000000}, scaleTasks: 20000, probeRate: 1000, probe: 5 * time.Second,
-		tenants: 1000, fairTasks: 20000,
+		tenants: 1000, fairTasks: 20000, clusterN: cfg.N / 5, clusterLat: 10 * time.Second,
 	}
 }
 
@@ -96,8 +98,30 @@ type bench struct {
 // goes. Latency needs throughput's peak rates, so the workloads always run
 // together. It installs wrk from Debian when it is missing.
 func Run(ctx context.Context, cfg Config) error {
+	b, cleanup, err := newBench(cfg, true)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	return b.runWorkloads(ctx, []workload{
+		{results.Throughput, b.throughput},
+		{results.Latency, b.latency},
+		{results.Scale, b.scale},
+		{results.Fairness, b.fairness},
+	})
+}
+
+// workload is one named part of a Run.
+type workload struct {
+	name string
+	run  func(context.Context) error
+}
+
+// newBench applies cfg's defaults, installs wrk when it is missing and
+// needed, and makes the scratch directory, which cleanup removes.
+func newBench(cfg Config, needWrk bool) (b *bench, cleanup func(), err error) {
 	if cfg.Out == "" || cfg.Profiles == "" {
-		return errors.New("async bench: Config.Out and Config.Profiles are required")
+		return nil, nil, errors.New("async bench: Config.Out and Config.Profiles are required")
 	}
 	if cfg.Runs <= 0 {
 		cfg.Runs = 3
@@ -112,34 +136,32 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.RedisAddr = "127.0.0.1:6379"
 	}
 	if err := os.MkdirAll(cfg.Profiles, 0o755); err != nil {
-		return fmt.Errorf("async bench: %w", err)
+		return nil, nil, fmt.Errorf("async bench: %w", err)
 	}
-	if err := ensureWrk(cfg.Progress); err != nil {
-		return err
+	if needWrk {
+		if err := ensureWrk(cfg.Progress); err != nil {
+			return nil, nil, err
+		}
 	}
 	tmp, err := os.MkdirTemp("", "ferry-bench-async-")
 	if err != nil {
-		return fmt.Errorf("async bench: %w", err)
+		return nil, nil, fmt.Errorf("async bench: %w", err)
 	}
-	defer os.RemoveAll(tmp)
-	b := &bench{cfg: cfg, sz: sizesFor(cfg), tmp: tmp, redisPID: redisPID(cfg.RedisAddr), peak: map[string][]float64{}}
+	b = &bench{cfg: cfg, sz: sizesFor(cfg), tmp: tmp, redisPID: redisPID(cfg.RedisAddr), peak: map[string][]float64{}}
 	if b.redisPID == 0 {
 		cfg.Progress("redis-server not found among local processes: no Redis CPU figures")
 	}
-	for _, w := range []struct {
-		name string
-		run  func(context.Context) error
-	}{
-		{results.Throughput, b.throughput},
-		{results.Latency, b.latency},
-		{results.Scale, b.scale},
-		{results.Fairness, b.fairness},
-	} {
+	return b, func() { os.RemoveAll(tmp) }, nil
+}
+
+// runWorkloads runs ws in order, announcing how long each took.
+func (b *bench) runWorkloads(ctx context.Context, ws []workload) error {
+	for _, w := range ws {
 		start := time.Now()
 		if err := w.run(ctx); err != nil {
 			return fmt.Errorf("%s: %w", w.name, err)
 		}
-		cfg.Progress("%s done in %s", w.name, time.Since(start).Round(time.Second))
+		b.cfg.Progress("%s done in %s", w.name, time.Since(start).Round(time.Second))
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func (g *group) median(m string) float64 {
 }
 
 // workloadOrder is the order of the known workloads in the report.
-var workloadOrder = []string{results.Throughput, results.Latency, results.Scale, results.Fairness, results.Pollers}
+var workloadOrder = []string{results.Throughput, results.Latency, results.Scale, results.Fairness, results.Pollers, results.Cluster}
 
 // leadingParams are parameters that order rows before the system name:
 // pollers are read broker by broker.

@@ -47,6 +47,10 @@ func drawCharts(chartDir, workload string, gs []*group) ([]chart, error) {
 		add("fairness.png", "Fairness: small tenants against the big tenant", chartW, fairnessChart(gs))
 	case results.Pollers:
 		add("pollers.png", "Pollers: Ferry trigger against the raw consumer", chartW, pollersChart(gs))
+	case results.Cluster:
+		cgs := clusterGroups(gs)
+		add("cluster.png", "Cluster: tasks/s of asynq and of 1, 2 and 3 Ferry nodes on one Redis", chartW, throughputChart(cgs))
+		add("cluster-cpu.png", "Cluster: CPU per 1,000 tasks, the system's processes and Redis", chartW, cpuChart(cgs))
 	}
 	var out []chart
 	for _, m := range todo {

@@ -37,6 +37,18 @@ var metricLabels = map[string]string{
 	"startup_s":      "startup (s)",
 	"rss_mb":         "RSS (MB)",
 	derivedCPUTotal:  "CPU ms / 1k tasks, all processes",
+
+	"generator_cpu_ms_per_1k":   "load generator CPU ms / 1k tasks",
+	"redis_evalsha_per_task":    "Redis EVALSHA / task",
+	"redis_evalsha_us_per_task": "Redis EVALSHA µs / task",
+	"machine_busy_cores":        "machine busy (cores)",
+	"system_cores":              "system (cores)",
+	"system_node_max_cores":     "busiest node (cores)",
+	"redis_cores":               "Redis (cores)",
+	"redis_main_run_pct":        "Redis main thread running (%)",
+	"redis_main_wait_pct":       "Redis main thread waiting for a CPU (%)",
+	"generator_cores":           "load generator (cores)",
+	"other_cores":               "other processes (cores)",
 }
 
 // metricLabel returns the human header of metric m; unknown metrics are

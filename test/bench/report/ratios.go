@@ -19,6 +19,8 @@ type ratio struct {
 	NumM, DenM     string // metric names, for formatting
 	Value          float64
 	RunMin, RunMax float64
+	// detail keeps the ratio out of the "At a glance" summary.
+	detail bool
 }
 
 // newRatio divides metric ma of a by the first metric of mbs that b has.
@@ -75,6 +77,8 @@ func ratios(workload string, gs []*group) []ratio {
 		return fairnessRatios(gs)
 	case results.Pollers:
 		return pollerRatios(gs)
+	case results.Cluster:
+		return clusterRatios(gs)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -30,6 +31,16 @@ type Input struct {
 	Profiles map[string]string
 	// Notes are free paragraphs (markdown) printed after the profiles.
 	Notes []string
+	// Parts are parts measured after the run (with -only), whose figures
+	// replaced that run's: the report says when, and how to reproduce them.
+	Parts []Part
+}
+
+// Part is a later run of some parts of the bench.
+type Part struct {
+	Name              string // the parts, as -only names them: "cluster"
+	Started, Finished time.Time
+	Commands          []string
 }
 
 // ChartDir is the directory, under the report's directory, of the charts.
@@ -64,6 +75,7 @@ var workloadTitles = map[string]string{
 	results.Scale:      "Scale: dispatch against the backlog",
 	results.Fairness:   "Fairness: one tenant with half of the tasks",
 	results.Pollers:    "Pollers: triggers against raw consumers",
+	results.Cluster:    "Cluster: Ferry nodes on one Redis against asynq",
 }
 
 var workloadAbout = map[string]string{
@@ -82,6 +94,16 @@ var workloadAbout = map[string]string{
 	results.Pollers: "Messages pre-produced to each broker are consumed by a Ferry trigger with a no-op backend " +
 		"(batch 1 and batch 100) until committed. The ceiling is the same client library consuming and " +
 		"committing with no invocation, in the same run, on the same topic size.",
+	results.Cluster: "1, 2 and 3 Ferry nodes (`ferry serve` children with `store: {redis: …}` on one prefix, the in-process " +
+		"no-op Go backend) share the Redis that asynq uses, with the same total concurrency: 64 workers in all " +
+		"(split over the nodes, the tenant's and function's `max_concurrency` 64 cluster-wide) against asynq's " +
+		"`Concurrency` 64 at its tuned 10 ms `TaskCheckInterval`. Both are measured the same way: a closed loop of 32 " +
+		"clients submits while the system runs the tasks (Ferry over HTTP, to the nodes round-robin; asynq with its " +
+		"client library, straight to Redis), and tasks/s counts from the first submit until every task is done. CPU is " +
+		"CPU-ms per 1,000 tasks of the system's processes (all Ferry nodes summed) and of Redis (`INFO cpu` " +
+		"used_cpu_sys + used_cpu_user); total is the two, without the load generator's (shown apart: an HTTP client " +
+		"for Ferry, asynq's Redis client for asynq). p99 is submit → backend start under an open loop at half of the " +
+		"system's median peak rate, on the same processes right after the closed loop.",
 }
 
 // summaryMetrics are the ratios repeated in the "At a glance" section.
@@ -125,7 +147,16 @@ func markdown(dir string, in Input, workloads []string, groups map[string][]*gro
 		if about := workloadAbout[w]; about != "" {
 			p("%s\n\n", about)
 		}
-		p("%s\n", groupTable(groups[w]))
+		if w == results.Cluster {
+			p("%s\n", clusterTable(groups[w]))
+			if t := clusterCoresTable(groups[w]); t != "" {
+				p("Where the %s went during each closed loop (medians; \"other processes\" are everything else on the machine, "+
+					"the other engineers' work included, so a run with many is a noisy one):\n\n%s\n", cpusPhrase(in.Machine), t)
+			}
+			p("The other figures, and every parameter:\n\n%s\n", groupTableExcept(groups[w], clusterShown))
+		} else {
+			p("%s\n", groupTable(groups[w]))
+		}
 		if rs := all[w]; len(rs) > 0 {
 			p("**Ratios** (from the medians; the per-run range divides the two sides run by run):\n\n%s\n", ratioTable(rs))
 		}
@@ -159,7 +190,12 @@ func markdown(dir string, in Input, workloads []string, groups map[string][]*gro
 		}
 	}
 	if len(in.Commands) > 0 {
-		p("## How to reproduce\n\n```sh\n%s\n```\n", strings.Join(in.Commands, "\n"))
+		cmds := slices.Clone(in.Commands)
+		for _, part := range in.Parts {
+			cmds = append(cmds, "", "# "+part.Name+", measured separately:")
+			cmds = append(cmds, part.Commands...)
+		}
+		p("## How to reproduce\n\n```sh\n%s\n```\n", strings.Join(cmds, "\n"))
 	}
 	return bytes.TrimRight(b.Bytes(), "\n")
 }
@@ -196,7 +232,21 @@ func runSentence(in Input, workloads []string, groups map[string][]*group) strin
 	if len(ws) == 0 {
 		return s + ". No results were recorded."
 	}
-	return s + ". Workloads: " + strings.Join(ws, ", ") + "."
+	s += ". Workloads: " + strings.Join(ws, ", ") + "."
+	for _, part := range in.Parts {
+		s += " The " + part.Name + " figures come from a later run of that part alone"
+		if !part.Started.IsZero() {
+			start := part.Started.UTC()
+			s += " on " + start.Format("2006-01-02") + ", " + start.Format("15:04")
+			if !part.Finished.IsZero() {
+				s += "–" + part.Finished.UTC().Format("15:04") + " UTC (" + formatDuration(part.Finished.Sub(part.Started)) + ")"
+			} else {
+				s += " UTC"
+			}
+		}
+		s += "."
+	}
+	return s
 }
 
 // loadCaveat warns that the load generator shares the machine's cores.
@@ -207,6 +257,14 @@ func loadCaveat(m Machine) string {
 	}
 	return "The machine is shared and small, and the load generator runs on " + cores +
 		" it shares with the system under test, so absolute figures are pessimistic and noisy."
+}
+
+// cpusPhrase is "2 CPUs" or "CPUs".
+func cpusPhrase(m Machine) string {
+	if m.CPUs > 0 {
+		return fmt.Sprintf("%d CPUs", m.CPUs)
+	}
+	return "CPUs"
 }
 
 // runCount is "3 runs" or "3–5 runs", over every group.
@@ -233,12 +291,18 @@ func runCount(workloads []string, groups map[string][]*group) string {
 
 // groupTable renders one workload's groups: system, parameters, the
 // median and spread of every metric, and the number of runs.
-func groupTable(gs []*group) string {
+func groupTable(gs []*group) string { return groupTableExcept(gs, nil) }
+
+// groupTableExcept is groupTable without the metrics in skip (shown in
+// another table).
+func groupTableExcept(gs []*group, skip map[string]bool) string {
 	keys := paramKeys(gs)
 	set := map[string]bool{}
 	for _, g := range gs {
 		for m := range g.Metrics {
-			set[m] = true
+			if !skip[m] {
+				set[m] = true
+			}
 		}
 	}
 	var ms []string
@@ -322,7 +386,7 @@ func summary(workloads []string, groups map[string][]*group, all map[string][]ra
 			}
 		}
 		for _, r := range all[w] {
-			if summaryMetrics[r.NumM] {
+			if summaryMetrics[r.NumM] && !r.detail {
 				row(&b, []string{w, r.Label, r.Metric, "**" + formatRatio(r.Value) + "**", runRange(r)})
 				n++
 			}

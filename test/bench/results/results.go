@@ -20,6 +20,7 @@ const (
 	Scale      = "scale"      // dispatch rate and latency against the backlog
 	Fairness   = "fairness"   // 1,000 tenants, one with half of the tasks
 	Pollers    = "pollers"    // triggers against raw consumers
+	Cluster    = "cluster"    // 1–3 Ferry nodes on one Redis against asynq
 )
 
 // Result is one measured run of one system in one workload.
@@ -85,4 +86,39 @@ func Load(path string) ([]Result, error) {
 		out = append(out, r)
 	}
 	return out, sc.Err()
+}
+
+// Remove rewrites the file at path without the results of the given
+// workloads (a missing file is no error): a run that measures some parts
+// again replaces their figures and keeps the others'.
+func Remove(path string, workloads ...string) error {
+	rs, err := Load(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	drop := map[string]bool{}
+	for _, w := range workloads {
+		drop[w] = true
+	}
+	var b []byte
+	for _, r := range rs {
+		if drop[r.Workload] {
+			continue
+		}
+		line, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		b = append(append(b, line...), '\n')
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
