@@ -22,7 +22,9 @@
 //	                         s status, f function, l lease token, e lease expiry ms, y ready ms,
 //	                         c recoveries, u updated ms, v record version for compare-and-set)
 //	{P:t:T}:q:<fn>           zset id → ready time (ms): the lane's queued tasks, delayed ones included
-//	{P:t:T}:fns              set: functions with queued tasks
+//	{P:t:T}:heads            zset function → ready time (ms) of its queue's head; the minimum is
+//	                         the tenant's earliest, so a script knows in O(log n) whether a
+//	                         change made the tenant ready sooner (only then is the hint written)
 //	{P:t:T}:lanes            set: every function that ever had a task (Stats)
 //	{P:t:T}:run              zset id → lease expiry (ms): the tenant's running tasks
 //	{P:t:T}:run:<fn>         zset id → lease expiry (ms): the lane's running tasks
@@ -45,7 +47,11 @@
 // max_concurrency per tenant and per function is counted with the leases:
 // the run sets hold one member per running task scored by its lease
 // expiry, so a killed node's slots come back when its leases expire and
-// no counter can leak. Lease picks a tenant round-robin from {P}:ready
-// after {P}:cursor, then a lane of that tenant round-robin after
-// meta.lcur, within the limits and rates, in one script per tenant.
+// no counter can leak. Lease picks tenants round-robin from {P}:ready
+// after {P}:cursor (a node reuses one pick for a few milliseconds, or until
+// a wake-up, visiting its tenants in turn), then a lane of the tenant
+// round-robin after meta.lcur, within the limits and rates, in one script
+// per tenant. A task costs three scripts in the steady state: enqueue,
+// lease and complete; the hint is written only when a tenant becomes
+// ready sooner (at once) or runs dry (in the background).
 package redisstore

@@ -68,6 +68,7 @@ func (h *hinter) now(ctx context.Context, tenant string, seq, earliest any, wake
 		return err
 	}
 	if sooner > 0 || wake {
+		h.q.gen.Add(1)
 		return h.q.rdb.Publish(ctx, h.q.keys.wake(), "1").Err()
 	}
 	return nil
@@ -98,6 +99,9 @@ func (h *hinter) flush(ctx context.Context) {
 	q := h.q
 	sooner, err := h.apply(ctx, todo)
 	wake = wake || sooner > 0
+	if wake {
+		q.gen.Add(1)
+	}
 	if err == nil && wake {
 		err = q.rdb.Publish(ctx, q.keys.wake(), "1").Err()
 	}

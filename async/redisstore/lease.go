@@ -3,22 +3,41 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/wire"
 )
 
-// pickBatch is how many tenants with ready tasks one Lease may try.
-const pickBatch = 8
+// pickBatch is how many tenants with ready tasks one pick returns; pickTTL
+// is how long a node reuses a pick (a wake-up ends it sooner).
+const (
+	pickBatch = 16
+	pickTTL   = 50 * time.Millisecond
+)
+
+// pick is a node's current choice of tenants with ready tasks, in the
+// cluster's round-robin order, visited in turn by its Leases.
+type pick struct {
+	mu      sync.Mutex
+	tenants []string
+	i       int       // the tenant to try first
+	at      time.Time // when picked (zero: none)
+	gen     uint64    // q.gen when picked
+	nowMS   int64     // Redis's time at the pick
+	next    int64     // the earliest future ready time then (-1: none)
+}
 
 // Lease takes the next ready task fairly across the cluster (see
 // async.Queue): a script on the global slot picks tenants with ready tasks
-// round-robin after the shared cursor, then a script on the tenant's slot
-// requeues its expired leases and leases a task from its lanes
-// round-robin, within the tenant's and the function's max_concurrency
-// (counted with the leases) and rates (GCRA). Blocked tenants and lanes
-// in req are skipped. The lease expires after req.TTL of Redis's clock.
+// round-robin after the shared cursor (a node reuses the pick for up to
+// pickTTL, until a wake-up, or until its tenants run dry, visiting them in
+// turn), then a script on the tenant's slot requeues its expired leases
+// and leases a task from its lanes round-robin, within the tenant's and
+// the function's max_concurrency (counted with the leases) and rates
+// (GCRA). Blocked tenants and lanes in req are skipped. The lease expires
+// after req.TTL of Redis's clock.
 func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task, time.Time, error) {
 	if req.TTL <= 0 {
 		return nil, time.Time{}, fmt.Errorf("redis store: lease: ttl must be positive, got %v", req.TTL)
@@ -26,6 +45,76 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 	if err := q.begin("lease"); err != nil {
 		return nil, time.Time{}, err
 	}
+	blocked := make(map[string]bool, len(req.BlockedTenants))
+	for _, t := range req.BlockedTenants {
+		blocked[t] = true
+	}
+	p := &q.picked
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		fresh := false
+		if p.at.IsZero() || time.Since(p.at) > pickTTL || p.gen != q.gen.Load() || len(p.tenants) == 0 {
+			if err := q.repick(ctx, req); err != nil {
+				return nil, time.Time{}, err
+			}
+			fresh = true
+		}
+		next := p.next
+		soonest := func(at int64) {
+			if at >= 0 && (next < 0 || at < next) {
+				next = at
+			}
+		}
+		for tried := 0; tried < len(p.tenants); {
+			i := p.i % len(p.tenants)
+			tenant := p.tenants[i]
+			if blocked[tenant] {
+				p.i, tried = i+1, tried+1
+				continue
+			}
+			r, err := q.tenantRun(ctx, scriptLease, tenant, q.leaseArgs(tenant, req)...)
+			if err != nil {
+				return nil, time.Time{}, unavailable("lease", err)
+			}
+			if str(r[0]) == "none" {
+				q.hints.note(tenant, r[4], r[5], false)
+				soonest(num(r[2]))
+				soonest(num(r[3]))
+				// Dry or held back: out of this pick.
+				p.tenants = append(p.tenants[:i], p.tenants[i+1:]...)
+				continue
+			}
+			p.i = i + 1
+			t, _, err := decode(r[2 : 2+numFields])
+			q.hints.note(tenant, r[3+numFields], r[4+numFields], false)
+			if err != nil || t == nil {
+				// The task cannot be read: leave it leased so the lease
+				// expires and the error shows again, and try the next tenant.
+				q.log.Error("redis store: leased task cannot be decoded", "tenant", tenant, "id", str(r[1]), "error", err)
+				tried++
+				continue
+			}
+			q.mu.Lock()
+			q.leased[t.ID] = t
+			q.mu.Unlock()
+			return t.Clone(), time.Time{}, nil
+		}
+		if !fresh {
+			p.at = time.Time{} // look at the cluster again before giving up
+			continue
+		}
+		if next < 0 {
+			return nil, time.Time{}, nil
+		}
+		return nil, q.local(next, p.nowMS), nil
+	}
+}
+
+// repick asks the cluster for tenants with ready tasks; p.mu is held.
+func (q *Queue) repick(ctx context.Context, req async.LeaseRequest) error {
+	p := &q.picked
+	gen := q.gen.Load()
 	k := q.keys
 	args := []any{q.skew(), pickBatch}
 	for _, t := range req.BlockedTenants {
@@ -33,43 +122,16 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 	}
 	res, err := scriptPick.Run(ctx, q.rdb, []string{k.ready(), k.cursor()}, args...).Slice()
 	if err != nil {
-		return nil, time.Time{}, unavailable("lease", err)
+		p.at = time.Time{}
+		return unavailable("lease", err)
 	}
-	nowMS, next := num(res[0]), num(res[1])
-	soonest := func(at int64) {
-		if at >= 0 && (next < 0 || at < next) {
-			next = at
-		}
-	}
+	p.nowMS, p.next = num(res[0]), num(res[1])
+	p.tenants = p.tenants[:0]
 	for _, v := range res[2:] {
-		tenant := str(v)
-		r, err := q.tenantRun(ctx, scriptLease, tenant, q.leaseArgs(tenant, req)...)
-		if err != nil {
-			return nil, time.Time{}, unavailable("lease", err)
-		}
-		if str(r[0]) == "none" {
-			q.hints.note(tenant, r[4], r[5], false)
-			soonest(num(r[2]))
-			soonest(num(r[3]))
-			continue
-		}
-		t, _, err := decode(r[2 : 2+numFields])
-		q.hints.note(tenant, r[3+numFields], r[4+numFields], false)
-		if err != nil || t == nil {
-			// The task cannot be read: leave it leased so the lease
-			// expires and the error shows again, and try the next tenant.
-			q.log.Error("redis store: leased task cannot be decoded", "tenant", tenant, "id", str(r[1]), "error", err)
-			continue
-		}
-		q.mu.Lock()
-		q.leased[t.ID] = t
-		q.mu.Unlock()
-		return t.Clone(), time.Time{}, nil
+		p.tenants = append(p.tenants, str(v))
 	}
-	if next < 0 {
-		return nil, time.Time{}, nil
-	}
-	return nil, q.local(next, nowMS), nil
+	p.i, p.at, p.gen = 0, time.Now(), gen
+	return nil
 }
 
 // leaseArgs are the lease script's arguments for one tenant: the lease

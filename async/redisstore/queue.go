@@ -84,8 +84,10 @@ type Queue struct {
 	stats   []async.LaneStats
 	closed  bool
 
-	hints *hinter
-	down  atomic.Bool // Redis did not answer the latest upkeep ping
+	hints  *hinter
+	down   atomic.Bool   // Redis did not answer the latest upkeep ping
+	picked pick          // Lease's current choice of tenants
+	gen    atomic.Uint64 // bumped when a tenant may have become ready: picks older than it are stale
 }
 
 // Open returns a Queue on rdb. It checks that Redis runs scripts, that
@@ -262,6 +264,7 @@ func (q *Queue) listen(ctx context.Context) {
 				if !ok {
 					break recv
 				}
+				q.gen.Add(1)
 				q.signal()
 			case <-ctx.Done():
 				break recv

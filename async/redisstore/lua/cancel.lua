@@ -10,6 +10,7 @@ if v[1] ~= 'queued' then
   out = {'conflict'}
 else
   redis.call('ZREM', tag .. ':q:' .. v[2], id)
+  refresh_head(v[2])
   redis.call('HSET', tk, 's', 'cancelled', 'u', now, 'x', now)
   redis.call('HINCRBY', tag .. ':meta', 'unf', -1)
   redis.call('ZADD', tag .. ':fin', now + tonumber(ARGV[4]), id)

@@ -2,10 +2,10 @@
 -- 4 tenant max_concurrency, 5 tenant rate, 6 tenant burst, 7 number of
 -- blocked functions B, 8..7+B their names, then per configured function:
 -- name, max_concurrency, rate, burst.
--- Returns {'ok', id, fields..., now, seq, earliest}
+-- Returns {'ok', id, fields..., now, seq, earliest} (seq 0: the hint stands)
 --       | {'none', now, next ready (-1), rate wait until (-1), seq, earliest}.
 local now = now_ms()
-reap(now)
+local reaped = reap(now)
 local ttl = tonumber(ARGV[3])
 local tmax, trate, tburst = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local nb = tonumber(ARGV[7])
@@ -15,31 +15,31 @@ local limits = {}
 for i = 8 + nb, #ARGV, 4 do
   limits[ARGV[i]] = {tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])}
 end
-local function none(nxt, wait)
+local wait = -1
+local function none()
+  local e = earliest()
+  local nxt = -1
+  if e > now then nxt = e end
   local h = hint()
-  return {'none', tostring(now), tostring(nxt), tostring(wait), h[1], h[2]}
+  return {'none', string.format('%d', now), string.format('%d', nxt), string.format('%d', wait), h[1], h[2]}
 end
 local run = tag .. ':run'
 if tmax > 0 and redis.call('ZCARD', run) >= tmax then
-  return none(-1, -1)
+  return none()
 end
-local fns = redis.call('SMEMBERS', tag .. ':fns')
-table.sort(fns)
+local ready = redis.call('ZRANGEBYSCORE', heads, '-inf', now)
+if #ready == 0 then
+  return none()
+end
+table.sort(ready)
 local last = redis.call('HGET', tag .. ':meta', 'lcur') or ''
 local start = 1
-for i, fn in ipairs(fns) do
+for i, fn in ipairs(ready) do
   if fn > last then start = i break end
 end
-local nxt, wait = -1, -1
-for n = 0, #fns - 1 do
-  local fn = fns[(start - 1 + n) % #fns + 1]
-  local qk = tag .. ':q:' .. fn
-  local head = redis.call('ZRANGE', qk, 0, 0, 'WITHSCORES')
-  if #head == 0 then
-    redis.call('SREM', tag .. ':fns', fn)
-  elseif tonumber(head[2]) > now then
-    if nxt < 0 or tonumber(head[2]) < nxt then nxt = tonumber(head[2]) end
-  elseif not blocked[fn] then
+for n = 0, #ready - 1 do
+  local fn = ready[(start - 1 + n) % #ready + 1]
+  if not blocked[fn] then
     local lim = limits[fn] or {0, 0, 0}
     local lane = tag .. ':run:' .. fn
     if lim[1] <= 0 or redis.call('ZCARD', lane) < lim[1] then
@@ -47,20 +47,23 @@ for n = 0, #fns - 1 do
       if w > 0 then
         if wait < 0 or now + w < wait then wait = now + w end
       else
-        local id = head[1]
+        local popped = redis.call('ZPOPMIN', tag .. ':q:' .. fn)
+        refresh_head(fn)
+        local id = popped[1]
         local tk = tag .. ':k:' .. id
-        redis.call('ZREM', qk, id)
-        if redis.call('EXISTS', tk) == 1 then
+        if id and redis.call('EXISTS', tk) == 1 then
           local exp = now + ttl
           redis.call('HINCRBY', tk, 'l', 1)
           redis.call('HSET', tk, 's', 'running', 'e', exp, 'u', now)
           redis.call('ZADD', run, exp, id)
           redis.call('ZADD', lane, exp, id)
           redis.call('HSET', tag .. ':meta', 'lcur', fn)
-          local h = hint()
+          local h = nohint()
+          local e = earliest()
+          if reaped > 0 or e < 0 or e > now then h = hint() end
           local out = {'ok', id}
           for _, v in ipairs(fields(tk)) do table.insert(out, v) end
-          table.insert(out, tostring(now))
+          table.insert(out, string.format('%d', now))
           table.insert(out, h[1])
           table.insert(out, h[2])
           return out
@@ -69,4 +72,4 @@ for n = 0, #fns - 1 do
     end
   end
 end
-return none(nxt, wait)
+return none()

@@ -24,6 +24,6 @@ for n = 0, #due - 1 do
 end
 if #out > 0 then redis.call('SET', KEYS[2], out[1]) end
 local nxt = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-local res = {tostring(now), nxt[2] or '-1'}
+local res = {string.format('%d', now), nxt[2] or '-1'}
 for _, name in ipairs(out) do table.insert(res, name) end
 return res

@@ -1,6 +1,9 @@
 -- Shared by every tenant script. ARGV[1] is the tenant's hash tag
 -- "{<prefix>:t:<tenant>}", ARGV[2] the clock skew in ms (0 in production).
 local tag = ARGV[1]
+-- heads: function → ready time (ms) of the head of its queue, for every
+-- lane with queued tasks; its minimum is the tenant's earliest ready time.
+local heads = tag .. ':heads'
 
 -- now_ms is Redis's clock (TIME) plus the skew: never a node's clock.
 local function now_ms()
@@ -9,31 +12,42 @@ local function now_ms()
 end
 
 -- earliest returns the earliest ready time of the tenant's queued tasks,
--- or -1; it forgets lanes whose queue is empty.
+-- or -1.
 local function earliest()
-  local best = -1
-  for _, fn in ipairs(redis.call('SMEMBERS', tag .. ':fns')) do
-    local h = redis.call('ZRANGE', tag .. ':q:' .. fn, 0, 0, 'WITHSCORES')
-    if #h == 0 then
-      redis.call('SREM', tag .. ':fns', fn)
-    else
-      local s = tonumber(h[2])
-      if best < 0 or s < best then best = s end
-    end
-  end
-  return best
+  local h = redis.call('ZRANGE', heads, 0, 0, 'WITHSCORES')
+  if #h == 0 then return -1 end
+  return tonumber(h[2])
 end
 
 -- hint returns what the global ready hint of the tenant should become: a
--- new sequence number and the earliest ready time.
+-- new sequence number and the earliest ready time; nohint leaves it.
 local function hint()
-  return {redis.call('HINCRBY', tag .. ':meta', 'seq', 1), tostring(earliest())}
+  return {redis.call('HINCRBY', tag .. ':meta', 'seq', 1), string.format('%d', earliest())}
+end
+local function nohint()
+  return {0, '-2'}
 end
 
--- queue puts a task in its lane's queue, ready at ready.
+-- enqueue_id queues a task in its lane at ready; it returns true when the
+-- tenant became ready sooner (its hint must be lowered).
 local function enqueue_id(id, fn, ready)
+  local before = earliest()
   redis.call('ZADD', tag .. ':q:' .. fn, ready, id)
-  redis.call('SADD', tag .. ':fns', fn)
+  local h = redis.call('ZSCORE', heads, fn)
+  if not h or ready < tonumber(h) then
+    redis.call('ZADD', heads, ready, fn)
+  end
+  return before < 0 or ready < before
+end
+
+-- refresh_head resets a lane's head after tasks left its queue.
+local function refresh_head(fn)
+  local h = redis.call('ZRANGE', tag .. ':q:' .. fn, 0, 0, 'WITHSCORES')
+  if #h == 0 then
+    redis.call('ZREM', heads, fn)
+  else
+    redis.call('ZADD', heads, h[2], fn)
+  end
 end
 
 -- unrun removes a task from the run sets; it returns 1 when the tenant or

@@ -20,7 +20,7 @@ if ARGV[6] == 'replay' then
   redis.call('HINCRBY', tag .. ':meta', 'unf', 1)
   enqueue_id(id, v[3], now)
   local h = hint()
-  return {'ok', tostring(now), h[1], h[2]}
+  return {'ok', string.format('%d', now), h[1], h[2]}
 end
 if ARGV[7] == '1' then
   redis.call('ZADD', tag .. ':dlv', now + tonumber(ARGV[9]), id)
@@ -28,4 +28,4 @@ else
   redis.call('ZREM', tag .. ':dlv', id)
   redis.call('ZADD', tag .. ':fin', now + tonumber(ARGV[8]), id)
 end
-return {'ok', tostring(now), 0, '-2'}
+return {'ok', string.format('%d', now), 0, '-2'}
