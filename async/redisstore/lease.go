@@ -176,7 +176,7 @@ func (q *Queue) Complete(ctx context.Context, id string, token uint64, c async.C
 	if err != nil {
 		return nil, err
 	}
-	t.FinishedAt = msTime(str(res[1]))
+	t.FinishedAt = msTime(res.now)
 	t.UpdatedAt = t.FinishedAt
 	t.LeaseExpiresAt = time.Time{}
 	if pending == 1 {
@@ -208,7 +208,7 @@ func (q *Queue) Release(ctx context.Context, id string, token uint64) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.finish(ctx, t, "release", "", 0, 0)
+	_, err = q.finish(ctx, t, "release", nil, 0, 0)
 	return err
 }
 
@@ -253,22 +253,80 @@ func (q *Queue) takeLease(op, id string, token uint64) (*async.Task, error) {
 	return t, nil
 }
 
-// finish runs the finish script for a task this queue leased.
-func (q *Queue) finish(ctx context.Context, t *async.Task, op string, rec any, arg any, pending int) ([]any, error) {
-	lane := t.Lane()
-	res, err := q.tenantRun(ctx, scriptFinish, t.Tenant, t.ID, t.Lease, op, rec, arg, pending,
-		q.opts.Retention.Milliseconds(), q.opts.ClaimTTL.Milliseconds(),
-		q.opts.Tenants[t.Tenant].MaxConcurrency, q.opts.Functions[lane].MaxConcurrency)
+// finishItem is one Complete, Retry or Release for the finish script.
+type finishItem struct {
+	t       *async.Task
+	op      string
+	rec     []byte // nil keeps the record
+	arg     any    // final status (complete) or delay ms (retry)
+	pending int
+}
+
+// finishResult is the script's answer for one item.
+type finishResult struct {
+	lost          bool
+	now           string
+	wake          bool
+	seq, earliest any
+}
+
+// finish runs one Complete, Retry or Release of a task this queue leased,
+// batched with the concurrent others (finishBatch).
+func (q *Queue) finish(ctx context.Context, t *async.Task, op string, rec []byte, arg any, pending int) (finishResult, error) {
+	res, err := q.finishes.do(ctx, t.Tenant, finishItem{t: t, op: op, rec: rec, arg: arg, pending: pending})
 	if err != nil {
-		return nil, unavailable(op+" "+t.ID, err)
+		return res, unavailable(op+" "+t.ID, err)
 	}
-	if str(res[0]) == "lost" {
-		return nil, fmt.Errorf("redis store: %s %s: lease %d: %w", op, t.ID, t.Lease, async.ErrLeaseLost)
-	}
-	if err := q.hints.now(ctx, t.Tenant, res[3], res[4], num(res[2]) == 1); err != nil {
-		q.log.Warn("redis store: ready hint not updated; the upkeep will", "task", t.ID, "error", err)
+	if res.lost {
+		return res, fmt.Errorf("redis store: %s %s: lease %d: %w", op, t.ID, t.Lease, async.ErrLeaseLost)
 	}
 	return res, nil
+}
+
+// finishBatch runs a batch of finishes: one script per tenant, in one
+// pipeline; then the tenants' hints that must go out at once, and a
+// wake-up when a slot freed at a limit.
+func (q *Queue) finishBatch(ctx context.Context, byTenant map[string][]*batchCall[finishItem, finishResult]) {
+	cmds := runPipelined(ctx, q.rdb, scriptFinish, byTenant, func(tenant string, calls []*batchCall[finishItem, finishResult]) []any {
+		args := make([]any, 0, 2+10*len(calls))
+		args = append(args, q.keys.tenant(tenant), q.skew())
+		for _, c := range calls {
+			it := c.item
+			rec := any("")
+			if it.rec != nil {
+				rec = it.rec
+			}
+			args = append(args, it.t.ID, it.t.Lease, it.op, rec, it.arg, it.pending,
+				q.opts.Retention.Milliseconds(), q.opts.ClaimTTL.Milliseconds(),
+				q.opts.Tenants[tenant].MaxConcurrency, q.opts.Functions[it.t.Lane()].MaxConcurrency)
+		}
+		return args
+	})
+	for tenant, calls := range byTenant {
+		vals, err := cmds[tenant].Slice()
+		if err == nil && len(vals) != 5*len(calls) {
+			err = fmt.Errorf("finish script answered %d values for %d tasks", len(vals), len(calls))
+		}
+		wake := false
+		var seq, earliest any = int64(0), "-2"
+		for i, c := range calls {
+			if err != nil {
+				c.err = err
+				continue
+			}
+			r := vals[5*i : 5*i+5]
+			c.out = finishResult{lost: str(r[0]) == "lost", now: str(r[1]), wake: num(r[2]) == 1, seq: r[3], earliest: r[4]}
+			wake = wake || c.out.wake
+			if num(r[3]) > num(seq) {
+				seq, earliest = r[3], r[4]
+			}
+		}
+		if err == nil {
+			if herr := q.hints.now(ctx, tenant, seq, earliest, wake); herr != nil {
+				q.log.Warn("redis store: ready hint not updated; the upkeep will", "tenant", tenant, "error", herr)
+			}
+		}
+	}
 }
 
 // now is the node's clock.

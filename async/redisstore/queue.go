@@ -84,10 +84,11 @@ type Queue struct {
 	stats   []async.LaneStats
 	closed  bool
 
-	hints  *hinter
-	down   atomic.Bool   // Redis did not answer the latest upkeep ping
-	picked pick          // Lease's current choice of tenants
-	gen    atomic.Uint64 // bumped when a tenant may have become ready: picks older than it are stale
+	hints    *hinter
+	down     atomic.Bool // Redis did not answer the latest upkeep ping
+	picked   pick        // Lease's current choice of tenants
+	finishes *batcher[finishItem, finishResult]
+	gen      atomic.Uint64 // bumped when a tenant may have become ready: picks older than it are stale
 }
 
 // Open returns a Queue on rdb. It checks that Redis runs scripts, that
@@ -138,7 +139,9 @@ func Open(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Queue,
 	runCtx, stop := context.WithCancel(context.Background())
 	q.stop = stop
 	q.hints = newHinter(q)
+	q.finishes = newBatcher(q.finishBatch)
 	q.wg.Go(func() { q.hints.run(runCtx) })
+	q.wg.Go(func() { q.finishes.run(runCtx) })
 	q.wg.Go(func() { q.listen(runCtx) })
 	q.signal() // tasks may be waiting from before this node started
 	return q, nil

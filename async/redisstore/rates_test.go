@@ -116,7 +116,9 @@ func TestRedisDown(t *testing.T) {
 	if _, err := r.Take(context.Background(), lane); err == nil {
 		t.Error("Take without Redis succeeded")
 	}
-	if _, err := NewTraces(rdb, "ferry", time.Minute).Count(context.Background(), trace.TraceID{1}, lane); err == nil {
+	traces := NewTraces(rdb, "ferry", time.Minute)
+	defer traces.Close()
+	if _, err := traces.Count(context.Background(), trace.TraceID{1}, lane); err == nil {
 		t.Error("Count without Redis succeeded")
 	}
 	// A lane without any rate needs no Redis.

@@ -64,6 +64,10 @@ func TestTraces(t *testing.T) {
 	t.Parallel()
 	sharedtest.TestTraces(t, func(t *testing.T, window time.Duration) func() dispatcher.TraceCounter {
 		prefix := testPrefix(t)
-		return func() dispatcher.TraceCounter { return NewTraces(nodeClient(t), prefix, window) }
+		return func() dispatcher.TraceCounter {
+			tr := NewTraces(nodeClient(t), prefix, window)
+			t.Cleanup(func() { _ = tr.Close() })
+			return tr
+		}
 	})
 }

@@ -105,11 +105,12 @@ func SharedState(cfg *config.Config) (*Shared, error) {
 	}
 	prefix := prefixOf(cfg.Store.Redis)
 	tenants, functions := limits(cfg)
+	traces := redisstore.NewTraces(rdb, prefix, cfg.LoopGuard.TraceWindow.D())
 	return &Shared{
 		Rates:     redisstore.NewRates(rdb, prefix, tenants, functions),
 		Admission: redisstore.NewAdmissionRates(rdb, prefix, tenants, functions),
-		Traces:    redisstore.NewTraces(rdb, prefix, cfg.LoopGuard.TraceWindow.D()),
-		close:     rdb.Close,
+		Traces:    traces,
+		close:     func() error { return errors.Join(traces.Close(), rdb.Close()) },
 	}, nil
 }
 

@@ -1,8 +1,15 @@
--- Count a first attempt of a function in a trace (Traces.Count).
--- KEYS[1] the count key. ARGV[1] the trace window in ms: the count lives
--- that long from its first attempt. Returns the count, this one included.
-local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+-- Count first attempts of functions in traces, for one tenant. KEYS[1]
+-- the tenant's meta key (routing). ARGV: 1 the tenant's hash tag, 2 the
+-- trace window in ms (a count lives that long from its first attempt),
+-- 3.. "<trace id>:<fn>" per attempt. Returns each count, this one
+-- included.
+local out = {}
+for i = 3, #ARGV do
+  local key = ARGV[1] .. ':tr:' .. ARGV[i]
+  local n = redis.call('INCR', key)
+  if n == 1 or redis.call('PTTL', key) < 0 then
+    redis.call('PEXPIRE', key, ARGV[2])
+  end
+  table.insert(out, n)
 end
-return n
+return out
