@@ -116,6 +116,13 @@ type Upkeeper interface {
 	Run(ctx context.Context) error
 }
 
+// BatchLeaser is implemented by stores that lease several tasks in one
+// call (the Redis store: one round trip fills n free workers).
+type BatchLeaser interface {
+	// LeaseMany is Lease for up to n tasks.
+	LeaseMany(ctx context.Context, req LeaseRequest, n int) ([]*Task, time.Time, error)
+}
+
 // Extender is implemented by stores whose leases a long attempt renews
 // (a heartbeat) instead of taking one as long as the longest attempt: a
 // killed node's tasks then come back after a short lease, not after the

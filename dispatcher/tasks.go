@@ -100,8 +100,10 @@ loop:
 			} else {
 				req.BlockedTenants, req.BlockedLanes = limits.Blocked()
 			}
-			t, next, err := r.q.Lease(ctx, req)
+			extra := r.reserve(workers)
+			tasks, next, err := r.lease(ctx, req, 1+extra)
 			if err != nil {
+				r.unreserve(workers, extra)
 				if ctx.Err() != nil {
 					<-workers
 					break loop
@@ -109,25 +111,35 @@ loop:
 				r.log.Error("lease failed; retrying in 1s", "error", err)
 				next = r.cfg.Now().Add(time.Second)
 			}
-			if t != nil {
-				fn := r.d.Function(t.Lane())
-				var slot *Slot
-				if fn != nil {
-					var ok bool
-					if slot, ok = r.acquire(fn); !ok {
-						// A poller took the last slot between Blocked and here.
-						r.release(t)
-						continue
+			if len(tasks) > 0 {
+				started := 0
+				for _, t := range tasks {
+					fn := r.d.Function(t.Lane())
+					var slot *Slot
+					if fn != nil {
+						var ok bool
+						if slot, ok = r.acquire(fn); !ok {
+							// A poller took the last slot between Blocked and here.
+							r.release(t)
+							continue
+						}
 					}
+					started++
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						defer func() { <-workers }()
+						r.process(invokeCtx, t, fn, slot)
+					}()
 				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer func() { <-workers }()
-					r.process(invokeCtx, t, fn, slot)
-				}()
+				if started == 0 {
+					r.unreserve(workers, extra)
+					continue // keep the first worker; look again
+				}
+				r.unreserve(workers, 1+extra-started)
 				break
 			}
+			r.unreserve(workers, extra)
 			if freed == nil {
 				// Watch for releases, then look once more: a slot freed
 				// since Blocked would otherwise go unnoticed.
@@ -169,6 +181,46 @@ loop:
 }
 
 var errShutdown = errors.New("ferry is shutting down")
+
+// maxLeaseBatch bounds the tasks one LeaseMany takes.
+const maxLeaseBatch = 16
+
+// reserve takes the free workers (up to maxLeaseBatch-1 besides the one
+// held) when the store leases in batches, so one round trip fills them.
+func (r *TaskRunner) reserve(workers chan struct{}) int {
+	if _, ok := r.q.(async.BatchLeaser); !ok {
+		return 0
+	}
+	n := 0
+	for n < maxLeaseBatch-1 {
+		select {
+		case workers <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// unreserve gives n workers back.
+func (r *TaskRunner) unreserve(workers chan struct{}, n int) {
+	for range n {
+		<-workers
+	}
+}
+
+// lease takes up to n tasks (more than one only from a BatchLeaser).
+func (r *TaskRunner) lease(ctx context.Context, req async.LeaseRequest, n int) ([]*async.Task, time.Time, error) {
+	if bl, ok := r.q.(async.BatchLeaser); ok && n > 1 {
+		return bl.LeaseMany(ctx, req, n)
+	}
+	t, next, err := r.q.Lease(ctx, req)
+	if t == nil {
+		return nil, next, err
+	}
+	return []*async.Task{t}, next, err
+}
 
 // acquire takes the slot of a leased task of fn, and its rate token
 // unless the Lease took it.

@@ -39,6 +39,17 @@ type pick struct {
 // (GCRA). Blocked tenants and lanes in req are skipped. The lease expires
 // after req.TTL of Redis's clock.
 func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task, time.Time, error) {
+	ts, next, err := q.LeaseMany(ctx, req, 1)
+	if len(ts) == 0 {
+		return nil, next, err
+	}
+	return ts[0], next, err
+}
+
+// LeaseMany is Lease for up to n tasks at once (async.BatchLeaser), taken
+// from one tenant's lanes round-robin in one script: a node with n free
+// workers fills them with one round trip.
+func (q *Queue) LeaseMany(ctx context.Context, req async.LeaseRequest, n int) ([]*async.Task, time.Time, error) {
 	if req.TTL <= 0 {
 		return nil, time.Time{}, fmt.Errorf("redis store: lease: ttl must be positive, got %v", req.TTL)
 	}
@@ -73,7 +84,7 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 				p.i, tried = i+1, tried+1
 				continue
 			}
-			r, err := q.tenantRun(ctx, scriptLease, tenant, q.leaseArgs(tenant, req)...)
+			r, err := q.tenantRun(ctx, scriptLease, tenant, q.leaseArgs(tenant, req, max(n, 1))...)
 			if err != nil {
 				return nil, time.Time{}, unavailable("lease", err)
 			}
@@ -86,19 +97,29 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 				continue
 			}
 			p.i = i + 1
-			t, _, err := decode(r[2 : 2+numFields])
-			q.hints.note(tenant, r[3+numFields], r[4+numFields], false)
-			if err != nil || t == nil {
-				// The task cannot be read: leave it leased so the lease
-				// expires and the error shows again, and try the next tenant.
-				q.log.Error("redis store: leased task cannot be decoded", "tenant", tenant, "id", str(r[1]), "error", err)
+			count := int(num(r[1]))
+			tail := r[2+count*(1+numFields):]
+			q.hints.note(tenant, tail[1], tail[2], false)
+			var out []*async.Task
+			for k := range count {
+				vals := r[2+k*(1+numFields) : 2+(k+1)*(1+numFields)]
+				t, _, err := decode(vals[1:])
+				if err != nil || t == nil {
+					// The task cannot be read: leave it leased so the
+					// lease expires and the error shows again.
+					q.log.Error("redis store: leased task cannot be decoded", "tenant", tenant, "id", str(vals[0]), "error", err)
+					continue
+				}
+				q.mu.Lock()
+				q.leased[t.ID] = t
+				q.mu.Unlock()
+				out = append(out, t.Clone())
+			}
+			if len(out) == 0 {
 				tried++
 				continue
 			}
-			q.mu.Lock()
-			q.leased[t.ID] = t
-			q.mu.Unlock()
-			return t.Clone(), time.Time{}, nil
+			return out, time.Time{}, nil
 		}
 		if !fresh {
 			p.at = time.Time{} // look at the cluster again before giving up
@@ -137,9 +158,9 @@ func (q *Queue) repick(ctx context.Context, req async.LeaseRequest) error {
 // leaseArgs are the lease script's arguments for one tenant: the lease
 // length, the tenant's limits, the lanes req blocks, and the configured
 // functions' limits.
-func (q *Queue) leaseArgs(tenant string, req async.LeaseRequest) []any {
+func (q *Queue) leaseArgs(tenant string, req async.LeaseRequest, n int) []any {
 	tl := q.opts.Tenants[tenant]
-	args := []any{req.TTL.Milliseconds(), tl.MaxConcurrency, tl.Rate, tl.Burst}
+	args := []any{req.TTL.Milliseconds(), n, tl.MaxConcurrency, tl.Rate, tl.Burst}
 	var blocked []any
 	for _, l := range req.BlockedLanes {
 		if l.Tenant == tenant {
