@@ -24,9 +24,7 @@ func (q *Queue) Enqueue(ctx context.Context, t *async.Task, maxQueued int) (*asy
 	rec := t.Clone()
 	rec.Status = async.StatusQueued
 	delay := max(t.ReadyAt.Sub(t.CreatedAt).Milliseconds(), 0)
-	res, err := q.tenantRun(ctx, scriptEnqueue, t.Tenant,
-		t.ID, t.Function, async.AppendRecord(nil, rec), t.Payload, delay, maxQueued,
-		t.IdempotencyKey, q.opts.IdempotencyTTL.Milliseconds())
+	res, err := q.enqueues.do(ctx, t.Tenant, enqueueItem{t: t, rec: async.AppendRecord(nil, rec), delay: delay, maxQueued: maxQueued})
 	if err != nil {
 		return nil, false, unavailable("enqueue", err)
 	}
@@ -40,15 +38,61 @@ func (q *Queue) Enqueue(ctx context.Context, t *async.Task, maxQueued int) (*asy
 		return nil, false, fmt.Errorf("redis store: enqueue: tenant %q has %d unfinished tasks: %w", t.Tenant, num(res[1]), async.ErrQuotaExceeded)
 	}
 	now := num(res[1])
-	if err := q.hints.now(ctx, t.Tenant, res[2], res[3], false); err != nil {
-		// Stored: the flusher and the upkeep make it leasable; say so.
-		q.log.Warn("redis store: task stored, its ready hint not yet", "task", t.ID, "error", err)
-	}
 	rec.CreatedAt = msTime(str(res[1]))
 	rec.UpdatedAt = rec.CreatedAt
 	rec.ReadyAt = time.UnixMilli(now + delay).UTC()
 	rec.LeaseExpiresAt, rec.FinishedAt = time.Time{}, time.Time{}
 	return rec, true, nil
+}
+
+// enqueueItem is one Enqueue for the enqueue script.
+type enqueueItem struct {
+	t         *async.Task
+	rec       []byte
+	delay     int64
+	maxQueued int
+}
+
+// enqueueBatch stores a batch of concurrent Enqueues (group commit): one
+// script per tenant, in one pipeline; then each tenant's hint, at once
+// when a task made it ready sooner, so that a Lease on any node after the
+// Enqueue returned sees the task.
+func (q *Queue) enqueueBatch(ctx context.Context, byTenant map[string][]*batchCall[enqueueItem, []any]) {
+	cmds := runPipelined(ctx, q.rdb, scriptEnqueue, byTenant, func(tenant string, calls []*batchCall[enqueueItem, []any]) []any {
+		args := make([]any, 0, 2+8*len(calls))
+		args = append(args, q.keys.tenant(tenant), q.skew())
+		for _, c := range calls {
+			it := c.item
+			args = append(args, it.t.ID, it.t.Function, it.rec, it.t.Payload, it.delay, it.maxQueued,
+				it.t.IdempotencyKey, q.opts.IdempotencyTTL.Milliseconds())
+		}
+		return args
+	})
+	for tenant, calls := range byTenant {
+		vals, err := cmds[tenant].Slice()
+		if err == nil && len(vals) != 4*len(calls) {
+			err = fmt.Errorf("enqueue script answered %d values for %d tasks", len(vals), len(calls))
+		}
+		var seq, earliest any = int64(0), "-2"
+		for i, c := range calls {
+			if err != nil {
+				c.err = err
+				continue
+			}
+			c.out = vals[4*i : 4*i+4]
+			if str(c.out[0]) == "ok" && num(c.out[2]) > num(seq) {
+				seq, earliest = c.out[2], c.out[3]
+			}
+		}
+		if err == nil {
+			// seq > 0: a task made the tenant ready sooner than it was:
+			// wake the nodes, whatever the global hint said before.
+			if herr := q.hints.now(ctx, tenant, seq, earliest, num(seq) > 0); herr != nil {
+				// Stored: the flusher and the upkeep make them leasable.
+				q.log.Warn("redis store: tasks stored, their ready hint not yet", "tenant", tenant, "error", herr)
+			}
+		}
+	}
 }
 
 func validateNew(t *async.Task) error {

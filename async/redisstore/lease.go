@@ -343,7 +343,7 @@ func (q *Queue) finishBatch(ctx context.Context, byTenant map[string][]*batchCal
 			}
 		}
 		if err == nil {
-			if herr := q.hints.now(ctx, tenant, seq, earliest, wake); herr != nil {
+			if herr := q.hints.now(ctx, tenant, seq, earliest, wake || num(seq) > 0); herr != nil {
 				q.log.Warn("redis store: ready hint not updated; the upkeep will", "tenant", tenant, "error", herr)
 			}
 		}

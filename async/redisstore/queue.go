@@ -88,6 +88,7 @@ type Queue struct {
 	down     atomic.Bool // Redis did not answer the latest upkeep ping
 	picked   pick        // Lease's current choice of tenants
 	finishes *batcher[finishItem, finishResult]
+	enqueues *batcher[enqueueItem, []any]
 	gen      atomic.Uint64 // bumped when a tenant may have become ready: picks older than it are stale
 }
 
@@ -140,8 +141,10 @@ func Open(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Queue,
 	q.stop = stop
 	q.hints = newHinter(q)
 	q.finishes = newBatcher(q.finishBatch)
+	q.enqueues = newBatcher(q.enqueueBatch)
 	q.wg.Go(func() { q.hints.run(runCtx) })
 	q.wg.Go(func() { q.finishes.run(runCtx) })
+	q.wg.Go(func() { q.enqueues.run(runCtx) })
 	q.wg.Go(func() { q.listen(runCtx) })
 	q.signal() // tasks may be waiting from before this node started
 	return q, nil
