@@ -28,12 +28,13 @@
 //	{P:t:T}:lanes            set: every function that ever had a task (Stats)
 //	{P:t:T}:run              zset id → lease expiry (ms): the tenant's running tasks
 //	{P:t:T}:run:<fn>         zset id → lease expiry (ms): the lane's running tasks
-//	{P:t:T}:all              zset (score 0) "<created ns, 20 digits>:<id>": listing, newest first
+//	{P:t:T}:all              zset (score 0) "<created ms, 15 digits>:<id>": listing, newest first
 //	{P:t:T}:fin              zset id → expiry (ms): finished tasks past their deliveries
 //	{P:t:T}:dlv              zset id → claim expiry (ms): finished tasks with pending deliveries
 //	{P:t:T}:i:<key>          idempotency key → "<task id>|<window end ms>" (the TTL only collects it)
 //	{P:t:T}:rate             hash: "" → the tenant's GCRA theoretical arrival time (ms),
-//	                         <fn> → the lane's
+//	                         <fn> → the lane's (dispatch: leases and triggers)
+//	{P:t:T}:arate            the same for admission (429 at submit)
 //	{P:t:T}:tr:<trace>:<fn>  the loop guard's count of first attempts of fn in a trace
 //
 // # Time

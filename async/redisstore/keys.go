@@ -1,9 +1,6 @@
 package redisstore
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // FormatVersion is the layout version this package reads and writes,
 // stored at {P}:version.
@@ -23,21 +20,11 @@ func (k keys) seq() string     { return k.global("seq") }
 func (k keys) cursor() string  { return k.global("cursor") }
 func (k keys) wake() string    { return k.global("wake") }
 
-func (k keys) meta(t string) string          { return k.tenant(t) + ":meta" }
-func (k keys) task(t, id string) string      { return k.tenant(t) + ":k:" + id }
-func (k keys) queue(t, fn string) string     { return k.tenant(t) + ":q:" + fn }
-func (k keys) fns(t string) string           { return k.tenant(t) + ":fns" }
-func (k keys) run(t string) string           { return k.tenant(t) + ":run" }
-func (k keys) runLane(t, fn string) string   { return k.tenant(t) + ":run:" + fn }
-func (k keys) all(t string) string           { return k.tenant(t) + ":all" }
-func (k keys) fin(t string) string           { return k.tenant(t) + ":fin" }
-func (k keys) dlv(t string) string           { return k.tenant(t) + ":dlv" }
-func (k keys) idem(t, key string) string     { return k.tenant(t) + ":i:" + key }
-func (k keys) rate(t string) string          { return k.tenant(t) + ":rate" }
-func (k keys) trace(t, tr, fn string) string { return k.tenant(t) + ":tr:" + tr + ":" + fn }
-func listMember(createdNanos int64, id string) string {
-	return fmt.Sprintf("%020d:%s", createdNanos, id)
-}
+// Tenant keys the Go side names (the scripts build the rest from the
+// tenant's hash tag, the first argument of every tenant script).
+func (k keys) task(t, id string) string { return k.tenant(t) + ":k:" + id }
+func (k keys) all(t string) string      { return k.tenant(t) + ":all" }
+func (k keys) rate(t string) string     { return k.tenant(t) + ":rate" }
 
 // listID returns the task id of a listing member.
 func listID(member string) string {

@@ -406,8 +406,3 @@ func (q *Queue) Stats() []async.LaneStats {
 	defer q.mu.Unlock()
 	return append([]async.LaneStats(nil), q.stats...)
 }
-
-// tenantOf returns the tenant part of a tenant hash tag.
-func (k keys) tenantOf(tag string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(tag, "{"+k.prefix+":t:"), "}")
-}
