@@ -155,3 +155,28 @@ func (t *Task) Clone() *Task {
 	c.Deliveries = append([]Delivery(nil), t.Deliveries...)
 	return &c
 }
+
+// CheckNew reports the fields a new task must have and lacks: ID, Tenant,
+// Function, CreatedAt and ReadyAt (every store checks them at Enqueue).
+func (t *Task) CheckNew() error {
+	var missing []string
+	if t.ID == "" {
+		missing = append(missing, "ID")
+	}
+	if t.Tenant == "" {
+		missing = append(missing, "Tenant")
+	}
+	if t.Function == "" {
+		missing = append(missing, "Function")
+	}
+	if t.CreatedAt.IsZero() {
+		missing = append(missing, "CreatedAt")
+	}
+	if t.ReadyAt.IsZero() {
+		missing = append(missing, "ReadyAt")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("task fields required but not set: %v", missing)
+	}
+	return nil
+}

@@ -67,24 +67,8 @@ func (q *Queue) Enqueue(ctx context.Context, t *async.Task, maxQueued int) (*asy
 }
 
 func validateNew(t *async.Task) error {
-	var missing []string
-	if t.ID == "" {
-		missing = append(missing, "ID")
-	}
-	if t.Tenant == "" {
-		missing = append(missing, "Tenant")
-	}
-	if t.Function == "" {
-		missing = append(missing, "Function")
-	}
-	if t.CreatedAt.IsZero() {
-		missing = append(missing, "CreatedAt")
-	}
-	if t.ReadyAt.IsZero() {
-		missing = append(missing, "ReadyAt")
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("embedded: enqueue: task fields required but not set: %v", missing)
+	if err := t.CheckNew(); err != nil {
+		return fmt.Errorf("embedded: enqueue: %w", err)
 	}
 	if len(t.Tenant) > maxTenantLen {
 		return fmt.Errorf("embedded: enqueue: tenant name longer than %d bytes", maxTenantLen)

@@ -14,8 +14,8 @@ import (
 // durable when Redis acknowledges it as far as Redis's appendfsync makes
 // it so (always: fsynced). An id already in use is async.ErrConflict.
 func (q *Queue) Enqueue(ctx context.Context, t *async.Task, maxQueued int) (*async.Task, bool, error) {
-	if err := validateNew(t); err != nil {
-		return nil, false, err
+	if err := t.CheckNew(); err != nil {
+		return nil, false, fmt.Errorf("redis store: enqueue: %w", err)
 	}
 	if err := q.begin("enqueue"); err != nil {
 		return nil, false, err
@@ -93,27 +93,4 @@ func (q *Queue) enqueueBatch(ctx context.Context, byTenant map[string][]*batchCa
 			}
 		}
 	}
-}
-
-func validateNew(t *async.Task) error {
-	var missing []string
-	if t.ID == "" {
-		missing = append(missing, "ID")
-	}
-	if t.Tenant == "" {
-		missing = append(missing, "Tenant")
-	}
-	if t.Function == "" {
-		missing = append(missing, "Function")
-	}
-	if t.CreatedAt.IsZero() {
-		missing = append(missing, "CreatedAt")
-	}
-	if t.ReadyAt.IsZero() {
-		missing = append(missing, "ReadyAt")
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("redis store: enqueue: task fields required but not set: %v", missing)
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
 var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -33,22 +34,7 @@ func testPrefix(t testing.TB) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	prefix := "ferrytest-" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		rdb := testClient(t)
-		defer rdb.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, pattern := range []string{"{" + prefix + "}*", "{" + prefix + ":*"} {
-			iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-			var ks []string
-			for iter.Next(ctx) {
-				ks = append(ks, iter.Val())
-			}
-			if len(ks) > 0 {
-				_ = rdb.Del(ctx, ks...).Err()
-			}
-		}
-	})
+	t.Cleanup(func() { ferrytest.DeleteRedisPrefix(t, brokers.Addr(brokers.Redis), prefix) })
 	return prefix
 }
 
