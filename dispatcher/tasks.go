@@ -102,8 +102,10 @@ loop:
 			}
 			extra := r.reserve(workers)
 			tasks, next, err := r.lease(ctx, req, 1+extra)
+			if len(tasks) == 0 {
+				r.unreserve(workers, extra) // keep the first worker only
+			}
 			if err != nil {
-				r.unreserve(workers, extra)
 				if ctx.Err() != nil {
 					<-workers
 					break loop
@@ -139,7 +141,6 @@ loop:
 				r.unreserve(workers, 1+extra-started)
 				break
 			}
-			r.unreserve(workers, extra)
 			if freed == nil {
 				// Watch for releases, then look once more: a slot freed
 				// since Blocked would otherwise go unnoticed.
