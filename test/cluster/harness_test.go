@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -115,6 +118,11 @@ func (n *node) Freeze() {
 	n.c.t.Helper()
 	n.Signal(syscall.SIGSTOP)
 	n.frozen = true
+	// The signal is delivered asynchronously: wait until every thread
+	// has stopped, so that nothing the test does next is served.
+	if !waitFor(5*time.Second, func() bool { return n.stopped(true) }) {
+		n.c.t.Fatalf("%s: not stopped within 5s of SIGSTOP", n.Name)
+	}
 }
 
 // Thaw resumes a frozen node with SIGCONT.
@@ -122,6 +130,34 @@ func (n *node) Thaw() {
 	n.c.t.Helper()
 	n.Signal(syscall.SIGCONT)
 	n.frozen = false
+	if !waitFor(5*time.Second, func() bool { return n.stopped(false) }) {
+		n.c.t.Fatalf("%s: still stopped 5s after SIGCONT", n.Name)
+	}
+}
+
+// stopped reports whether every thread of the node's process is in state
+// T (stopped), or, with want false, none is.
+func (n *node) stopped(want bool) bool {
+	dir := fmt.Sprintf("/proc/%d/task", n.Pid())
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name in parentheses.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) {
+			return false
+		}
+		if (stat[i+2] == 'T') != want {
+			return false
+		}
+	}
+	return true
 }
 
 // Ready returns the status /readyz answers now (0 when it does not

@@ -242,6 +242,9 @@ func (p *Proc) Signal(sig syscall.Signal) {
 	}
 }
 
+// Pid is the process id of the running process.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Running reports whether the process is running (a stopped one, after
 // SIGSTOP, is running).
 func (p *Proc) Running() bool { return p.running() }
