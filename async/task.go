@@ -156,6 +156,17 @@ func (t *Task) Clone() *Task {
 	return &c
 }
 
+// HasPendingDeliveries reports whether any of t's outcome deliveries is
+// still pending.
+func (t *Task) HasPendingDeliveries() bool {
+	for _, d := range t.Deliveries {
+		if d.State == DeliveryPending {
+			return true
+		}
+	}
+	return false
+}
+
 // CheckNew reports the fields a new task must have and lacks: ID, Tenant,
 // Function, CreatedAt and ReadyAt (every store checks them at Enqueue).
 func (t *Task) CheckNew() error {

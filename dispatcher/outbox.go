@@ -66,7 +66,7 @@ func (o *Outbox) ResumeEvery(d time.Duration) { o.resume = d }
 func (o *Outbox) Add(t *async.Task) {
 	o.mu.Lock()
 	_, have := o.tasks[t.ID]
-	if !have && pendingDeliveries(t) > 0 {
+	if !have && t.HasPendingDeliveries() {
 		o.tasks[t.ID] = struct{}{}
 	}
 	o.mu.Unlock()
@@ -152,17 +152,6 @@ func (o *Outbox) Run(ctx context.Context, workers int) error {
 	return nil
 }
 
-// pendingDeliveries counts t's pending deliveries.
-func pendingDeliveries(t *async.Task) int {
-	n := 0
-	for _, d := range t.Deliveries {
-		if d.State == async.DeliveryPending {
-			n++
-		}
-	}
-	return n
-}
-
 // resumePending schedules the deliveries the store reports pending.
 func (o *Outbox) resumePending(ctx context.Context) error {
 	pending, err := o.store.PendingDeliveries(ctx)
@@ -226,7 +215,7 @@ func (o *Outbox) destination(fn *Function, t *async.Task, d async.Delivery) *Des
 func (o *Outbox) record(t *async.Task, d async.Delivery) {
 	o.mu.Lock()
 	t.Deliveries[d.Index] = d
-	if pendingDeliveries(t) == 0 {
+	if !t.HasPendingDeliveries() {
 		delete(o.tasks, t.ID)
 	}
 	o.mu.Unlock()

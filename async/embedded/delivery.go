@@ -42,10 +42,10 @@ func (q *Queue) UpdateDelivery(ctx context.Context, tenant, id string, d async.D
 		return fmt.Errorf("embedded: update delivery %s: index %d out of range (task has %d deliveries)", id, d.Index, len(t.Deliveries))
 	}
 	now := q.now()
-	wasPending := hasPending(t)
+	wasPending := t.HasPendingDeliveries()
 	t.Deliveries[d.Index] = d
 	t.UpdatedAt = now
-	pending := hasPending(t)
+	pending := t.HasPendingDeliveries()
 
 	b := q.db.NewBatch()
 	defer b.Close()
@@ -93,7 +93,7 @@ func (q *Queue) PendingDeliveries(ctx context.Context) ([]*async.Task, error) {
 		if err != nil {
 			return nil, err
 		}
-		if t != nil && hasPending(t) {
+		if t != nil && t.HasPendingDeliveries() {
 			out = append(out, t)
 		}
 	}

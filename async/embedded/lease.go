@@ -116,7 +116,7 @@ func (q *Queue) Complete(ctx context.Context, id string, token uint64, c async.C
 	err := q.withLease("complete", id, token, func(t *async.Task, b *pebble.Batch, now time.Time) error {
 		c.ApplyTo(t, now)
 		done = t
-		pending = hasPending(t)
+		pending = t.HasPendingDeliveries()
 		if pending {
 			return nil
 		}
@@ -272,7 +272,7 @@ func (q *Queue) Replay(ctx context.Context, tenant, id string) (*async.Task, err
 		switch {
 		case t.Status != async.StatusFailed:
 			return fmt.Errorf("only a failed task can be replayed; this one is %s: %w", t.Status, async.ErrConflict)
-		case hasPending(t):
+		case t.HasPendingDeliveries():
 			return fmt.Errorf("its outcome deliveries are still in progress: %w", async.ErrConflict)
 		}
 		t.Status, t.Attempts, t.Error = async.StatusQueued, 0, nil

@@ -166,7 +166,7 @@ func (q *Queue) load() error {
 		}
 		switch {
 		case t.Status.Final():
-			if hasPending(t) {
+			if t.HasPendingDeliveries() {
 				q.pending[t.ID] = struct{}{}
 			}
 		case t.Status == async.StatusRunning:
@@ -318,16 +318,6 @@ func (q *Queue) commit(b *pebble.Batch, opts *pebble.WriteOptions, op string) er
 		return fmt.Errorf("embedded: %s: %w: %w", op, async.ErrUnavailable, err)
 	}
 	return nil
-}
-
-// hasPending reports whether any of t's deliveries is pending.
-func hasPending(t *async.Task) bool {
-	for _, d := range t.Deliveries {
-		if d.State == async.DeliveryPending {
-			return true
-		}
-	}
-	return false
 }
 
 // pebbleLogger sends Pebble's messages to slog.

@@ -253,7 +253,7 @@ func (q *Queue) expireTask(xkey []byte, id string, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if t == nil || !t.Status.Final() || hasPending(t) {
+	if t == nil || !t.Status.Final() || t.HasPendingDeliveries() {
 		// Gone, or not expiring now: deliveries settling write a new key.
 		return 0, q.deleteKeys(xkey)
 	}

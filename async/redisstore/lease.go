@@ -190,7 +190,7 @@ func (q *Queue) Complete(ctx context.Context, id string, token uint64, c async.C
 	}
 	c.ApplyTo(t, q.now())
 	pending := 0
-	if hasPending(t) {
+	if t.HasPendingDeliveries() {
 		pending = 1
 	}
 	res, err := q.finish(ctx, t, "complete", async.AppendRecord(nil, t), string(c.Status), pending)
@@ -352,13 +352,3 @@ func (q *Queue) finishBatch(ctx context.Context, byTenant map[string][]*batchCal
 
 // now is the node's clock.
 func (q *Queue) now() time.Time { return q.opts.Clock() }
-
-// hasPending reports whether any of t's deliveries is pending.
-func hasPending(t *async.Task) bool {
-	for _, d := range t.Deliveries {
-		if d.State == async.DeliveryPending {
-			return true
-		}
-	}
-	return false
-}

@@ -55,7 +55,7 @@ func (q *Queue) Replay(ctx context.Context, tenant, id string) (*async.Task, err
 		switch {
 		case t.Status != async.StatusFailed:
 			return t, fmt.Errorf("redis store: replay %s: only a failed task can be replayed; this one is %s: %w", id, t.Status, async.ErrConflict)
-		case hasPending(t):
+		case t.HasPendingDeliveries():
 			return t, fmt.Errorf("redis store: replay %s: its outcome deliveries are still in progress: %w", id, async.ErrConflict)
 		}
 		now := q.now()
@@ -118,7 +118,7 @@ func (q *Queue) UpdateDelivery(ctx context.Context, tenant, id string, d async.D
 		}
 		t.Deliveries[d.Index] = d
 		pending := 0
-		if hasPending(t) {
+		if t.HasPendingDeliveries() {
 			pending = 1
 		}
 		_, err = q.setRecord(ctx, t, v, "delivery", pending)
@@ -191,7 +191,7 @@ func (q *Queue) PendingDeliveries(ctx context.Context) ([]*async.Task, error) {
 			if err != nil {
 				return out, err
 			}
-			if hasPending(t) {
+			if t.HasPendingDeliveries() {
 				q.hold(tenant, id, true)
 				out = append(out, t)
 			}

@@ -335,7 +335,7 @@ func msTime(s string) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-// fieldNames are the hash fields the scripts return with a task (fields()
+// numFields is how many hash fields the scripts return with a task (fields()
 // in prelude.lua), in order.
 const numFields = 11
 
@@ -345,33 +345,28 @@ func decode(vals []any) (*async.Task, uint64, error) {
 	if len(vals) < numFields {
 		return nil, 0, fmt.Errorf("redis store: %d task fields, want %d", len(vals), numFields)
 	}
-	str := func(i int) string {
-		s, _ := vals[i].(string)
-		return s
-	}
 	if vals[0] == nil {
 		return nil, 0, nil
 	}
-	t, err := async.DecodeRecord([]byte(str(0)))
+	t, err := async.DecodeRecord([]byte(str(vals[0])))
 	if err != nil {
 		return nil, 0, fmt.Errorf("redis store: %w", err)
 	}
-	if p := str(1); p != "" {
+	if p := str(vals[1]); p != "" {
 		t.Payload = []byte(p)
 	}
-	t.Status = async.Status(str(2))
-	t.Lease, _ = strconv.ParseUint(str(3), 10, 64)
-	t.LeaseExpiresAt = msTime(str(4))
-	t.ReadyAt = msTime(str(5))
-	c, _ := strconv.Atoi(str(6))
-	t.Recoveries = c
-	t.UpdatedAt = msTime(str(7))
-	t.CreatedAt = msTime(str(8))
-	t.FinishedAt = msTime(str(9))
+	t.Status = async.Status(str(vals[2]))
+	t.Lease, _ = strconv.ParseUint(str(vals[3]), 10, 64)
+	t.LeaseExpiresAt = msTime(str(vals[4]))
+	t.ReadyAt = msTime(str(vals[5]))
+	t.Recoveries = int(num(vals[6]))
+	t.UpdatedAt = msTime(str(vals[7]))
+	t.CreatedAt = msTime(str(vals[8]))
+	t.FinishedAt = msTime(str(vals[9]))
 	if t.Status != async.StatusRunning {
 		t.LeaseExpiresAt = time.Time{}
 	}
-	v, _ := strconv.ParseUint(str(10), 10, 64)
+	v, _ := strconv.ParseUint(str(vals[10]), 10, 64)
 	return t, v, nil
 }
 
