@@ -23,7 +23,7 @@ func (q *Queue) Enqueue(ctx context.Context, t *async.Task, maxQueued int) (*asy
 	q.note(t.Tenant)
 	rec := t.Clone()
 	rec.Status = async.StatusQueued
-	delay := max(t.ReadyAt.Sub(t.CreatedAt).Milliseconds(), 0)
+	delay := delayMS(t.ReadyAt.Sub(t.CreatedAt))
 	res, err := q.enqueues.do(ctx, t.Tenant, enqueueItem{t: t, rec: async.AppendRecord(nil, rec), delay: delay, maxQueued: maxQueued})
 	if err != nil {
 		return nil, false, unavailable("enqueue", err)
@@ -40,7 +40,10 @@ func (q *Queue) Enqueue(ctx context.Context, t *async.Task, maxQueued int) (*asy
 	now := num(res[1])
 	rec.CreatedAt = msTime(str(res[1]))
 	rec.UpdatedAt = rec.CreatedAt
-	rec.ReadyAt = time.UnixMilli(now + delay).UTC()
+	rec.ReadyAt = rec.CreatedAt
+	if delay > 0 {
+		rec.ReadyAt = time.UnixMilli(now + delay + 1).UTC() // as ready_at in the script
+	}
 	rec.LeaseExpiresAt, rec.FinishedAt = time.Time{}, time.Time{}
 	return rec, true, nil
 }

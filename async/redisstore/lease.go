@@ -217,7 +217,7 @@ func (q *Queue) Retry(ctx context.Context, id string, token uint64, at time.Time
 	t.Attempts++
 	t.LastError = taskErr
 	t.Status = async.StatusQueued
-	delay := max(at.Sub(q.now()).Milliseconds(), 0)
+	delay := delayMS(at.Sub(q.now()))
 	_, err = q.finish(ctx, t, "retry", async.AppendRecord(nil, t), delay, 0)
 	return err
 }

@@ -327,6 +327,15 @@ func unavailable(op string, err error) error {
 }
 
 // msTime converts a stored ms time (0: zero time).
+// delayMS is a delay in whole ms for a script, rounded up so that a task is
+// never ready before its time (0 for none or a time past).
+func delayMS(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
 func msTime(s string) time.Time {
 	ms, _ := strconv.ParseInt(s, 10, 64)
 	if ms == 0 {

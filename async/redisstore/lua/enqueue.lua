@@ -29,7 +29,7 @@ local function enqueue(id, fn, rec, payload, delay, maxq, ikey, window)
       return {'quota', unf, 0, 0}
     end
   end
-  local ready = now + tonumber(delay)
+  local ready = ready_at(now, delay)
   redis.call('HSET', tk, 'r', rec, 'p', payload, 's', 'queued', 'f', fn, 'l', 0, 'e', 0,
     'y', ready, 'c', 0, 'u', now, 'n', now, 'x', 0, 'v', 1)
   local sooner = enqueue_id(id, fn, ready)

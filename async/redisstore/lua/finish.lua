@@ -30,7 +30,7 @@ local function finish(id, token, op, rec, arg, pending, retention, claim, tmax, 
   end
   local ready = now
   if op == 'retry' then
-    ready = now + math.max(tonumber(arg), 0)
+    ready = ready_at(now, arg)
     redis.call('HSET', tk, 'r', rec)
   end
   redis.call('HSET', tk, 's', 'queued', 'e', 0, 'y', ready, 'u', now)

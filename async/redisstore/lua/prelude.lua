@@ -11,6 +11,14 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
 end
 
+-- ready_at is when a task delayed by delay ms is ready: now_ms floors
+-- Redis's clock, so a delayed task gets 1 ms more and never runs early.
+local function ready_at(now, delay)
+  delay = tonumber(delay)
+  if delay <= 0 then return now end
+  return now + delay + 1
+end
+
 -- earliest returns the earliest ready time of the tenant's queued tasks,
 -- or -1.
 local function earliest()
