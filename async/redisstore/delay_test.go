@@ -39,7 +39,7 @@ func TestDelayNeverEarly(t *testing.T) {
 				t.Fatal(err)
 			}
 			lt := leaseWithin(t, q, 5*time.Second)
-			if early := now.Add(d).Sub(time.Now()); early > 0 {
+			if early := time.Until(now.Add(d)); early > 0 {
 				t.Fatalf("delayed task leased %s before its time", early)
 			}
 			at := time.Now().Add(d)
@@ -47,7 +47,7 @@ func TestDelayNeverEarly(t *testing.T) {
 				t.Fatal(err)
 			}
 			lt = leaseWithin(t, q, 5*time.Second)
-			if early := at.Sub(time.Now()); early > 0 {
+			if early := time.Until(at); early > 0 {
 				t.Fatalf("retried task leased %s before its time", early)
 			}
 			if _, err := q.Complete(ctx, lt.ID, lt.Lease, async.Completion{Status: async.StatusSucceeded, Attempted: true}); err != nil {
