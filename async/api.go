@@ -30,6 +30,7 @@ const (
 // TaskStore is what the API needs of the Queue.
 type TaskStore interface {
 	Enqueue(ctx context.Context, t *Task, maxQueued int) (*Task, bool, error)
+	EnqueueBatch(ctx context.Context, ts []*Task, maxQueued int) ([]EnqueueResult, error)
 	Get(ctx context.Context, tenant, id string) (*Task, error)
 	Cancel(ctx context.Context, tenant, id string) (*Task, error)
 	Replay(ctx context.Context, tenant, id string) (*Task, error)
@@ -100,6 +101,7 @@ func NewAPI(cfg APIConfig) *API {
 // Register mounts the API's routes on mux.
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/v1/functions/{fn}/tasks", a.authed(a.submit, http.MethodPost))
+	mux.HandleFunc("/v1/functions/{fn}/tasks/batch", a.authed(a.submitBatch, http.MethodPost))
 	mux.HandleFunc("/v1/tasks/{id}", a.authed(a.task, http.MethodGet, http.MethodDelete))
 	mux.HandleFunc("/v1/tasks/{id}/replay", a.authed(a.replay, http.MethodPost))
 	mux.HandleFunc("/v1/tasks", a.authed(a.list, http.MethodGet))
@@ -143,7 +145,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 			fmt.Sprintf("payload of %d bytes is over the limit of %d bytes", r.ContentLength, a.cfg.MaxPayload))
 		return
 	}
-	delay, err := parseDelay(r.Header.Get("Ferry-Delay"))
+	delay, err := parseDelay("Ferry-Delay", r.Header.Get("Ferry-Delay"))
 	if err != nil {
 		a.reject(w, tenant, http.StatusBadRequest, "bad_delay", err.Error())
 		return
@@ -171,18 +173,8 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		return
 	}
 
-	ctx, span := a.cfg.Tracer.Start(a.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "ferry.submit",
-		trace.WithSpanKind(trace.SpanKindServer))
+	_, span, traceParent := a.startSpan(r, "ferry.submit")
 	defer span.End()
-	carrier := propagation.MapCarrier{}
-	a.prop.Inject(ctx, carrier)
-	traceParent := carrier[wire.HeaderTraceParent]
-	if traceParent == "" { // no tracer: keep a valid incoming traceparent as is
-		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-			a.prop.Inject(trace.ContextWithSpanContext(context.Background(), sc), carrier)
-			traceParent = carrier[wire.HeaderTraceParent]
-		}
-	}
 
 	now := a.cfg.Now().UTC()
 	id, err := uuid.NewV7()
@@ -207,26 +199,12 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		return
 	}
 	got, created, err := a.cfg.Store.Enqueue(r.Context(), t, a.cfg.MaxQueued(tenant))
-	switch {
-	case errors.Is(err, ErrQuotaExceeded):
-		w.Header().Set("Retry-After", "1")
-		a.reject(w, tenant, http.StatusTooManyRequests, "quota_exceeded",
-			fmt.Sprintf("tenant %q has reached max_queued (%d unfinished tasks); retry later", tenant, a.cfg.MaxQueued(tenant)))
-		return
-	case errors.Is(err, ErrFull):
-		a.cfg.Logger.Error("enqueue refused: the task store is full", "tenant", tenant, "function", fn, "error", err)
-		w.Header().Set("Retry-After", "5")
-		a.reject(w, tenant, http.StatusInsufficientStorage, "store_full", "the task store is full; retry later")
-		return
-	case err != nil:
-		a.cfg.Logger.Error("enqueue failed", "tenant", tenant, "function", fn, "error", err)
-		w.Header().Set("Retry-After", "1")
-		a.reject(w, tenant, http.StatusServiceUnavailable, "unavailable", "the task store cannot take tasks now; retry later")
-		return
+	if err == nil && !created && got.Function != fn {
+		err = errIdempotencyConflict{key: key, function: got.Function}
 	}
-	if !created && got.Function != fn {
-		a.reject(w, tenant, http.StatusConflict, "idempotency_conflict",
-			fmt.Sprintf("Idempotency-Key %q was used for function %q", key, got.Function))
+	if err != nil {
+		status, code, msg := a.enqueueError(w, tenant, fn, err)
+		a.reject(w, tenant, status, code, msg)
 		return
 	}
 	result := "accepted"
@@ -237,6 +215,55 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 	a.submits.WithLabelValues(tenant, result).Inc()
 	w.Header().Set("Location", "/v1/tasks/"+got.ID)
 	writeJSON(w, http.StatusAccepted, viewOf(got))
+}
+
+// startSpan starts the submission's span from the request's trace context
+// and returns the traceparent its tasks carry.
+func (a *API) startSpan(r *http.Request, name string) (context.Context, trace.Span, string) {
+	ctx, span := a.cfg.Tracer.Start(a.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), name,
+		trace.WithSpanKind(trace.SpanKindServer))
+	carrier := propagation.MapCarrier{}
+	a.prop.Inject(ctx, carrier)
+	traceParent := carrier[wire.HeaderTraceParent]
+	if traceParent == "" { // no tracer: keep a valid incoming traceparent as is
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			a.prop.Inject(trace.ContextWithSpanContext(context.Background(), sc), carrier)
+			traceParent = carrier[wire.HeaderTraceParent]
+		}
+	}
+	return ctx, span, traceParent
+}
+
+// errIdempotencyConflict: the idempotency key names a task of another
+// function.
+type errIdempotencyConflict struct{ key, function string }
+
+func (e errIdempotencyConflict) Error() string {
+	return fmt.Sprintf("Idempotency-Key %q was used for function %q", e.key, e.function)
+}
+
+// enqueueError maps an Enqueue error to the answer's status, code and
+// message (setting Retry-After on w where a retry later can succeed).
+func (a *API) enqueueError(w http.ResponseWriter, tenant, fn string, err error) (int, string, string) {
+	var idem errIdempotencyConflict
+	switch {
+	case errors.As(err, &idem):
+		return http.StatusConflict, "idempotency_conflict", idem.Error()
+	case errors.Is(err, ErrQuotaExceeded):
+		w.Header().Set("Retry-After", "1")
+		return http.StatusTooManyRequests, "quota_exceeded",
+			fmt.Sprintf("tenant %q has reached max_queued (%d unfinished tasks); retry later", tenant, a.cfg.MaxQueued(tenant))
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict, "conflict", err.Error()
+	case errors.Is(err, ErrFull):
+		a.cfg.Logger.Error("enqueue refused: the task store is full", "tenant", tenant, "function", fn, "error", err)
+		w.Header().Set("Retry-After", "5")
+		return http.StatusInsufficientStorage, "store_full", "the task store is full; retry later"
+	default:
+		a.cfg.Logger.Error("enqueue failed", "tenant", tenant, "function", fn, "error", err)
+		w.Header().Set("Retry-After", "1")
+		return http.StatusServiceUnavailable, "unavailable", "the task store cannot take tasks now; retry later"
+	}
 }
 
 func (a *API) reject(w http.ResponseWriter, tenant string, status int, code, msg string) {
@@ -333,13 +360,14 @@ func (a *API) unavailable(w http.ResponseWriter, err error) {
 	WriteError(w, http.StatusServiceUnavailable, "unavailable", "the task store is unavailable; retry later")
 }
 
-func parseDelay(v string) (time.Duration, error) {
+// parseDelay parses a delay named name (for the message).
+func parseDelay(name, v string) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 || d > MaxDelay {
-		return 0, fmt.Errorf("Ferry-Delay %q must be a duration from 0s to 720h (30 days), e.g. 30s or 5m", v)
+		return 0, fmt.Errorf("%s %q must be a duration from 0s to 720h (30 days), e.g. 30s or 5m", name, v)
 	}
 	return d, nil
 }

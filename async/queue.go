@@ -133,6 +133,14 @@ type Extender interface {
 	Extend(ctx context.Context, id string, token uint64, ttl time.Duration) error
 }
 
+// EnqueueResult is what EnqueueBatch did with one task: stored (Created),
+// answered with the existing task of its idempotency key, or refused (Err).
+type EnqueueResult struct {
+	Task    *Task
+	Created bool
+	Err     error
+}
+
 // ListOptions selects tasks for List. Tasks are listed newest first.
 type ListOptions struct {
 	Tenant   string // required
@@ -166,6 +174,12 @@ type Queue interface {
 	// created == false. ErrQuotaExceeded when the tenant already has
 	// maxQueued unfinished tasks (maxQueued <= 0: no limit).
 	Enqueue(ctx context.Context, t *Task, maxQueued int) (got *Task, created bool, err error)
+	// EnqueueBatch is Enqueue for tasks of one tenant, stored with one
+	// durable write, with a result per task in order: a task past the quota
+	// fails alone (ErrQuotaExceeded in its result); an idempotency key used
+	// twice in the batch makes the later task a duplicate of the earlier.
+	// err is for the batch as a whole, and then nothing is stored.
+	EnqueueBatch(ctx context.Context, ts []*Task, maxQueued int) ([]EnqueueResult, error)
 
 	// Lease takes the next ready task (ReadyAt <= now) of a lane that req
 	// does not block, visiting tenants round-robin from a cursor the store

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -30,40 +31,252 @@ type idemEntry struct {
 // modified. See async.Queue for idempotency and quota; an ID already in use
 // is async.ErrConflict.
 func (q *Queue) Enqueue(ctx context.Context, t *async.Task, maxQueued int) (*async.Task, bool, error) {
-	if err := validateNew(t); err != nil {
+	res, err := q.EnqueueBatch(ctx, []*async.Task{t}, maxQueued)
+	if err != nil {
 		return nil, false, err
+	}
+	return res[0].Task, res[0].Created, res[0].Err
+}
+
+// EnqueueBatch stores the tenant's tasks as Enqueue does, all of them in
+// one synced Pebble batch (one WAL write and fsync for the request), and
+// returns one result per task in order. A task whose idempotency key is
+// live returns the existing task; a key used twice in the batch makes the
+// second a duplicate of the first. The quota is checked task by task, so
+// the tasks past it fail alone. A failed write fails the whole batch
+// (nothing is stored).
+func (q *Queue) EnqueueBatch(ctx context.Context, ts []*async.Task, maxQueued int) ([]async.EnqueueResult, error) {
+	for _, t := range ts {
+		if err := validateNew(t); err != nil {
+			return nil, err
+		}
+		if t.Tenant != ts[0].Tenant {
+			return nil, fmt.Errorf("embedded: enqueue: a batch holds tasks of tenants %q and %q", ts[0].Tenant, t.Tenant)
+		}
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if err := q.begin("enqueue"); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	defer q.end()
 
-	if t.IdempotencyKey == "" {
-		got, err := q.insert(t, maxQueued, time.Time{})
-		return got, err == nil, err
+	b := newBatchEnqueue(ts)
+	if err := b.claimKeys(ctx, q); err != nil {
+		b.settle(q, err)
+		return nil, err
 	}
-	k := idemMapKey{t.Tenant, t.IdempotencyKey}
-	existing, claim, err := q.claimKey(ctx, k)
-	if err != nil || existing != nil {
-		return existing, false, err
+	err := q.insert(b, maxQueued)
+	b.settle(q, err)
+	if err != nil {
+		return nil, err
 	}
-	expires := q.now().Add(q.opts.IdempotencyTTL)
-	got, err := q.insert(t, maxQueued, expires)
+	return b.res, nil
+}
 
-	q.idemMu.Lock()
-	if err == nil {
-		claim.id, claim.expires = got.ID, expires
-	} else if q.idem[k] == claim {
-		delete(q.idem, k)
+// batchEnqueue is one EnqueueBatch in progress.
+type batchEnqueue struct {
+	ts      []*async.Task
+	res     []async.EnqueueResult
+	claims  []*idemEntry // the claim of each task's key (nil: none or not claimed)
+	dupOf   map[int]int  // task → the earlier task of the batch with its key
+	expires time.Time    // idempotency keys claimed now expire then
+}
+
+func newBatchEnqueue(ts []*async.Task) *batchEnqueue {
+	return &batchEnqueue{ts: ts, res: make([]async.EnqueueResult, len(ts)), claims: make([]*idemEntry, len(ts))}
+}
+
+// claimKeys claims the tasks' idempotency keys, or takes the live task of
+// a key already used (its result is then set).
+func (b *batchEnqueue) claimKeys(ctx context.Context, q *Queue) error {
+	b.expires = q.now().Add(q.opts.IdempotencyTTL)
+	var seen map[string]int
+	for i, t := range b.ts {
+		if t.IdempotencyKey == "" {
+			continue
+		}
+		if j, ok := seen[t.IdempotencyKey]; ok {
+			if b.dupOf == nil {
+				b.dupOf = map[int]int{}
+			}
+			b.dupOf[i] = j
+			continue
+		}
+		existing, claim, err := q.claimKey(ctx, idemMapKey{t.Tenant, t.IdempotencyKey})
+		if err != nil {
+			return err
+		}
+		if existing != nil {
+			b.res[i] = async.EnqueueResult{Task: existing}
+			continue
+		}
+		if seen == nil {
+			seen = map[string]int{}
+		}
+		seen[t.IdempotencyKey] = i
+		b.claims[i] = claim
 	}
-	done := claim.done
-	claim.done = nil
-	close(done)
+	return nil
+}
+
+// todo reports whether task i is still to be stored.
+func (b *batchEnqueue) todo(i int) bool {
+	_, dup := b.dupOf[i]
+	return b.res[i].Task == nil && b.res[i].Err == nil && !dup
+}
+
+// settle ends the claims: a stored task's key names it, any other claim is
+// dropped; duplicates inside the batch take their first's result.
+func (b *batchEnqueue) settle(q *Queue, err error) {
+	q.idemMu.Lock()
+	for i, claim := range b.claims {
+		if claim == nil {
+			continue
+		}
+		k := idemMapKey{b.ts[i].Tenant, b.ts[i].IdempotencyKey}
+		if err == nil && b.res[i].Created {
+			claim.id, claim.expires = b.res[i].Task.ID, b.expires
+		} else if q.idem[k] == claim {
+			delete(q.idem, k)
+		}
+		close(claim.done)
+		claim.done = nil
+	}
 	q.idemMu.Unlock()
-	return got, err == nil, err
+	for i, j := range b.dupOf {
+		b.res[i] = async.EnqueueResult{Err: b.res[j].Err}
+		if b.res[j].Task != nil {
+			b.res[i].Task = b.res[j].Task.Clone()
+		}
+	}
+}
+
+// insert stores the batch's new tasks (and their idempotency keys) in one
+// synced batch, then indexes them. Tasks past the tenant's quota, or whose
+// id is in use, fail alone.
+func (q *Queue) insert(b *batchEnqueue, maxQueued int) error {
+	now := q.now()
+	recs := make([]*async.Task, len(b.ts))
+	var locks []int
+	for i, t := range b.ts {
+		if !b.todo(i) {
+			continue
+		}
+		rec := t.Clone()
+		rec.Status = async.StatusQueued
+		rec.UpdatedAt = now
+		rec.LeaseExpiresAt = time.Time{}
+		rec.FinishedAt = time.Time{}
+		recs[i] = rec
+		locks = append(locks, q.stripeIndex(rec.ID))
+	}
+	// Stripes in order, each once: no deadlock with another batch.
+	slices.Sort(locks)
+	locks = slices.Compact(locks)
+	for _, s := range locks {
+		q.stripes[s].Lock()
+	}
+	defer func() {
+		for _, s := range locks {
+			q.stripes[s].Unlock()
+		}
+	}()
+
+	tenant := b.ts[0].Tenant
+	q.mu.Lock()
+	ts := q.idx.tenant(tenant)
+	reserved := 0
+	for i, rec := range recs {
+		if rec == nil {
+			continue
+		}
+		_, dup := q.idx.entries[rec.ID]
+		switch {
+		case dup:
+			b.res[i].Err, recs[i] = conflict(rec.ID), nil
+		case maxQueued > 0 && ts.unfinished+ts.reserved >= maxQueued:
+			b.res[i].Err, recs[i] = fmt.Errorf("embedded: enqueue: tenant %q has %d unfinished tasks: %w", tenant, maxQueued, async.ErrQuotaExceeded), nil
+		default:
+			ts.reserved++
+			reserved++
+		}
+	}
+	if reserved == 0 {
+		q.idx.gcTenant(ts)
+	}
+	q.mu.Unlock()
+	if reserved == 0 {
+		return nil
+	}
+
+	err := q.writeNew(b, recs)
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ts.reserved -= reserved
+	if err != nil {
+		q.idx.gcTenant(ts)
+		return err
+	}
+	added := false
+	for i, rec := range recs {
+		if rec == nil {
+			continue
+		}
+		q.idx.add(rec.ID, rec.Lane(), rec.ReadyAt, rec.Lease)
+		b.res[i] = async.EnqueueResult{Task: rec.Clone(), Created: true}
+		added = true
+	}
+	if added {
+		q.signal()
+	}
+	return nil
+}
+
+func conflict(id string) error {
+	return fmt.Errorf("embedded: enqueue: task id %q already exists: %w", id, async.ErrConflict)
+}
+
+// writeNew commits new task records, their listing keys and idempotency
+// keys, fsynced. A record whose id is already stored (a finished task) is
+// left out with async.ErrConflict.
+func (q *Queue) writeNew(b *batchEnqueue, recs []*async.Task) error {
+	wb := q.db.NewBatch()
+	defer wb.Close()
+	n := 0
+	for i, rec := range recs {
+		if rec == nil {
+			continue
+		}
+		old, err := q.readTask(rec.ID)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			b.res[i].Err, recs[i] = conflict(rec.ID), nil
+			continue
+		}
+		err = setJSON(wb, taskKey(rec.ID), rec)
+		if err == nil {
+			err = wb.Set(listKey(rec.Tenant, rec.CreatedAt, rec.ID), []byte(rec.Function), nil)
+		}
+		if err == nil && b.claims[i] != nil {
+			err = errors.Join(
+				setJSON(wb, idemKey(rec.Tenant, rec.IdempotencyKey), idemRecord{ID: rec.ID, ExpiresAt: b.expires}),
+				wb.Set(idemExpiryKey(b.expires, rec.Tenant, rec.IdempotencyKey), nil, nil),
+			)
+		}
+		if err != nil {
+			return fmt.Errorf("embedded: enqueue: %w", err)
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return q.commit(wb, pebble.Sync, "enqueue")
 }
 
 func validateNew(t *async.Task) error {
@@ -118,76 +331,6 @@ func (q *Queue) claimKey(ctx context.Context, k idemMapKey) (*async.Task, *idemE
 		q.idemMu.Unlock()
 		return nil, claim, nil
 	}
-}
-
-// insert stores a new task (and its idempotency key when idemExpires is
-// set) in one synced batch, then indexes it.
-func (q *Queue) insert(t *async.Task, maxQueued int, idemExpires time.Time) (*async.Task, error) {
-	now := q.now()
-	rec := t.Clone()
-	rec.Status = async.StatusQueued
-	rec.UpdatedAt = now
-	rec.LeaseExpiresAt = time.Time{}
-	rec.FinishedAt = time.Time{}
-
-	lk := q.stripe(rec.ID)
-	lk.Lock()
-	defer lk.Unlock()
-
-	q.mu.Lock()
-	_, dup := q.idx.entries[rec.ID]
-	ts := q.idx.tenant(rec.Tenant)
-	if !dup && maxQueued > 0 && ts.unfinished+ts.reserved >= maxQueued {
-		q.idx.gcTenant(ts)
-		q.mu.Unlock()
-		return nil, fmt.Errorf("embedded: enqueue: tenant %q has %d unfinished tasks: %w", rec.Tenant, maxQueued, async.ErrQuotaExceeded)
-	}
-	ts.reserved++
-	q.mu.Unlock()
-
-	err := q.writeNew(rec, idemExpires, dup)
-
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	ts.reserved--
-	if err != nil {
-		q.idx.gcTenant(ts)
-		return nil, err
-	}
-	q.idx.add(rec.ID, rec.Lane(), rec.ReadyAt, rec.Lease)
-	q.signal()
-	return rec.Clone(), nil
-}
-
-// writeNew commits a new task record, its listing key and its idempotency
-// key, fsynced.
-func (q *Queue) writeNew(rec *async.Task, idemExpires time.Time, dup bool) error {
-	if !dup {
-		old, err := q.readTask(rec.ID)
-		if err != nil {
-			return err
-		}
-		dup = old != nil
-	}
-	if dup {
-		return fmt.Errorf("embedded: enqueue: task id %q already exists: %w", rec.ID, async.ErrConflict)
-	}
-	b := q.db.NewBatch()
-	defer b.Close()
-	err := setJSON(b, taskKey(rec.ID), rec)
-	if err == nil {
-		err = b.Set(listKey(rec.Tenant, rec.CreatedAt, rec.ID), []byte(rec.Function), nil)
-	}
-	if err == nil && !idemExpires.IsZero() {
-		err = errors.Join(
-			setJSON(b, idemKey(rec.Tenant, rec.IdempotencyKey), idemRecord{ID: rec.ID, ExpiresAt: idemExpires}),
-			b.Set(idemExpiryKey(idemExpires, rec.Tenant, rec.IdempotencyKey), nil, nil),
-		)
-	}
-	if err != nil {
-		return fmt.Errorf("embedded: enqueue: %w", err)
-	}
-	return q.commit(b, pebble.Sync, "enqueue")
 }
 
 // loadIdem reads the live idempotency keys at Open (expired ones are left

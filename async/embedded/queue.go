@@ -266,7 +266,12 @@ func (q *Queue) now() time.Time { return q.opts.Now() }
 
 // stripe returns the lock serialising writes of task id.
 func (q *Queue) stripe(id string) *sync.Mutex {
-	return &q.stripes[maphash.String(q.seed, id)%uint64(len(q.stripes))]
+	return &q.stripes[q.stripeIndex(id)]
+}
+
+// stripeIndex is the index of id's stripe.
+func (q *Queue) stripeIndex(id string) int {
+	return int(maphash.String(q.seed, id) % uint64(len(q.stripes)))
 }
 
 // signal wakes a Ready waiter without blocking.

@@ -101,6 +101,7 @@ func scenarios() []scenario {
 		{"Idempotency", idempotency},
 		{"IdempotencyConcurrent", idempotencyConcurrent},
 		{"Quota", quota},
+		{"EnqueueBatch", enqueueBatch},
 		{"ConcurrentWorkers", concurrentWorkers},
 		// replay.go, retention.go: after a task finished.
 		{"Replay", replay},

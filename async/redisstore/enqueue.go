@@ -21,37 +21,83 @@ func (q *Queue) Enqueue(ctx context.Context, t *async.Task, maxQueued int) (*asy
 		return nil, false, err
 	}
 	q.note(t.Tenant)
-	rec := t.Clone()
-	rec.Status = async.StatusQueued
-	delay := delayMS(t.ReadyAt.Sub(t.CreatedAt))
-	res, err := q.enqueues.do(ctx, t.Tenant, enqueueItem{t: t, rec: async.AppendRecord(nil, rec), delay: delay, maxQueued: maxQueued})
+	it := newEnqueueItem(t, maxQueued)
+	res, err := q.enqueues.do(ctx, t.Tenant, it)
 	if err != nil {
 		return nil, false, unavailable("enqueue", err)
 	}
+	r := q.enqueued(ctx, it, res)
+	return r.Task, r.Created, r.Err
+}
+
+// EnqueueBatch stores the tenant's tasks as Enqueue does, all in one script
+// (atomic: Redis applies all of them or none), and returns a result per
+// task in order (see async.Queue).
+func (q *Queue) EnqueueBatch(ctx context.Context, ts []*async.Task, maxQueued int) ([]async.EnqueueResult, error) {
+	if len(ts) == 0 {
+		return nil, nil
+	}
+	calls := make([]*batchCall[enqueueItem, []any], len(ts))
+	for i, t := range ts {
+		if err := t.CheckNew(); err != nil {
+			return nil, fmt.Errorf("redis store: enqueue: %w", err)
+		}
+		if t.Tenant != ts[0].Tenant {
+			return nil, fmt.Errorf("redis store: enqueue: a batch holds tasks of tenants %q and %q", ts[0].Tenant, t.Tenant)
+		}
+		calls[i] = &batchCall[enqueueItem, []any]{tenant: t.Tenant, item: newEnqueueItem(t, maxQueued)}
+	}
+	if err := q.begin("enqueue"); err != nil {
+		return nil, err
+	}
+	tenant := ts[0].Tenant
+	q.note(tenant)
+	q.enqueueBatch(ctx, map[string][]*batchCall[enqueueItem, []any]{tenant: calls})
+	out := make([]async.EnqueueResult, len(ts))
+	for i, c := range calls {
+		if c.err != nil {
+			return nil, unavailable("enqueue", c.err)
+		}
+		out[i] = q.enqueued(ctx, c.item, c.out)
+	}
+	return out, nil
+}
+
+func newEnqueueItem(t *async.Task, maxQueued int) enqueueItem {
+	rec := t.Clone()
+	rec.Status = async.StatusQueued
+	return enqueueItem{t: t, rec: rec, enc: async.AppendRecord(nil, rec), delay: delayMS(t.ReadyAt.Sub(t.CreatedAt)), maxQueued: maxQueued}
+}
+
+// enqueued turns the script's answer for one task into its result.
+func (q *Queue) enqueued(ctx context.Context, it enqueueItem, res []any) async.EnqueueResult {
+	t := it.t
 	switch str(res[0]) {
 	case "dup":
 		got, err := q.Get(ctx, t.Tenant, str(res[1]))
-		return got, false, err
+		return async.EnqueueResult{Task: got, Err: err}
 	case "exists":
-		return nil, false, fmt.Errorf("redis store: enqueue: task id %q already exists: %w", t.ID, async.ErrConflict)
+		return async.EnqueueResult{Err: fmt.Errorf("redis store: enqueue: task id %q already exists: %w", t.ID, async.ErrConflict)}
 	case "quota":
-		return nil, false, fmt.Errorf("redis store: enqueue: tenant %q has %d unfinished tasks: %w", t.Tenant, num(res[1]), async.ErrQuotaExceeded)
+		return async.EnqueueResult{Err: fmt.Errorf("redis store: enqueue: tenant %q has %d unfinished tasks: %w", t.Tenant, num(res[1]), async.ErrQuotaExceeded)}
 	}
+	rec := it.rec
 	now := num(res[1])
 	rec.CreatedAt = msTime(str(res[1]))
 	rec.UpdatedAt = rec.CreatedAt
 	rec.ReadyAt = rec.CreatedAt
-	if delay > 0 {
-		rec.ReadyAt = time.UnixMilli(now + delay + 1).UTC() // as ready_at in the script
+	if it.delay > 0 {
+		rec.ReadyAt = time.UnixMilli(now + it.delay + 1).UTC() // as ready_at in the script
 	}
 	rec.LeaseExpiresAt, rec.FinishedAt = time.Time{}, time.Time{}
-	return rec, true, nil
+	return async.EnqueueResult{Task: rec, Created: true}
 }
 
 // enqueueItem is one Enqueue for the enqueue script.
 type enqueueItem struct {
 	t         *async.Task
-	rec       []byte
+	rec       *async.Task // t as stored, queued
+	enc       []byte      // rec's binary record
 	delay     int64
 	maxQueued int
 }
@@ -66,7 +112,7 @@ func (q *Queue) enqueueBatch(ctx context.Context, byTenant map[string][]*batchCa
 		args = append(args, q.keys.tenant(tenant), q.skew())
 		for _, c := range calls {
 			it := c.item
-			args = append(args, it.t.ID, it.t.Function, it.rec, it.t.Payload, it.delay, it.maxQueued,
+			args = append(args, it.t.ID, it.t.Function, it.enc, it.t.Payload, it.delay, it.maxQueued,
 				it.t.IdempotencyKey, q.opts.IdempotencyTTL.Milliseconds())
 		}
 		return args
