@@ -2,6 +2,7 @@ package async
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ferrydev/ferry/wire"
 )
@@ -46,7 +49,8 @@ type errorBody struct {
 }
 
 // submitBatch stores up to MaxBatch tasks of one function with one durable
-// write: POST /v1/functions/{fn}/tasks/batch. A malformed request (body,
+// write: POST /v1/functions/{fn}/tasks/batch. Ferry-Hops applies to every
+// task; each task starts its own trace, linked to the request's span. A malformed request (body,
 // an item, too many items) is refused whole, before anything is stored;
 // after that each task has its own answer (the task, or its error: rate,
 // quota, idempotency conflict), in the order given.
@@ -66,8 +70,9 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 		a.reject(w, tenant, status, code, msg)
 		return
 	}
-	_, span, traceParent := a.startSpan(r, "ferry.submit_batch")
+	ctx, span, _ := a.startSpan(r, "ferry.submit_batch")
 	defer span.End()
+	link := trace.WithLinks(trace.LinkFromContext(ctx))
 
 	now := a.cfg.Now().UTC()
 	answers := make([]batchAnswer, len(items))
@@ -85,10 +90,17 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 			a.reject(w, tenant, http.StatusServiceUnavailable, "unavailable", "cannot make a task id: "+err.Error())
 			return
 		}
+		// Each task starts a trace of its own, linked to the request's:
+		// one trace holding a whole batch of one function would look like
+		// a loop to the loop guard's trace count.
+		_, ts := a.cfg.Tracer.Start(ctx, "ferry.submit", trace.WithNewRoot(), link, trace.WithSpanKind(trace.SpanKindProducer))
+		carrier := propagation.MapCarrier{}
+		a.prop.Inject(trace.ContextWithSpan(context.Background(), ts), carrier)
+		ts.End()
 		tasks = append(tasks, &Task{
 			ID: id.String(), Tenant: tenant, Function: fn,
 			Payload: it.payload, ContentType: it.contentType, IdempotencyKey: it.IdempotencyKey,
-			Hops: hops, TraceParent: traceParent,
+			Hops: hops, TraceParent: carrier[wire.HeaderTraceParent],
 			CreatedAt: now, UpdatedAt: now, ReadyAt: now.Add(it.delay),
 		})
 		at = append(at, i)

@@ -21,9 +21,15 @@ func PropagationTracer() trace.Tracer { return propagationTracer{} }
 type propagationTracer struct{ embedded.Tracer }
 
 // Start implements trace.Tracer.
-func (propagationTracer) Start(ctx context.Context, _ string, _ ...trace.SpanStartOption) (context.Context, trace.Span) {
+func (propagationTracer) Start(ctx context.Context, _ string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	cfg := trace.SpanContextConfig{TraceFlags: trace.FlagsSampled}
-	if parent := trace.SpanContextFromContext(ctx); parent.HasTraceID() {
+	parent := trace.SpanContextFromContext(ctx)
+	if len(opts) > 0 {
+		if sc := trace.NewSpanStartConfig(opts...); sc.NewRoot() {
+			parent = trace.SpanContext{}
+		}
+	}
+	if parent.HasTraceID() {
 		cfg.TraceID, cfg.TraceFlags, cfg.TraceState = parent.TraceID(), parent.TraceFlags(), parent.TraceState()
 	}
 	for !cfg.TraceID.IsValid() {

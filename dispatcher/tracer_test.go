@@ -62,3 +62,15 @@ func TestPropagationTracer(t *testing.T) {
 		})
 	}
 }
+
+// TestPropagationTracerNewRoot: WithNewRoot starts a new trace whatever the
+// parent, as an SDK tracer does.
+func TestPropagationTracerNewRoot(t *testing.T) {
+	ctx := propagation.TraceContext{}.Extract(context.Background(),
+		propagation.MapCarrier{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+	parent := trace.SpanContextFromContext(ctx)
+	_, span := PropagationTracer().Start(ctx, "x", trace.WithNewRoot())
+	if sc := span.SpanContext(); !sc.IsValid() || sc.TraceID() == parent.TraceID() {
+		t.Fatalf("new root span %v in the parent's trace %s", sc, parent.TraceID())
+	}
+}
