@@ -25,7 +25,7 @@ func (q *Queue) UpdateDelivery(ctx context.Context, tenant, id string, d async.D
 	lk.Lock()
 	defer lk.Unlock()
 
-	t, err := q.readTask(id)
+	t, err := q.readRecord(id)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (q *Queue) UpdateDelivery(ctx context.Context, tenant, id string, d async.D
 
 	b := q.db.NewBatch()
 	defer b.Close()
-	if err := setJSON(b, taskKey(id), t); err != nil {
+	if err := putRecord(b, t); err != nil {
 		return fmt.Errorf("embedded: update delivery: %w", err)
 	}
 	if wasPending && !pending {

@@ -17,10 +17,15 @@
 //
 // # Key layout
 //
-// Records are JSON (simple, debuggable). Tenants inside keys are prefixed
-// by their 16-bit length, times are 8 big-endian bytes that sort like time.
+// A task's record is binary (async.AppendRecord: a version byte, then
+// varints), without the payload, which has a key of its own written once at
+// enqueue: a lease, retry or outcome rewrites a record of some tens of
+// bytes, never the payload. Tenants inside keys are prefixed by their
+// 16-bit length, times are 8 big-endian bytes that sort like time.
 //
-//	t <id>                                    task record (JSON async.Task)
+//	f                                         the directory's format (2)
+//	t <id>                                    task record (binary, no payload)
+//	p <id>                                    task payload
 //	l <tenant> <created> <id>                 listing index → function name; List walks it backwards
 //	i <tenant> <key>                          idempotency key → {id, expires_at}
 //	x <at> 't' <id>                           a finished task expires at <at>
@@ -28,6 +33,12 @@
 //
 // The sweeper reads only the due prefix of the x range, so retention never
 // scans tasks.
+//
+// Format 1 (Ferry before the binary record) kept each task as one JSON
+// record, payload inline, and had no f key. Open migrates such a directory
+// in place while it scans the tasks (the f key is written last, synced), and
+// refuses one whose f key or record version it does not know, saying so,
+// rather than misread it.
 //
 // # Scheduling
 //

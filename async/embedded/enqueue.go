@@ -250,7 +250,7 @@ func (q *Queue) writeNew(b *batchEnqueue, recs []*async.Task) error {
 		if rec == nil {
 			continue
 		}
-		old, err := q.readTask(rec.ID)
+		old, err := q.readRecord(rec.ID)
 		if err != nil {
 			return err
 		}
@@ -258,7 +258,7 @@ func (q *Queue) writeNew(b *batchEnqueue, recs []*async.Task) error {
 			b.res[i].Err, recs[i] = conflict(rec.ID), nil
 			continue
 		}
-		err = setJSON(wb, taskKey(rec.ID), rec)
+		err = putNew(wb, rec)
 		if err == nil {
 			err = wb.Set(listKey(rec.Tenant, rec.CreatedAt, rec.ID), []byte(rec.Function), nil)
 		}

@@ -94,7 +94,7 @@ func (q *Queue) writeLease(id string, token uint64, now, exp time.Time) (*async.
 	t.UpdatedAt = now
 	b := q.db.NewBatch()
 	defer b.Close()
-	if err := setJSON(b, taskKey(id), t); err != nil {
+	if err := putRecord(b, t); err != nil {
 		return nil, fmt.Errorf("embedded: lease: %w", err)
 	}
 	if err := q.commit(b, pebble.NoSync, "lease"); err != nil {
@@ -233,7 +233,7 @@ func (q *Queue) withLease(op, id string, token uint64,
 	if err := change(t, b, now); err != nil {
 		return fmt.Errorf("embedded: %s %s: %w", op, id, err)
 	}
-	if err := setJSON(b, taskKey(id), t); err != nil {
+	if err := putRecord(b, t); err != nil {
 		return fmt.Errorf("embedded: %s: %w", op, err)
 	}
 	if err := q.commit(b, pebble.Sync, op); err != nil {
@@ -319,7 +319,7 @@ func (q *Queue) withOwnTask(op, tenant, id string,
 		return t, fmt.Errorf("embedded: %s %s: %w", op, id, err)
 	}
 	t.UpdatedAt = now
-	if err := setJSON(b, taskKey(id), t); err != nil {
+	if err := putRecord(b, t); err != nil {
 		return nil, fmt.Errorf("embedded: %s: %w", op, err)
 	}
 	if err := q.commit(b, pebble.Sync, op); err != nil {

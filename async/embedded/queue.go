@@ -153,16 +153,30 @@ func (q *Queue) load() error {
 	recovery := q.db.NewBatch()
 	defer recovery.Close()
 	recovered := 0
+	unmarked, err := q.checkFormat()
+	if err != nil {
+		return err
+	}
+	mig := &migration{q: q}
+	defer mig.close()
 
 	it, err := q.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixTask}, UpperBound: []byte{prefixTask + 1}})
 	if err != nil {
 		return fmt.Errorf("embedded: open: scan tasks: %w", err)
 	}
 	for ok := it.First(); ok; ok = it.Next() {
-		t := new(async.Task)
-		if err := json.Unmarshal(it.Value(), t); err != nil {
+		t, legacy, err := decodeStored(it.Value())
+		if errors.Is(err, async.ErrRecordVersion) {
+			return errors.Join(fmt.Errorf("embedded: open: task %s: %w: the directory was written by another version of Ferry", it.Key()[1:], err), it.Close())
+		}
+		if err != nil {
 			q.log.Error("embedded: skipping undecodable task record", "key", string(it.Key()), "err", err)
 			continue
+		}
+		if legacy {
+			if err := mig.add(t); err != nil {
+				return errors.Join(err, it.Close())
+			}
 		}
 		switch {
 		case t.Status.Final():
@@ -174,7 +188,7 @@ func (q *Queue) load() error {
 			t.Recoveries++
 			t.LeaseExpiresAt = time.Time{}
 			t.UpdatedAt = now
-			if err := setJSON(recovery, taskKey(t.ID), t); err != nil {
+			if err := putRecord(recovery, t); err != nil {
 				return errors.Join(fmt.Errorf("embedded: open: %w", err), it.Close())
 			}
 			recovered++
@@ -185,6 +199,9 @@ func (q *Queue) load() error {
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("embedded: open: scan tasks: %w", err)
+	}
+	if err := mig.finish(unmarked); err != nil {
+		return err
 	}
 	if recovered > 0 {
 		if err := recovery.Commit(pebble.Sync); err != nil {
@@ -288,24 +305,6 @@ func (q *Queue) signalWake() {
 	case q.wake <- struct{}{}:
 	default:
 	}
-}
-
-// readTask reads a task record; (nil, nil) when there is none. The result
-// is freshly decoded, so it never aliases internal state.
-func (q *Queue) readTask(id string) (*async.Task, error) {
-	v, closer, err := q.db.Get(taskKey(id))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("embedded: read task %s: %w: %w", id, async.ErrUnavailable, err)
-	}
-	defer closer.Close()
-	t := new(async.Task)
-	if err := json.Unmarshal(v, t); err != nil {
-		return nil, fmt.Errorf("embedded: decode task %s: %w", id, err)
-	}
-	return t, nil
 }
 
 // setJSON adds key = JSON(v) to b.

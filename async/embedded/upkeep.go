@@ -150,7 +150,7 @@ func (q *Queue) reap(r leaseRef, now time.Time) (bool, error) {
 	if !live {
 		return false, nil
 	}
-	t, err := q.readTask(e.id)
+	t, err := q.readRecord(e.id)
 	if err != nil {
 		return false, err
 	}
@@ -166,7 +166,7 @@ func (q *Queue) reap(r leaseRef, now time.Time) (bool, error) {
 	t.UpdatedAt = now
 	b := q.db.NewBatch()
 	defer b.Close()
-	if err := setJSON(b, taskKey(e.id), t); err != nil {
+	if err := putRecord(b, t); err != nil {
 		return false, fmt.Errorf("embedded: reap: %w", err)
 	}
 	if err := q.commit(b, pebble.NoSync, "reap"); err != nil {
@@ -249,7 +249,7 @@ func (q *Queue) expireTask(xkey []byte, id string, now time.Time) (int, error) {
 	lk := q.stripe(id)
 	lk.Lock()
 	defer lk.Unlock()
-	t, err := q.readTask(id)
+	t, err := q.readRecord(id)
 	if err != nil {
 		return 0, err
 	}
@@ -265,7 +265,7 @@ func (q *Queue) expireTask(xkey []byte, id string, now time.Time) (int, error) {
 		}
 		return 0, q.commit(b, pebble.NoSync, "sweep")
 	}
-	if err := q.deleteKeys(xkey, taskKey(id), listKey(t.Tenant, t.CreatedAt, id)); err != nil {
+	if err := q.deleteKeys(xkey, taskKey(id), payloadKey(id), listKey(t.Tenant, t.CreatedAt, id)); err != nil {
 		return 0, err
 	}
 	q.mu.Lock()
