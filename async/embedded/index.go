@@ -10,40 +10,49 @@ import (
 	"github.com/ferrydev/ferry/wire"
 )
 
-// entry is the in-memory scheduling state of one unfinished task. The record
-// itself (payload included) stays in Pebble.
+// entry is the in-memory scheduling state of one unfinished task: 64 bytes
+// (plus its id and its slot in entries), so a million queued tasks cost
+// about 150 MB. The record itself (payload included) stays in Pebble.
 type entry struct {
-	id       string
-	lane     *lane
-	seq      uint64 // enqueue order, breaks ReadyAt ties
-	readyAt  time.Time
-	running  bool
-	token    uint64 // mirrors Task.Lease
-	leaseExp time.Time
-	// rec is the record as the current lease wrote it (running only), so
-	// the lease's end need not read it back; taken by the first use.
-	rec  *async.Task
-	qidx int // position in lane.queued, -1 when not queued
-	lidx int // position in index.leases, -1 when not running
+	id    string
+	lane  *lane
+	seq   uint64 // enqueue order, breaks ready ties
+	ready int64  // ReadyAt, Unix ns
+	token uint64 // mirrors Task.Lease
+	run   *leaseState
+	qidx  int32 // position in lane.queued, -1 when not queued
 }
+
+// leaseState is what a running task adds to its entry.
+type leaseState struct {
+	exp int64 // lease expiry, Unix ns
+	// rec is the record as the current lease wrote it, so the lease's end
+	// need not read it back; taken by the first use.
+	rec  *async.Task
+	lidx int // position in index.leases
+}
+
+func (e *entry) running() bool { return e.run != nil }
+
+func (e *entry) readyAt() time.Time { return time.Unix(0, e.ready) }
 
 // readyHeap orders a lane's queued tasks by (ReadyAt, enqueue sequence).
 type readyHeap []*entry
 
 func (h readyHeap) Len() int { return len(h) }
 func (h readyHeap) Less(i, j int) bool {
-	if !h[i].readyAt.Equal(h[j].readyAt) {
-		return h[i].readyAt.Before(h[j].readyAt)
+	if h[i].ready != h[j].ready {
+		return h[i].ready < h[j].ready
 	}
 	return h[i].seq < h[j].seq
 }
 func (h readyHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].qidx, h[j].qidx = i, j
+	h[i].qidx, h[j].qidx = int32(i), int32(j)
 }
 func (h *readyHeap) Push(x any) {
 	e := x.(*entry)
-	e.qidx = len(*h)
+	e.qidx = int32(len(*h))
 	*h = append(*h, e)
 }
 func (h *readyHeap) Pop() any {
@@ -59,14 +68,14 @@ func (h *readyHeap) Pop() any {
 type leaseHeap []*entry
 
 func (h leaseHeap) Len() int           { return len(h) }
-func (h leaseHeap) Less(i, j int) bool { return h[i].leaseExp.Before(h[j].leaseExp) }
+func (h leaseHeap) Less(i, j int) bool { return h[i].run.exp < h[j].run.exp }
 func (h leaseHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].lidx, h[j].lidx = i, j
+	h[i].run.lidx, h[j].run.lidx = i, j
 }
 func (h *leaseHeap) Push(x any) {
 	e := x.(*entry)
-	e.lidx = len(*h)
+	e.run.lidx = len(*h)
 	*h = append(*h, e)
 }
 func (h *leaseHeap) Pop() any {
@@ -74,7 +83,7 @@ func (h *leaseHeap) Pop() any {
 	e := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	e.lidx = -1
+	e.run.lidx = -1
 	return e
 }
 
@@ -138,7 +147,7 @@ func (x *index) lane(l wire.Lane) *lane {
 func (x *index) add(id string, l wire.Lane, readyAt time.Time, token uint64) *entry {
 	ln := x.lane(l)
 	x.seq++
-	e := &entry{id: id, lane: ln, seq: x.seq, readyAt: readyAt, token: token, qidx: -1, lidx: -1}
+	e := &entry{id: id, lane: ln, seq: x.seq, ready: readyAt.UnixNano(), token: token, qidx: -1}
 	x.entries[id] = e
 	ln.tenant.unfinished++
 	x.push(e)
@@ -164,7 +173,7 @@ func (x *index) push(e *entry) {
 // their rings when nothing is left queued there.
 func (x *index) unqueue(e *entry) {
 	ln := e.lane
-	heap.Remove(&ln.queued, e.qidx)
+	heap.Remove(&ln.queued, int(e.qidx))
 	if ln.queued.Len() > 0 {
 		return
 	}
@@ -205,9 +214,9 @@ func (x *index) pick(allow func(wire.Lane) bool, now time.Time) (e *entry, next 
 		for j := range len(ts.ring) {
 			ln := ts.ring[(ts.cursor+j)%len(ts.ring)]
 			head := ln.queued[0]
-			if head.readyAt.After(now) {
-				if next.IsZero() || head.readyAt.Before(next) {
-					next = head.readyAt
+			if head.ready > now.UnixNano() {
+				if at := head.readyAt(); next.IsZero() || at.Before(next) {
+					next = at
 				}
 				continue
 			}
@@ -222,7 +231,7 @@ func (x *index) pick(allow func(wire.Lane) bool, now time.Time) (e *entry, next 
 // leasable reports whether e can still be leased (re-checked after waiting
 // for its lock).
 func (x *index) leasable(e *entry, allow func(wire.Lane) bool, now time.Time) bool {
-	return x.entries[e.id] == e && !e.running && e.qidx >= 0 && !e.readyAt.After(now) && allow(e.lane.key)
+	return x.entries[e.id] == e && !e.running() && e.qidx >= 0 && e.ready <= now.UnixNano() && allow(e.lane.key)
 }
 
 // lease marks e running with the next fencing token and moves the cursors
@@ -236,32 +245,28 @@ func (x *index) lease(e *entry, exp time.Time) {
 		ts.cursor = (j + 1) % len(ts.ring)
 	}
 	x.unqueue(e)
-	e.running = true
+	e.run = &leaseState{exp: exp.UnixNano()}
 	e.token++
-	e.leaseExp = exp
 	ln.running++
 	heap.Push(&x.leases, e)
 }
 
 // requeue ends e's lease and queues it again, ready at readyAt.
 func (x *index) requeue(e *entry, readyAt time.Time) {
-	e.rec = nil
-	if e.running {
-		heap.Remove(&x.leases, e.lidx)
-		e.running = false
-		e.leaseExp = time.Time{}
+	if e.running() {
+		heap.Remove(&x.leases, e.run.lidx)
+		e.run = nil
 		e.lane.running--
 	}
-	e.readyAt = readyAt
+	e.ready = readyAt.UnixNano()
 	x.push(e)
 }
 
 // remove forgets a task that finished (or vanished).
 func (x *index) remove(e *entry) {
-	e.rec = nil
-	if e.running {
-		heap.Remove(&x.leases, e.lidx)
-		e.running = false
+	if e.running() {
+		heap.Remove(&x.leases, e.run.lidx)
+		e.run = nil
 		e.lane.running--
 	} else if e.qidx >= 0 {
 		x.unqueue(e)
@@ -298,7 +303,7 @@ func (x *index) expired(now time.Time) []leaseRef {
 	var out []leaseRef
 	var walk func(i int)
 	walk = func(i int) {
-		if i >= len(x.leases) || x.leases[i].leaseExp.After(now) {
+		if i >= len(x.leases) || x.leases[i].run.exp > now.UnixNano() {
 			return
 		}
 		out = append(out, leaseRef{x.leases[i], x.leases[i].token})
@@ -314,7 +319,7 @@ func (x *index) nextExpiry() time.Time {
 	if len(x.leases) == 0 {
 		return time.Time{}
 	}
-	return x.leases[0].leaseExp
+	return time.Unix(0, x.leases[0].run.exp)
 }
 
 // stats counts unfinished tasks per lane, sorted by lane.

@@ -61,11 +61,11 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 		switch {
 		case err != nil: // undo: memory mirrors the record
 			e.token--
-			q.idx.requeue(e, e.readyAt)
+			q.idx.requeue(e, e.readyAt())
 		case t == nil: // the record vanished: forget the task
 			q.idx.remove(e)
 		default:
-			e.rec = t.Clone()
+			e.run.rec = t.Clone()
 		}
 		q.mu.Unlock()
 		lk.Unlock()
@@ -207,10 +207,10 @@ func (q *Queue) withLease(op, id string, token uint64,
 
 	q.mu.Lock()
 	e := q.idx.entries[id]
-	current := e != nil && e.running && e.token == token
+	current := e != nil && e.running() && e.token == token
 	var t *async.Task
 	if current {
-		t, e.rec = e.rec, nil
+		t, e.run.rec = e.run.rec, nil
 	}
 	q.mu.Unlock()
 	lost := fmt.Errorf("embedded: %s %s: token %d is not the current lease: %w", op, id, token, async.ErrLeaseLost)
@@ -253,7 +253,7 @@ func (q *Queue) Cancel(ctx context.Context, tenant, id string) (*async.Task, err
 	return q.withOwnTask("cancel", tenant, id, func(t *async.Task, b *pebble.Batch, now time.Time) error {
 		q.mu.Lock()
 		e = q.idx.entries[id]
-		queued := e != nil && !e.running && t.Status == async.StatusQueued
+		queued := e != nil && !e.running() && t.Status == async.StatusQueued
 		q.mu.Unlock()
 		if !queued {
 			return fmt.Errorf("task is %s: %w", t.Status, async.ErrConflict)

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/bloom"
 
 	"github.com/ferrydev/ferry/async"
+	"github.com/ferrydev/ferry/wire"
 )
 
 // Defaults for Options.
@@ -145,9 +147,13 @@ func Open(path string, opts Options) (*Queue, error) {
 // the idempotency keys, and requeues the tasks a dead process had leased.
 func (q *Queue) load() error {
 	now := q.now()
+	// loaded is what scheduling needs of an unfinished task: only that is
+	// kept while the scan goes on, not the decoded record.
 	type loaded struct {
-		created time.Time
-		t       *async.Task
+		created, ready int64
+		id             string
+		lane           wire.Lane
+		token          uint64
 	}
 	var unfinished []loaded
 	recovery := q.db.NewBatch()
@@ -159,6 +165,7 @@ func (q *Queue) load() error {
 	}
 	mig := &migration{q: q}
 	defer mig.close()
+	lanes := map[wire.Lane]wire.Lane{}
 
 	it, err := q.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixTask}, UpperBound: []byte{prefixTask + 1}})
 	if err != nil {
@@ -194,7 +201,12 @@ func (q *Queue) load() error {
 			recovered++
 			fallthrough
 		default:
-			unfinished = append(unfinished, loaded{t.CreatedAt, t})
+			ln, ok := lanes[t.Lane()] // one copy of each lane's names
+			if !ok {
+				ln = t.Lane()
+				lanes[ln] = ln
+			}
+			unfinished = append(unfinished, loaded{t.CreatedAt.UnixNano(), t.ReadyAt.UnixNano(), t.ID, ln, t.Lease})
 		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
@@ -211,13 +223,13 @@ func (q *Queue) load() error {
 	}
 	// Enqueue order breaks ReadyAt ties; creation order is the best proxy.
 	slices.SortFunc(unfinished, func(a, b loaded) int {
-		if c := a.created.Compare(b.created); c != 0 {
+		if c := cmp.Compare(a.created, b.created); c != 0 {
 			return c
 		}
-		return strings.Compare(a.t.ID, b.t.ID)
+		return strings.Compare(a.id, b.id)
 	})
 	for _, u := range unfinished {
-		q.idx.add(u.t.ID, u.t.Lane(), u.t.ReadyAt, u.t.Lease)
+		q.idx.add(u.id, u.lane, time.Unix(0, u.ready), u.token)
 	}
 	if len(unfinished) > 0 {
 		q.signal()

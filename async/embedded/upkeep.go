@@ -145,7 +145,7 @@ func (q *Queue) reap(r leaseRef, now time.Time) (bool, error) {
 	lk.Lock()
 	defer lk.Unlock()
 	q.mu.Lock()
-	live := q.idx.entries[e.id] == e && e.running && e.token == r.token && !e.leaseExp.After(now)
+	live := q.idx.entries[e.id] == e && e.running() && e.token == r.token && e.run.exp <= now.UnixNano()
 	q.mu.Unlock()
 	if !live {
 		return false, nil
@@ -173,7 +173,7 @@ func (q *Queue) reap(r leaseRef, now time.Time) (bool, error) {
 		return false, err
 	}
 	q.mu.Lock()
-	q.idx.requeue(e, e.readyAt)
+	q.idx.requeue(e, e.readyAt())
 	q.mu.Unlock()
 	return true, nil
 }
