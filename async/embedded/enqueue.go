@@ -192,7 +192,7 @@ func (q *Queue) insert(b *batchEnqueue, maxQueued int) error {
 		if rec == nil {
 			continue
 		}
-		_, dup := q.idx.entries[rec.ID]
+		dup := q.idx.entries.get(rec.ID) != nil
 		switch {
 		case dup:
 			b.res[i].Err, recs[i] = conflict(rec.ID), nil

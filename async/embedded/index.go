@@ -10,17 +10,29 @@ import (
 	"github.com/ferrydev/ferry/wire"
 )
 
-// entry is the in-memory scheduling state of one unfinished task: 64 bytes
-// (plus its id and its slot in entries), so a million queued tasks cost
-// about 150 MB. The record itself (payload included) stays in Pebble.
+// entry is the in-memory scheduling state of one unfinished task: 64 bytes,
+// id included, plus its slot in entries and in its lane's heap, so a
+// million queued tasks cost about 120 MB. The record itself (payload included) stays in Pebble.
 type entry struct {
-	id    string
+	uid   uuidKey // the id, when it is a canonical UUID (see ids.go)
+	sid   *string // the id otherwise
 	lane  *lane
-	seq   uint64 // enqueue order, breaks ready ties
 	ready int64  // ReadyAt, Unix ns
 	token uint64 // mirrors Task.Lease
 	run   *leaseState
-	qidx  int32 // position in lane.queued, -1 when not queued
+	// seq is the enqueue order, which breaks ready ties. It wraps after
+	// 2^32 enqueues: tasks ready at the same nanosecond around the wrap
+	// may then run out of order, nothing worse.
+	seq  uint32
+	qidx int32 // position in lane.queued, -1 when not queued
+}
+
+// id returns the task's id.
+func (e *entry) id() string {
+	if e.sid != nil {
+		return *e.sid
+	}
+	return e.uid.String()
 }
 
 // leaseState is what a running task adds to its entry.
@@ -110,16 +122,16 @@ type tenantState struct {
 // index is the scheduling index: everything Lease, the reaper and Stats
 // need, without touching Pebble. Guarded by Queue.mu.
 type index struct {
-	entries map[string]*entry // unfinished tasks by id
+	entries entryMap // unfinished tasks by id
 	tenants map[string]*tenantState
 	ring    []*tenantState // tenants with queued tasks, visited round-robin
 	cursor  int            // next tenant of ring to visit
 	leases  leaseHeap
-	seq     uint64
+	seq     uint32
 }
 
 func newIndex() *index {
-	return &index{entries: map[string]*entry{}, tenants: map[string]*tenantState{}}
+	return &index{entries: newEntryMap(), tenants: map[string]*tenantState{}}
 }
 
 // tenant returns the tenant's state, creating it.
@@ -147,8 +159,8 @@ func (x *index) lane(l wire.Lane) *lane {
 func (x *index) add(id string, l wire.Lane, readyAt time.Time, token uint64) *entry {
 	ln := x.lane(l)
 	x.seq++
-	e := &entry{id: id, lane: ln, seq: x.seq, ready: readyAt.UnixNano(), token: token, qidx: -1}
-	x.entries[id] = e
+	e := &entry{lane: ln, seq: x.seq, ready: readyAt.UnixNano(), token: token, qidx: -1}
+	x.entries.put(id, e)
 	ln.tenant.unfinished++
 	x.push(e)
 	return e
@@ -231,7 +243,7 @@ func (x *index) pick(allow func(wire.Lane) bool, now time.Time) (e *entry, next 
 // leasable reports whether e can still be leased (re-checked after waiting
 // for its lock).
 func (x *index) leasable(e *entry, allow func(wire.Lane) bool, now time.Time) bool {
-	return x.entries[e.id] == e && !e.running() && e.qidx >= 0 && e.ready <= now.UnixNano() && allow(e.lane.key)
+	return x.entries.has(e) && !e.running() && e.qidx >= 0 && e.ready <= now.UnixNano() && allow(e.lane.key)
 }
 
 // lease marks e running with the next fencing token and moves the cursors
@@ -271,7 +283,7 @@ func (x *index) remove(e *entry) {
 	} else if e.qidx >= 0 {
 		x.unqueue(e)
 	}
-	delete(x.entries, e.id)
+	x.entries.remove(e)
 	e.lane.tenant.unfinished--
 	x.gc(e.lane)
 }

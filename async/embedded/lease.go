@@ -38,7 +38,7 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 			q.mu.Unlock()
 			return nil, next, nil
 		}
-		lk := q.stripe(e.id)
+		lk := q.stripe(e.id())
 		if !lk.TryLock() {
 			// Lock order is stripe, then mu: wait for the stripe without
 			// mu, then check that the pick still holds.
@@ -56,7 +56,7 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 		token, first := e.token, q.idx.leases[0] == e
 		q.mu.Unlock()
 
-		t, err := q.writeLease(e.id, token, now, exp)
+		t, err := q.writeLease(e.id(), token, now, exp)
 		q.mu.Lock()
 		switch {
 		case err != nil: // undo: memory mirrors the record
@@ -78,7 +78,7 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 			}
 			return t, time.Time{}, nil
 		}
-		q.log.Error("embedded: indexed task has no record; dropped from the index", "id", e.id)
+		q.log.Error("embedded: indexed task has no record; dropped from the index", "id", e.id())
 	}
 }
 
@@ -206,7 +206,7 @@ func (q *Queue) withLease(op, id string, token uint64,
 	defer lk.Unlock()
 
 	q.mu.Lock()
-	e := q.idx.entries[id]
+	e := q.idx.entries.get(id)
 	current := e != nil && e.running() && e.token == token
 	var t *async.Task
 	if current {
@@ -252,7 +252,7 @@ func (q *Queue) Cancel(ctx context.Context, tenant, id string) (*async.Task, err
 	var e *entry
 	return q.withOwnTask("cancel", tenant, id, func(t *async.Task, b *pebble.Batch, now time.Time) error {
 		q.mu.Lock()
-		e = q.idx.entries[id]
+		e = q.idx.entries.get(id)
 		queued := e != nil && !e.running() && t.Status == async.StatusQueued
 		q.mu.Unlock()
 		if !queued {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -234,8 +235,21 @@ func (q *Queue) load() error {
 	if len(unfinished) > 0 {
 		q.signal()
 	}
-	return q.loadIdem(now)
+	if err := q.loadIdem(now); err != nil {
+		return err
+	}
+	if len(unfinished) >= bigLoad {
+		// The scan decoded every record once: hand that garbage back to the
+		// OS now rather than keep it resident until the scavenger does.
+		unfinished = nil
+		debug.FreeOSMemory()
+	}
+	return nil
 }
+
+// bigLoad is the number of unfinished tasks from which Open returns the
+// memory its scan used to the OS at once.
+const bigLoad = 100_000
 
 // Close stops accepting calls (they return async.ErrUnavailable), waits for
 // the calls in flight, flushes and closes Pebble, and stops Run. It is

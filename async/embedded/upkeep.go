@@ -141,16 +141,16 @@ func (q *Queue) reapExpired() (int, error) {
 
 func (q *Queue) reap(r leaseRef, now time.Time) (bool, error) {
 	e := r.e
-	lk := q.stripe(e.id)
+	lk := q.stripe(e.id())
 	lk.Lock()
 	defer lk.Unlock()
 	q.mu.Lock()
-	live := q.idx.entries[e.id] == e && e.running() && e.token == r.token && e.run.exp <= now.UnixNano()
+	live := q.idx.entries.has(e) && e.running() && e.token == r.token && e.run.exp <= now.UnixNano()
 	q.mu.Unlock()
 	if !live {
 		return false, nil
 	}
-	t, err := q.readRecord(e.id)
+	t, err := q.readRecord(e.id())
 	if err != nil {
 		return false, err
 	}
