@@ -61,6 +61,55 @@ func (c *ferryClient) submit(ctx context.Context, t time.Time, delay time.Durati
 	return nil
 }
 
+// submitBatch posts n tasks in one batch submit and expects 202 with no
+// task refused.
+func (c *ferryClient) submitBatch(ctx context.Context, n int, delay time.Duration) error {
+	var body bytes.Buffer
+	body.WriteString(`{"tasks":[`)
+	item := `{"payload":`
+	for i := range n {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.WriteString(item)
+		body.Write(payload(time.Now()))
+		if delay > 0 {
+			body.WriteString(`,"delay":"` + delay.String() + `"`)
+		}
+		body.WriteByte('}')
+	}
+	body.WriteString(`]}`)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/batch", &body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", c.auth)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("batch submit: %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("batch submit: %w", err)
+	}
+	if resp.StatusCode != http.StatusAccepted || bytes.Contains(out, []byte(`"error":`)) {
+		return fmt.Errorf("batch submit: %s: %.200s", resp.Status, out)
+	}
+	return nil
+}
+
+// batchSubmit returns a submitFunc whose every call sends batchSize tasks.
+func (c *ferryClient) batchSubmit() submitFunc {
+	return func(ctx context.Context, _ time.Time, delay time.Duration) error {
+		return c.submitBatch(ctx, batchSize, delay)
+	}
+}
+
+// batchSize is the tasks per batch submit in the batch workloads.
+const batchSize = 100
+
 func (c *ferryClient) close() { c.tr.CloseIdleConnections() }
 
 // asynqClient enqueues tasks of type "noop" on asynq's default queue.

@@ -22,6 +22,10 @@ const (
 	sysFerryGo     = "ferry (go backend)"
 	sysFerryHTTP   = "ferry (http backend)"
 	sysFerrySubmit = "ferry submit API alone"
+	// The batch systems submit batchSize tasks per request
+	// (POST /v1/functions/{fn}/tasks/batch).
+	sysFerryGoBatch     = "ferry (go backend, batch submit)"
+	sysFerryBatchSubmit = "ferry batch submit alone"
 	sysAsynqSubmit = "asynq enqueue alone"
 	sysWrk         = "wrk → trivial Go server"
 )
@@ -37,11 +41,13 @@ func (b *bench) throughput(ctx context.Context) error {
 			name string
 			do   func() error
 		}{
-			{sysFerryGo, func() error { return b.ferryThroughput(ctx, run, false) }},
+			{sysFerryGo, func() error { return b.ferryThroughput(ctx, run, false, false) }},
 			{asynqSystems[0].name, func() error { return b.asynqThroughput(ctx, run, asynqSystems[0]) }},
-			{sysFerryHTTP, func() error { return b.ferryThroughput(ctx, run, true) }},
+			{sysFerryHTTP, func() error { return b.ferryThroughput(ctx, run, true, false) }},
 			{asynqSystems[1].name, func() error { return b.asynqThroughput(ctx, run, asynqSystems[1]) }},
-			{sysFerrySubmit, func() error { return b.ferrySubmitOnly(ctx, run) }},
+			{sysFerryGoBatch, func() error { return b.ferryThroughput(ctx, run, false, true) }},
+			{sysFerrySubmit, func() error { return b.ferrySubmitOnly(ctx, run, false) }},
+			{sysFerryBatchSubmit, func() error { return b.ferrySubmitOnly(ctx, run, true) }},
 			{sysAsynqSubmit, func() error { return b.asynqEnqueueOnly(ctx, run) }},
 			{sysWrk, func() error { return b.wrk(ctx, run) }},
 		}
@@ -61,9 +67,9 @@ func (b *bench) loadParams(n int) map[string]string {
 }
 
 // ferryThroughput runs N tasks through a fresh Ferry, with the Go backend
-// or the HTTP one (a no-op function server in this process). Run 1 is
-// profiled (CPU and allocations).
-func (b *bench) ferryThroughput(ctx context.Context, run int, httpBackend bool) (err error) {
+// or the HTTP one (a no-op function server in this process), submitted one
+// per request or in batches. Run 1 is profiled (CPU and allocations).
+func (b *bench) ferryThroughput(ctx context.Context, run int, httpBackend, batch bool) (err error) {
 	dir, err := b.runDir()
 	if err != nil {
 		return err
@@ -80,6 +86,9 @@ func (b *bench) ferryThroughput(ctx context.Context, run int, httpBackend bool) 
 		}
 		defer fn.close()
 		spec.httpURL = fn.url
+	}
+	if batch {
+		system, profile = sysFerryGoBatch, "ferry-throughput-go-batch"
 	}
 	params := b.loadParams(n)
 	if run == 1 {
@@ -99,9 +108,14 @@ func (b *bench) ferryThroughput(ctx context.Context, run int, httpBackend bool) 
 	cl := newFerryClient(f.addrs.API, "noop", ferryKey("bench"), b.sz.clients)
 	defer cl.close()
 
+	submit, calls := cl.submit, n
+	if batch {
+		submit, calls = cl.batchSubmit(), n/batchSize
+		params["batch"] = itoa(batchSize)
+	}
 	cpu := newCPUMeter(map[string]int{"ferry": f.pid(), "generator": os.Getpid()})
 	start := time.Now()
-	took, err := closedLoop(ctx, n, b.sz.clients, cl.submit, 0)
+	took, err := closedLoop(ctx, calls, b.sz.clients, submit, 0)
 	if err != nil {
 		return err
 	}
@@ -162,8 +176,8 @@ func (b *bench) asynqThroughput(ctx context.Context, run int, s asynqSpec) (err 
 }
 
 // ferrySubmitOnly is the submit API's ceiling: N tasks submitted with
-// Ferry-Delay: 1h, so nothing dispatches.
-func (b *bench) ferrySubmitOnly(ctx context.Context, run int) (err error) {
+// Ferry-Delay: 1h, so nothing dispatches, one per request or in batches.
+func (b *bench) ferrySubmitOnly(ctx context.Context, run int, batch bool) (err error) {
 	dir, err := b.runDir()
 	if err != nil {
 		return err
@@ -177,8 +191,15 @@ func (b *bench) ferrySubmitOnly(ctx context.Context, run int) (err error) {
 	defer func() { err = errors.Join(err, f.stop()) }()
 	cl := newFerryClient(f.addrs.API, "noop", ferryKey("bench"), b.sz.clients)
 	defer cl.close()
+	system, submit, calls := sysFerrySubmit, cl.submit, n
+	params := b.loadParams(n)
+	params["delay"] = "1h"
+	if batch {
+		system, submit, calls = sysFerryBatchSubmit, cl.batchSubmit(), n/batchSize
+		params["batch"] = itoa(batchSize)
+	}
 	cpu := newCPUMeter(map[string]int{"ferry": f.pid(), "generator": os.Getpid()})
-	took, err := closedLoop(ctx, n, b.sz.clients, cl.submit, time.Hour)
+	took, err := closedLoop(ctx, calls, b.sz.clients, submit, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -187,10 +208,8 @@ func (b *bench) ferrySubmitOnly(ctx context.Context, run int) (err error) {
 	if m["rss_mb"], err = memMB(f.pid(), "VmHWM"); err != nil {
 		return err
 	}
-	b.cfg.Progress("  %s: %.0f/s", sysFerrySubmit, m["submit_per_s"])
-	params := b.loadParams(n)
-	params["delay"] = "1h"
-	return b.record(results.Throughput, sysFerrySubmit, run, params, m)
+	b.cfg.Progress("  %s: %.0f/s", system, m["submit_per_s"])
+	return b.record(results.Throughput, system, run, params, m)
 }
 
 // asynqEnqueueOnly is asynq's enqueue ceiling: N plain Enqueues (the same

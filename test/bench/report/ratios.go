@@ -137,6 +137,12 @@ func throughputRatios(gs []*group) []ratio {
 			add(newRatio(f.label()+" / "+c.label(), f, "tasks_per_s", c, "req_per_s", "tasks_per_s"))
 		}
 	}
+	// The batch submit ceiling against asynq's enqueue alone.
+	for _, f := range filter(gs, func(g *group) bool { return isSubmitCeiling(g) && has(g.System, "batch") }) {
+		for _, a := range filter(gs, func(g *group) bool { return isAsynq(g) && isCeiling(g.System) }) {
+			add(newRatio(f.label()+" / "+a.label(), f, "submit_per_s", a, "submit_per_s"))
+		}
+	}
 	for _, f := range filter(gs, func(g *group) bool { return isFerry(g.System) }) {
 		for _, c := range filter(gs, isSubmitCeiling) {
 			add(newRatio(f.label()+" / "+c.label(), f, "submit_per_s", c, "submit_per_s", "req_per_s", "tasks_per_s"))
