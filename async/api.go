@@ -187,7 +187,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		ct = "application/octet-stream"
 	}
 	t := &Task{
-		ID: id.String(), Tenant: tenant, Function: fn,
+		ID: id.String(), FreshID: true, Tenant: tenant, Function: fn,
 		Payload: body, ContentType: ct, IdempotencyKey: key,
 		Hops: hops, TraceParent: traceParent,
 		CreatedAt: now, UpdatedAt: now, ReadyAt: now.Add(delay),
@@ -220,6 +220,10 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 // startSpan starts the submission's span from the request's trace context
 // and returns the traceparent its tasks carry.
 func (a *API) startSpan(r *http.Request, name string) (context.Context, trace.Span, string) {
+	if c, ok := a.cfg.Tracer.(childTracer); ok {
+		// A tracer that records nothing: only the traceparent is made.
+		return r.Context(), noSpan, c.ChildTraceParent(r.Header.Get(wire.HeaderTraceParent))
+	}
 	ctx, span := a.cfg.Tracer.Start(a.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), name,
 		trace.WithSpanKind(trace.SpanKindServer))
 	carrier := propagation.MapCarrier{}
@@ -233,6 +237,14 @@ func (a *API) startSpan(r *http.Request, name string) (context.Context, trace.Sp
 	}
 	return ctx, span, traceParent
 }
+
+// childTracer is a tracer that records nothing and makes a child
+// traceparent without a span (dispatcher.PropagationTracer).
+type childTracer interface {
+	ChildTraceParent(parent string) string
+}
+
+var noSpan = trace.SpanFromContext(context.Background())
 
 // errIdempotencyConflict: the idempotency key names a task of another
 // function.

@@ -93,14 +93,11 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 		// Each task starts a trace of its own, linked to the request's:
 		// one trace holding a whole batch of one function would look like
 		// a loop to the loop guard's trace count.
-		_, ts := a.cfg.Tracer.Start(ctx, "ferry.submit", trace.WithNewRoot(), link, trace.WithSpanKind(trace.SpanKindProducer))
-		carrier := propagation.MapCarrier{}
-		a.prop.Inject(trace.ContextWithSpan(context.Background(), ts), carrier)
-		ts.End()
+		traceParent := a.newTrace(ctx, link)
 		tasks = append(tasks, &Task{
-			ID: id.String(), Tenant: tenant, Function: fn,
+			ID: id.String(), FreshID: true, Tenant: tenant, Function: fn,
 			Payload: it.payload, ContentType: it.contentType, IdempotencyKey: it.IdempotencyKey,
-			Hops: hops, TraceParent: carrier[wire.HeaderTraceParent],
+			Hops: hops, TraceParent: traceParent,
 			CreatedAt: now, UpdatedAt: now, ReadyAt: now.Add(it.delay),
 		})
 		at = append(at, i)
@@ -135,6 +132,19 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 	writeJSON(w, http.StatusAccepted, struct {
 		Tasks []batchAnswer `json:"tasks"`
 	}{answers})
+}
+
+// newTrace starts a task's own trace, linked to the request's span, and
+// returns its traceparent.
+func (a *API) newTrace(ctx context.Context, link trace.SpanStartOption) string {
+	if c, ok := a.cfg.Tracer.(childTracer); ok {
+		return c.ChildTraceParent("")
+	}
+	_, ts := a.cfg.Tracer.Start(ctx, "ferry.submit", trace.WithNewRoot(), link, trace.WithSpanKind(trace.SpanKindProducer))
+	defer ts.End()
+	carrier := propagation.MapCarrier{}
+	a.prop.Inject(trace.ContextWithSpan(context.Background(), ts), carrier)
+	return carrier[wire.HeaderTraceParent]
 }
 
 // parsedItem is a batch item checked and decoded.

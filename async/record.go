@@ -30,6 +30,13 @@ var (
 // fields in a fixed order as varints and length-prefixed bytes; times are
 // Unix nanoseconds (0 for the zero time).
 func AppendRecord(dst []byte, t *Task) []byte {
+	if dst == nil {
+		// One allocation: the strings and output, plus about 100 bytes
+		// of varints and times.
+		n := 128 + len(t.ID) + len(t.Tenant) + len(t.Function) + len(t.ContentType) + len(t.IdempotencyKey) +
+			len(t.TraceParent) + len(t.Output) + 64*len(t.Deliveries)
+		dst = make([]byte, 0, n)
+	}
 	e := encoder(append(dst, RecordVersion))
 	e.str(t.ID)
 	e.str(t.Tenant)

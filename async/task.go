@@ -81,7 +81,11 @@ type Delivery struct {
 // persisted tasks: callers get copies and change them only through Queue
 // methods.
 type Task struct {
-	ID             string `json:"id"`
+	ID string `json:"id"`
+	// FreshID says ID was just made as a random UUID (the API's UUIDv7s),
+	// so no task can have it: Enqueue then skips the read that checks it is
+	// unused. It is not stored.
+	FreshID        bool   `json:"-"`
 	Tenant         string `json:"tenant"`
 	Function       string `json:"function"`
 	Payload        []byte `json:"payload,omitempty"`

@@ -40,6 +40,15 @@ func Trace(tracer trace.Tracer) Middleware {
 		if tracer == nil {
 			return next
 		}
+		if _, ok := tracer.(propagationTracer); ok {
+			// Nothing records: only the traceparent moves on, made
+			// without the propagator's maps and contexts.
+			return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
+				c := *inv
+				c.TraceParent = childTraceParent(inv.TraceParent)
+				return next.Invoke(ctx, &c)
+			})
+		}
 		prop := propagation.TraceContext{}
 		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
 			carrier := propagation.MapCarrier{}

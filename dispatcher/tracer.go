@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"math/rand/v2"
 
 	"go.opentelemetry.io/otel/trace"
@@ -41,4 +42,65 @@ func (propagationTracer) Start(ctx context.Context, _ string, opts ...trace.Span
 	}
 	ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(cfg))
 	return ctx, trace.SpanFromContext(ctx)
+}
+
+// ChildTraceParent is childTraceParent: callers that hold a tracer and only
+// need the traceparent (the API's submit) ask for it without a span.
+func (propagationTracer) ChildTraceParent(parent string) string { return childTraceParent(parent) }
+
+// childTraceParent returns the traceparent of a new span under parent, as
+// PropagationTracer would make it: parent's trace id and flags with a new
+// span id, or a new sampled trace when parent is not a valid version 00
+// traceparent. (Tracestate is not carried: it is a separate header.)
+func childTraceParent(parent string) string {
+	var traceID trace.TraceID
+	flags := "01"
+	if tid, fl, ok := parseTraceParent(parent); ok {
+		traceID, flags = tid, fl
+	}
+	for !traceID.IsValid() {
+		binary.BigEndian.PutUint64(traceID[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(traceID[8:], rand.Uint64())
+	}
+	var spanID trace.SpanID
+	for !spanID.IsValid() {
+		binary.BigEndian.PutUint64(spanID[:], rand.Uint64())
+	}
+	b := make([]byte, 0, 55)
+	b = append(b, "00-"...)
+	b = hex.AppendEncode(b, traceID[:])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, spanID[:])
+	b = append(b, '-')
+	b = append(b, flags...)
+	return string(b)
+}
+
+// parseTraceParent reads a traceparent as OpenTelemetry's propagator does:
+// version 00 exactly 55 characters, a later version at least that (what
+// follows after a '-' is ignored), lower-case hex, neither id all zeros;
+// the flags are kept as they are.
+func parseTraceParent(tp string) (trace.TraceID, string, bool) {
+	var tid trace.TraceID
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || !isLowerHex(tp[:2]) || tp[:2] == "ff" ||
+		(tp[:2] == "00" && len(tp) != 55) || (len(tp) > 55 && tp[55] != '-') {
+		return tid, "", false
+	}
+	if !isLowerHex(tp[3:35]) || !isLowerHex(tp[36:52]) || !isLowerHex(tp[53:55]) {
+		return tid, "", false
+	}
+	_, _ = hex.Decode(tid[:], []byte(tp[3:35]))
+	if !tid.IsValid() || tp[36:52] == "0000000000000000" {
+		return tid, "", false
+	}
+	return tid, tp[53:55], true
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -74,3 +74,41 @@ func TestPropagationTracerNewRoot(t *testing.T) {
 		t.Fatalf("new root span %v in the parent's trace %s", sc, parent.TraceID())
 	}
 }
+
+// TestChildTraceParent: the fast path of Trace with the propagation tracer
+// gives what the OpenTelemetry propagator and PropagationTracer give: the
+// same trace id and sampled flag, a new span id; a new sampled trace for
+// what the propagator refuses.
+func TestChildTraceParent(t *testing.T) {
+	prop := propagation.TraceContext{}
+	for _, parent := range []string{
+		"",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+		"junk",
+	} {
+		in := prop.Extract(context.Background(), propagation.MapCarrier{"traceparent": parent})
+		ctx, _ := PropagationTracer().Start(in, "x")
+		want := trace.SpanContextFromContext(ctx)
+
+		got := childTraceParent(parent)
+		sc := trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.MapCarrier{"traceparent": got}))
+		switch {
+		case !sc.IsValid():
+			t.Errorf("%q: child %q is not a valid traceparent", parent, got)
+		case trace.SpanContextFromContext(in).IsValid() && sc.TraceID() != want.TraceID():
+			t.Errorf("%q: child trace %s, want %s", parent, sc.TraceID(), want.TraceID())
+		case sc.TraceFlags() != want.TraceFlags():
+			t.Errorf("%q: child flags %v, want %v", parent, sc.TraceFlags(), want.TraceFlags())
+		case sc.SpanID() == trace.SpanContextFromContext(in).SpanID():
+			t.Errorf("%q: child keeps the parent's span id", parent)
+		}
+	}
+}

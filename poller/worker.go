@@ -235,7 +235,16 @@ func (w *worker) invocation(items []*item) *dispatcher.Invocation {
 // carried returns the headers that travel to the function as they are: the
 // hop count and trace context are set by Ferry itself.
 func carried(h map[string]string) map[string]string {
-	out := make(map[string]string, len(h))
+	n := len(h)
+	for _, k := range [...]string{wire.HeaderHops, wire.HeaderTraceParent} {
+		if _, ok := h[k]; ok {
+			n--
+		}
+	}
+	if n == 0 {
+		return nil // nothing to carry: no map per message
+	}
+	out := make(map[string]string, n)
 	for k, v := range h {
 		if k != wire.HeaderHops && k != wire.HeaderTraceParent {
 			out[k] = v

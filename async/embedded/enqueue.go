@@ -226,7 +226,7 @@ func (q *Queue) insert(b *batchEnqueue, maxQueued int) error {
 			continue
 		}
 		q.idx.add(rec.ID, rec.Lane(), rec.ReadyAt, rec.Lease)
-		b.res[i] = async.EnqueueResult{Task: rec.Clone(), Created: true}
+		b.res[i] = async.EnqueueResult{Task: rec, Created: true} // rec is the caller's: nothing else holds it
 		added = true
 	}
 	if added {
@@ -250,15 +250,19 @@ func (q *Queue) writeNew(b *batchEnqueue, recs []*async.Task) error {
 		if rec == nil {
 			continue
 		}
-		old, err := q.readRecord(rec.ID)
-		if err != nil {
-			return err
+		fresh := rec.FreshID
+		rec.FreshID = false
+		if !fresh {
+			old, err := q.readRecord(rec.ID)
+			if err != nil {
+				return err
+			}
+			if old != nil {
+				b.res[i].Err, recs[i] = conflict(rec.ID), nil
+				continue
+			}
 		}
-		if old != nil {
-			b.res[i].Err, recs[i] = conflict(rec.ID), nil
-			continue
-		}
-		err = putNew(wb, rec)
+		err := putNew(wb, rec)
 		if err == nil {
 			err = wb.Set(listKey(rec.Tenant, rec.CreatedAt, rec.ID), []byte(rec.Function), nil)
 		}

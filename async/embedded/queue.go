@@ -97,8 +97,11 @@ var _ async.Queue = (*Queue)(nil)
 // and absorbs the rewrites before they are flushed and compacted; bloom
 // filters let a read by id skip the levels without the key.
 const (
-	memTableSize    = 32 << 20
-	blockCacheSize  = 64 << 20
+	memTableSize = 32 << 20
+	// blockCacheSize is small because records are: the recent ones are
+	// in the memtable, and Open's scan of every record (which goes through
+	// the cache) would otherwise leave a larger cache full, resident.
+	blockCacheSize  = 32 << 20
 	bloomBitsPerKey = 10
 )
 

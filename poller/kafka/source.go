@@ -81,6 +81,10 @@ type Source struct {
 	// errs counts errors kafka-go logged since the last fetched message.
 	errs atomic.Int64
 
+	// scopes caches each partition's message scope; only Read (one
+	// goroutine) uses it.
+	scopes map[int]string
+
 	// deferred is an error of reader deferredFrom that ended a drain; only
 	// Read (one goroutine) uses them.
 	deferred     error
@@ -180,7 +184,7 @@ func (s *Source) readerConfig() kafkago.ReaderConfig {
 		GroupID:          s.cfg.Group,
 		Topic:            s.cfg.Topic,
 		Dialer:           &kafkago.Dialer{Timeout: dialTimeout, DualStack: true, ClientID: "ferry"},
-		QueueCapacity:    32,
+		QueueCapacity:    256, // fetched messages waiting for Read: a few 100 KiB
 		MinBytes:         1,
 		MaxBytes:         1 << 20,
 		MaxWait:          500 * time.Millisecond,
@@ -419,15 +423,19 @@ func (s *Source) message(m kafkago.Message, epoch uint64) *poller.Message {
 
 // convert maps a kafka-go message to a poller message (without Ack).
 func (s *Source) convert(m kafkago.Message) *poller.Message {
-	scope := "kafka:" + m.Topic + "/" + strconv.Itoa(m.Partition)
+	scope := s.scope(m.Topic, m.Partition)
+	id := make([]byte, 0, len(scope)+21)
+	id = append(append(id, scope...), '/')
 	msg := &poller.Message{
-		ID:      scope + "/" + strconv.FormatInt(m.Offset, 10),
+		ID:      string(strconv.AppendInt(id, m.Offset, 10)),
 		Scope:   scope,
 		Key:     string(m.Key),
 		Source:  s.uri,
 		Payload: m.Value,
-		Headers: make(map[string]string, len(m.Headers)),
 		Time:    m.Time,
+	}
+	if len(m.Headers) > 0 {
+		msg.Headers = make(map[string]string, len(m.Headers))
 	}
 	for _, h := range m.Headers {
 		// A repeated header keeps its last value.
@@ -440,6 +448,22 @@ func (s *Source) convert(m kafkago.Message) *poller.Message {
 		msg.Time = time.Now()
 	}
 	return msg
+}
+
+// scope returns "kafka:<topic>/<partition>", made once per partition (only
+// Read's goroutine calls it).
+func (s *Source) scope(topic string, partition int) string {
+	if sc, ok := s.scopes[partition]; ok && topic == s.cfg.Topic {
+		return sc
+	}
+	sc := "kafka:" + topic + "/" + strconv.Itoa(partition)
+	if topic == s.cfg.Topic {
+		if s.scopes == nil {
+			s.scopes = map[int]string{}
+		}
+		s.scopes[partition] = sc
+	}
+	return sc
 }
 
 // Close stops the committer, commits every offset settled contiguously,

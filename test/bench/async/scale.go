@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,7 +158,13 @@ func (b *bench) scaleRun(ctx context.Context, run, backlog int, base string) (er
 	syscall.Sync() // the copy's writeback is not this run's to pay
 	n := b.sz.scaleTasks
 	probeN := int(b.sz.probeRate * b.sz.probe.Seconds())
-	f, err := startFerry(ctx, ferrySpec{dir: dir, dataDir: data, workers: workers, maxQueued: backlog + n + probeN + 1000})
+	spec := ferrySpec{dir: dir, dataDir: data, workers: workers, maxQueued: backlog + n + probeN + 1000}
+	if run == 1 && backlog == slices.Max(b.sz.backlogs) {
+		// The largest backlog's first run is profiled (CPU): where a big
+		// index costs.
+		spec.profile, spec.cpuOnly = filepath.Join(b.cfg.Profiles, fmt.Sprintf("ferry-scale-%d", backlog)), true
+	}
+	f, err := startFerry(ctx, spec)
 	if err != nil {
 		return err
 	}
