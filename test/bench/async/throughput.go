@@ -26,8 +26,8 @@ const (
 	// (POST /v1/functions/{fn}/tasks/batch).
 	sysFerryGoBatch     = "ferry (go backend, batch submit)"
 	sysFerryBatchSubmit = "ferry batch submit alone"
-	sysAsynqSubmit = "asynq enqueue alone"
-	sysWrk         = "wrk → trivial Go server"
+	sysAsynqSubmit      = "asynq enqueue alone"
+	sysWrk              = "wrk → trivial Go server"
 )
 
 // throughput is workload 1: N tasks submitted by 32 concurrent clients
