@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/wire"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -155,11 +154,8 @@ func (g *LoopGuard) screen(ctx context.Context, lane wire.Lane, inv *Invocation,
 // traceID extracts the trace id of a W3C traceparent (invalid when
 // malformed or empty).
 func traceID(traceParent string) trace.TraceID {
-	if traceParent == "" {
-		return trace.TraceID{}
-	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{wire.HeaderTraceParent: traceParent})
-	return trace.SpanContextFromContext(ctx).TraceID()
+	tid, _, _ := parseTraceParent(traceParent) // as the OpenTelemetry propagator reads it
+	return tid
 }
 
 // TraceCounter counts the loop guard's first attempts per (W3C trace,

@@ -91,7 +91,7 @@ func parseTraceParent(tp string) (trace.TraceID, string, bool) {
 	}
 	_, _ = hex.Decode(tid[:], []byte(tp[3:35]))
 	if !tid.IsValid() || tp[36:52] == "0000000000000000" {
-		return tid, "", false
+		return trace.TraceID{}, "", false
 	}
 	return tid, tp[53:55], true
 }

@@ -98,6 +98,9 @@ func TestChildTraceParent(t *testing.T) {
 		ctx, _ := PropagationTracer().Start(in, "x")
 		want := trace.SpanContextFromContext(ctx)
 
+		if tid := traceID(parent); tid != trace.SpanContextFromContext(in).TraceID() {
+			t.Errorf("%q: traceID %s, want the propagator's %s", parent, tid, trace.SpanContextFromContext(in).TraceID())
+		}
 		got := childTraceParent(parent)
 		sc := trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.MapCarrier{"traceparent": got}))
 		switch {
