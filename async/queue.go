@@ -89,6 +89,10 @@ type LeaseRequest struct {
 	// that may run.
 	BlockedTenants []string
 	BlockedLanes   []wire.Lane
+	// Room, when set, bounds how many tasks of a lane one LeaseMany may
+	// take (-1: no bound): the slots the caller has free for it. Stores
+	// that count limits themselves (the Redis store) may ignore it.
+	Room func(wire.Lane) int
 }
 
 // Blocks reports whether req holds lane back. It scans the lists, which

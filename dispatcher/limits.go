@@ -215,6 +215,29 @@ func (l *Limits) blocked(rates bool) (tenants []string, lanes []wire.Lane) {
 	return append(tenants, rt...), append(lanes, rl...)
 }
 
+// Room returns how many tasks of lane could start now by the slots free for
+// it and its tenant (-1: no bound), and at most 1 when a rate applies to it
+// (tokens are taken one by one): what a store that leases several tasks in
+// one call may take of the lane.
+func (l *Limits) Room(lane wire.Lane) int {
+	l.mu.Lock()
+	room := -1
+	for _, s := range []*slots{l.tenants[lane.Tenant], l.lanes[lane]} {
+		if s != nil && s.max > 0 {
+			free := max(s.capacity()-s.used, 0)
+			if room < 0 || free < room {
+				room = free
+			}
+		}
+	}
+	shared := l.shared != nil
+	l.mu.Unlock()
+	if (shared || l.rates.limited(lane)) && (room < 0 || room > 1) {
+		room = 1
+	}
+	return room
+}
+
 // TryAcquire takes a slot of lane (and of its tenant) and a rate token if
 // all are available. With a shared RateStore it may wait for the store,
 // up to sharedTimeout.

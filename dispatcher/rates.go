@@ -62,6 +62,13 @@ func set[K comparable](m map[K]*rate.Limiter, k K, perSecond float64, burst int)
 	m[k] = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
 }
 
+// limited reports whether lane or its tenant has a rate.
+func (r *Rates) limited(lane wire.Lane) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tenants[lane.Tenant] != nil || r.lanes[lane] != nil
+}
+
 // held lists the tenants and lanes whose bucket has no whole token at
 // now, and the shortest wait until one of them has one (0 if none is
 // held). It visits only the tenants and lanes that have a rate.

@@ -94,7 +94,7 @@ loop:
 		}
 		var freed <-chan struct{} // watched only while idle: releases then cost nothing
 		for {
-			req := async.LeaseRequest{TTL: ttl}
+			req := async.LeaseRequest{TTL: ttl, Room: limits.Room}
 			if r.cfg.RatesAtLease {
 				req.BlockedTenants, req.BlockedLanes = limits.BlockedSlots()
 			} else {

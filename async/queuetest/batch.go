@@ -78,3 +78,41 @@ func enqueueBatch(t *testing.T, e *env) {
 	wantGone(t, e.q, "acme", "m1")
 	wantGone(t, e.q, "other", "m2")
 }
+
+// leaseMany: a store that leases in batches (async.BatchLeaser) takes up
+// to n ready tasks in one call (which ones is the store's fairness), each
+// once, running with its own token and its payload; what it leased
+// completes.
+func leaseMany(t *testing.T, e *env) {
+	bl, ok := e.q.(async.BatchLeaser)
+	if !ok {
+		t.Skip("the store leases one task per call")
+	}
+	for i := range 3 {
+		mustEnqueue(t, e.q, e.task(seqID("a", i), "A", "f"))
+		mustEnqueue(t, e.q, e.task(seqID("b", i), "B", "f"))
+	}
+	e.clock.Advance(tick)
+	ctx := context.Background()
+	var got []*async.Task
+	for call := 0; len(got) < 6; call++ {
+		ts, _, err := bl.LeaseMany(ctx, async.LeaseRequest{TTL: leaseTTL}, 4)
+		if err != nil || len(ts) == 0 || len(ts) > 4 || call == 6 {
+			t.Fatalf("LeaseMany(4) call %d = %d tasks, %v; want 1 to 4 while %d are ready", call, len(ts), err, 6-len(got))
+		}
+		got = append(got, ts...)
+	}
+	if ts, _, err := bl.LeaseMany(ctx, async.LeaseRequest{TTL: leaseTTL}, 4); err != nil || len(ts) != 0 {
+		t.Fatalf("LeaseMany with nothing ready = %v, %v", idsOf(ts), err)
+	}
+	seen := map[string]bool{}
+	for _, l := range got {
+		if l.Status != async.StatusRunning || l.Lease == 0 || seen[l.ID] || string(l.Payload) != `{"n":1}` {
+			t.Fatalf("leased %+v: want each task once, running, with a token and its payload", l)
+		}
+		seen[l.ID] = true
+	}
+	for _, l := range got {
+		mustComplete(t, e.q, l, async.Completion{Status: async.StatusSucceeded, Attempted: true})
+	}
+}

@@ -102,6 +102,7 @@ func scenarios() []scenario {
 		{"IdempotencyConcurrent", idempotencyConcurrent},
 		{"Quota", quota},
 		{"EnqueueBatch", enqueueBatch},
+		{"LeaseMany", leaseMany},
 		{"ConcurrentWorkers", concurrentWorkers},
 		// replay.go, retention.go: after a task finished.
 		{"Replay", replay},
