@@ -27,31 +27,34 @@ const (
 // content type application/json.
 func (s *Source) toMessage(id string, values map[string]any) *poller.Message {
 	m := &poller.Message{
-		ID:      "redis:" + s.cfg.Stream + "/" + id,
-		Scope:   s.scope,
-		Source:  s.source,
-		Headers: make(map[string]string, len(values)),
-		Time:    entryTime(id),
+		ID:     "redis:" + s.cfg.Stream + "/" + id,
+		Scope:  s.scope,
+		Source: s.source,
+		Time:   entryTime(id),
+	}
+	if d, ok := values[FieldData]; ok {
+		// The common case, read once: no copy of the fields.
+		m.Payload = []byte(fieldString(d))
+		if len(values) > 1 {
+			m.Headers = make(map[string]string, len(values)-1)
+			for k, v := range values {
+				if k != FieldData {
+					m.Headers[k] = fieldString(v)
+				}
+			}
+		}
+		m.Key, m.ContentType = m.Headers[FieldKey], m.Headers[FieldContentType]
+		return m
 	}
 	fields := make(map[string]string, len(values))
 	for k, v := range values {
 		fields[k] = fieldString(v)
 	}
-	data, hasData := fields[FieldData]
-	for k, v := range fields {
-		if k != FieldData {
-			m.Headers[k] = v
-		}
-	}
+	m.Headers = fields
 	m.Key = fields[FieldKey]
-	m.ContentType = fields[FieldContentType]
-	if hasData {
-		m.Payload = []byte(data)
-	} else {
-		// A map of strings always marshals.
-		m.Payload, _ = json.Marshal(fields)
-		m.ContentType = "application/json"
-	}
+	// A map of strings always marshals.
+	m.Payload, _ = json.Marshal(fields)
+	m.ContentType = "application/json"
 	return m
 }
 
