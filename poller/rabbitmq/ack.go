@@ -234,10 +234,21 @@ type acker struct {
 	// when it was armed.
 	timer   *time.Timer
 	armedAt uint64
+	// coalesce is how far the settled front moves before a `multiple` ack
+	// goes out while deliveries are still outstanding (1: at once); a
+	// pending ack that has not reached it goes out after ackLinger, or at
+	// once when nothing is outstanding. sent is the tag acked last.
+	coalesce uint64
+	sent     uint64
+	linger   *time.Timer
 }
 
+// ackLinger bounds how long a `multiple` ack waits for the front to move
+// coalesce tags further.
+const ackLinger = 2 * time.Millisecond
+
 func newAcker(ch ackSender, patience time.Duration) *acker {
-	a := &acker{ch: ch, patience: patience}
+	a := &acker{ch: ch, patience: patience, coalesce: 1}
 	a.idle.L = &a.mu
 	return a
 }
@@ -277,7 +288,28 @@ func (a *acker) settle(tag uint64, ok bool) error {
 	if a.flushing {
 		return nil // the goroutine sending sends this one too
 	}
+	if len(a.t.live()) > 0 && upTo-a.sent < a.coalesce {
+		// Deliveries are still outstanding: let the front move on, so
+		// one frame acks many (the broker pays per frame).
+		if a.linger == nil {
+			a.linger = time.AfterFunc(ackLinger, a.lingered)
+		}
+		return nil
+	}
 	return a.flush()
+}
+
+// lingered sends the `multiple` ack that waited ackLinger.
+func (a *acker) lingered() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.linger = nil
+	if a.closed || a.flushing || a.pending == 0 {
+		return
+	}
+	// A failure means the channel is closed: the broker requeues, and
+	// Read reports the loss.
+	_ = a.flush()
 }
 
 // flush sends the pending `multiple` acks outside the lock (held on entry
@@ -297,6 +329,7 @@ func (a *acker) flush() error {
 		if err != nil {
 			return fmt.Errorf("%w: ack up to tag %d: %w", ErrStaleDelivery, upTo, err)
 		}
+		a.sent = upTo
 		a.stats.multiple++
 	}
 	return nil
@@ -338,6 +371,10 @@ func (a *acker) close() error {
 	if a.timer != nil {
 		a.timer.Stop()
 		a.timer = nil
+	}
+	if a.linger != nil {
+		a.linger.Stop()
+		a.linger = nil
 	}
 	for a.flushing {
 		a.idle.Wait()

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
 // frames records what an acker sends: "nack 3", "ack<=5" (multiple),
@@ -492,4 +494,40 @@ func TestAckerTimer(t *testing.T) {
 			t.Fatalf("frames %q, want %q", f.got(), want)
 		}
 	})
+}
+
+// TestAckerCoalesces: while deliveries are outstanding, the settled front
+// goes out as one `multiple` ack per coalesce tags, or after ackLinger;
+// with nothing outstanding it goes out at once.
+func TestAckerCoalesces(t *testing.T) {
+	t.Parallel()
+	f := &frames{}
+	a := newAcker(f, never)
+	a.coalesce = 4
+	for tag := uint64(1); tag <= 10; tag++ {
+		a.add(tag)
+	}
+	settle := func(tags ...uint64) {
+		t.Helper()
+		for _, tag := range tags {
+			if err := a.settle(tag, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	settle(1, 2, 3)
+	if got := f.got(); len(got) != 0 {
+		t.Fatalf("frames after 3 of 4: %q, want none yet", got)
+	}
+	settle(4)
+	if got := f.got(); !slices.Equal(got, []string{"ack<=4"}) {
+		t.Fatalf("frames after 4: %q, want ack<=4", got)
+	}
+	settle(5)
+	ferrytest.WaitFor(t, 5*time.Second, "the lingering ack", func() bool { return slices.Equal(f.got(), []string{"ack<=4", "ack<=5"}) })
+	settle(6, 7, 8, 9, 10) // nothing outstanding after 10: no waiting
+	if got := f.got(); !slices.Equal(got, []string{"ack<=4", "ack<=5", "ack<=9", "ack<=10"}) &&
+		!slices.Equal(got, []string{"ack<=4", "ack<=5", "ack<=10"}) {
+		t.Fatalf("frames: %q, want the front acked by 9 (4 more) and at 10 (all settled)", got)
+	}
 }

@@ -99,6 +99,7 @@ func consume(conn *amqp.Connection, cfg *settings, gen uint64) (*session, error)
 	ss.ch = ch
 	ss.chClosed = ch.NotifyClose(make(chan *amqp.Error, 1))
 	ss.acks = newAcker(ch, cfg.ackPatience)
+	ss.acks.coalesce = uint64(max(1, cfg.Prefetch/4)) // a quarter of the window per frame at most
 	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
 		return nil, fmt.Errorf("rabbitmq: set prefetch %d: %w", cfg.Prefetch, cfg.clean(err))
 	}
