@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/ferrydev/ferry/wire"
@@ -19,6 +20,29 @@ type Metrics struct {
 	deliveries *prometheus.CounterVec
 	loops      *prometheus.CounterVec
 	capacity   *prometheus.GaugeVec
+	// lanes caches each lane's series of Observe (wire.Lane → *laneSeries),
+	// so that an attempt does not hash its labels three times.
+	lanes sync.Map
+}
+
+// laneSeries are one lane's series that every attempt touches.
+type laneSeries struct {
+	inFlight prometheus.Gauge
+	duration prometheus.Observer
+	success  prometheus.Counter
+}
+
+func (m *Metrics) series(tenant, function string) *laneSeries {
+	lane := wire.Lane{Tenant: tenant, Function: function}
+	if s, ok := m.lanes.Load(lane); ok {
+		return s.(*laneSeries)
+	}
+	s, _ := m.lanes.LoadOrStore(lane, &laneSeries{
+		inFlight: m.inFlight.WithLabelValues(tenant, function),
+		duration: m.attemptDur.WithLabelValues(tenant, function),
+		success:  m.attempts.WithLabelValues(tenant, function, "success"),
+	})
+	return s.(*laneSeries)
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -71,17 +95,17 @@ func (m *Metrics) Observe() Middleware {
 			return next
 		}
 		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
-			g := m.inFlight.WithLabelValues(inv.Tenant, inv.Function)
-			g.Inc()
+			s := m.series(inv.Tenant, inv.Function)
+			s.inFlight.Inc()
 			start := time.Now()
 			res, err := next.Invoke(ctx, inv)
-			g.Dec()
-			result := "success"
+			s.inFlight.Dec()
+			s.duration.Observe(time.Since(start).Seconds())
 			if err != nil {
-				result = Classify(err).Code
+				m.attempts.WithLabelValues(inv.Tenant, inv.Function, Classify(err).Code).Inc()
+			} else {
+				s.success.Inc()
 			}
-			m.attemptDur.WithLabelValues(inv.Tenant, inv.Function).Observe(time.Since(start).Seconds())
-			m.attempts.WithLabelValues(inv.Tenant, inv.Function, result).Inc()
 			return res, err
 		})
 	}
