@@ -141,9 +141,12 @@ loop:
 				r.unreserve(workers, 1+extra-started)
 				break
 			}
-			if freed == nil {
-				// Watch for releases, then look once more: a slot freed
-				// since Blocked would otherwise go unnoticed.
+			if freed == nil && len(req.BlockedTenants)+len(req.BlockedLanes) > 0 {
+				// Something was held back: watch for releases, then look
+				// once more (a slot freed since Blocked would otherwise go
+				// unnoticed). With nothing held back a release cannot
+				// make a task leasable, and the runner would wake for every
+				// message a trigger finishes.
 				freed = limits.Freed()
 				continue
 			}
