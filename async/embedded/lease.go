@@ -53,10 +53,12 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 		}
 		exp := now.Add(ttl)
 		q.idx.lease(e, exp)
-		token, first := e.token, q.idx.leases[0] == e
+		first := q.idx.leases[0] == e
 		q.mu.Unlock()
 
-		t, err := q.writeLease(e.id(), token, now, exp)
+		// e's token stays as leased: its stripe is held.
+		ts, err := q.writeLeases([]*entry{e}, now, exp)
+		t := ts[0]
 		q.mu.Lock()
 		switch {
 		case err != nil: // undo: memory mirrors the record
@@ -80,27 +82,6 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 		}
 		q.log.Error("embedded: indexed task has no record; dropped from the index", "id", e.id())
 	}
-}
-
-// writeLease persists a lease; (nil, nil) when the record is missing.
-func (q *Queue) writeLease(id string, token uint64, now, exp time.Time) (*async.Task, error) {
-	t, err := q.readTask(id)
-	if err != nil || t == nil {
-		return nil, err
-	}
-	t.Status = async.StatusRunning
-	t.Lease = token
-	t.LeaseExpiresAt = exp
-	t.UpdatedAt = now
-	b := q.db.NewBatch()
-	defer b.Close()
-	if err := putRecord(b, t); err != nil {
-		return nil, fmt.Errorf("embedded: lease: %w", err)
-	}
-	if err := q.commit(b, pebble.NoSync, "lease"); err != nil {
-		return nil, err
-	}
-	return t, nil
 }
 
 // Complete records the outcome of a leased task and its pending deliveries
