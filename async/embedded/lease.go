@@ -151,9 +151,9 @@ func (q *Queue) Retry(ctx context.Context, id string, token uint64, at time.Time
 		return nil
 	}, func(e *entry, now time.Time) {
 		q.idx.requeue(e, at)
-		if !at.After(now) {
-			q.signal()
-		}
+		// Signalled even when it is ready later: an idle caller learns the
+		// time it must wait for from its next Lease.
+		q.signal()
 	})
 }
 

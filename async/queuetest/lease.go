@@ -209,6 +209,17 @@ func releaseAndRetryReady(t *testing.T, e *env) {
 	if g := mustGet(t, e.q, "acme", "t1"); g.Status != async.StatusQueued || g.Attempts != 1 || g.LastError == nil || g.LastError.Code != "timeout" {
 		t.Fatalf("after retry = %+v", g)
 	}
+	// A retry due later is signalled too: an idle caller, with no time to
+	// wait for, learns it from the Lease the signal prompts.
+	l = e.mustLease(t, e.q)
+	drainReady(e.q)
+	if err := e.q.Retry(ctx, "t1", l.Lease, e.clock.Now().Add(time.Minute), &async.TaskError{Code: "timeout"}); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	waitReady(t, e.q, "Retry due later")
+	if _, next, err := e.lease(e.q, async.LeaseRequest{TTL: leaseTTL}); err != nil || next.IsZero() {
+		t.Fatalf("Lease after a later retry: next %v, err %v; want the retry's time", next, err)
+	}
 }
 
 // enqueueValidation: Enqueue names the missing field, and refuses an id
