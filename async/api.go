@@ -203,8 +203,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		err = errIdempotencyConflict{key: key, function: got.Function}
 	}
 	if err != nil {
-		status, code, msg := a.enqueueError(w, tenant, fn, err)
-		a.reject(w, tenant, status, code, msg)
+		a.refuse(w, tenant, a.enqueueError(tenant, fn, err))
 		return
 	}
 	result := "accepted"
@@ -254,28 +253,39 @@ func (e errIdempotencyConflict) Error() string {
 	return fmt.Sprintf("Idempotency-Key %q was used for function %q", e.key, e.function)
 }
 
-// enqueueError maps an Enqueue error to the answer's status, code and
-// message (setting Retry-After on w where a retry later can succeed).
-func (a *API) enqueueError(w http.ResponseWriter, tenant, fn string, err error) (int, string, string) {
+// refusal is how the API answers a task the store refused.
+type refusal struct {
+	status     int
+	code, msg  string
+	retryAfter string // seconds; "" when retrying later cannot help
+}
+
+// enqueueError maps an Enqueue error to its refusal.
+func (a *API) enqueueError(tenant, fn string, err error) refusal {
 	var idem errIdempotencyConflict
 	switch {
 	case errors.As(err, &idem):
-		return http.StatusConflict, "idempotency_conflict", idem.Error()
+		return refusal{http.StatusConflict, "idempotency_conflict", idem.Error(), ""}
 	case errors.Is(err, ErrQuotaExceeded):
-		w.Header().Set("Retry-After", "1")
-		return http.StatusTooManyRequests, "quota_exceeded",
-			fmt.Sprintf("tenant %q has reached max_queued (%d unfinished tasks); retry later", tenant, a.cfg.MaxQueued(tenant))
+		return refusal{http.StatusTooManyRequests, "quota_exceeded",
+			fmt.Sprintf("tenant %q has reached max_queued (%d unfinished tasks); retry later", tenant, a.cfg.MaxQueued(tenant)), "1"}
 	case errors.Is(err, ErrConflict):
-		return http.StatusConflict, "conflict", err.Error()
+		return refusal{http.StatusConflict, "conflict", err.Error(), ""}
 	case errors.Is(err, ErrFull):
 		a.cfg.Logger.Error("enqueue refused: the task store is full", "tenant", tenant, "function", fn, "error", err)
-		w.Header().Set("Retry-After", "5")
-		return http.StatusInsufficientStorage, "store_full", "the task store is full; retry later"
+		return refusal{http.StatusInsufficientStorage, "store_full", "the task store is full; retry later", "5"}
 	default:
 		a.cfg.Logger.Error("enqueue failed", "tenant", tenant, "function", fn, "error", err)
-		w.Header().Set("Retry-After", "1")
-		return http.StatusServiceUnavailable, "unavailable", "the task store cannot take tasks now; retry later"
+		return refusal{http.StatusServiceUnavailable, "unavailable", "the task store cannot take tasks now; retry later", "1"}
 	}
+}
+
+// refuse answers a whole request with rf.
+func (a *API) refuse(w http.ResponseWriter, tenant string, rf refusal) {
+	if rf.retryAfter != "" {
+		w.Header().Set("Retry-After", rf.retryAfter)
+	}
+	a.reject(w, tenant, rf.status, rf.code, rf.msg)
 }
 
 func (a *API) reject(w http.ResponseWriter, tenant string, status int, code, msg string) {

@@ -105,8 +105,7 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 	if len(tasks) > 0 {
 		res, err := a.cfg.Store.EnqueueBatch(r.Context(), tasks, a.cfg.MaxQueued(tenant))
 		if err != nil {
-			status, code, msg := a.enqueueError(w, tenant, fn, err)
-			a.reject(w, tenant, status, code, msg)
+			a.refuse(w, tenant, a.enqueueError(tenant, fn, err))
 			return
 		}
 		for k, rs := range res {
@@ -115,9 +114,9 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 				rs.Err = errIdempotencyConflict{key: tasks[k].IdempotencyKey, function: rs.Task.Function}
 			}
 			if rs.Err != nil {
-				_, code, msg := a.enqueueError(discard{}, tenant, fn, rs.Err)
-				answers[i].Error = &errorBody{code, msg}
-				a.submits.WithLabelValues(tenant, code).Inc()
+				rf := a.enqueueError(tenant, fn, rs.Err)
+				answers[i].Error = &errorBody{rf.code, rf.msg}
+				a.submits.WithLabelValues(tenant, rf.code).Inc()
 				continue
 			}
 			v := viewOf(rs.Task)
@@ -229,11 +228,3 @@ func (a *API) parseItem(it batchItem) (parsedItem, int, string, string) {
 	p.delay = d
 	return p, 0, "", ""
 }
-
-// discard is a ResponseWriter whose headers nobody reads: a task's error
-// inside a batch answer sets no header of the answer.
-type discard struct{}
-
-func (discard) Header() http.Header         { return http.Header{} }
-func (discard) Write(b []byte) (int, error) { return len(b), nil }
-func (discard) WriteHeader(int)             {}

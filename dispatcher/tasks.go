@@ -82,6 +82,7 @@ func (r *TaskRunner) Run(ctx context.Context) error {
 		ttl = heartbeatLease // renewed while the attempt runs (heartbeat)
 	}
 	limits := r.d.limits
+	room := limits.Room // one method value, not one per lease
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 
@@ -94,7 +95,7 @@ loop:
 		}
 		var freed <-chan struct{} // watched only while idle: releases then cost nothing
 		for {
-			req := async.LeaseRequest{TTL: ttl, Room: limits.Room}
+			req := async.LeaseRequest{TTL: ttl, Room: room}
 			if r.cfg.RatesAtLease {
 				req.BlockedTenants, req.BlockedLanes = limits.BlockedSlots()
 			} else {

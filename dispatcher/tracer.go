@@ -33,15 +33,20 @@ func (propagationTracer) Start(ctx context.Context, _ string, opts ...trace.Span
 	if parent.HasTraceID() {
 		cfg.TraceID, cfg.TraceFlags, cfg.TraceState = parent.TraceID(), parent.TraceFlags(), parent.TraceState()
 	}
-	for !cfg.TraceID.IsValid() {
-		binary.BigEndian.PutUint64(cfg.TraceID[:8], rand.Uint64())
-		binary.BigEndian.PutUint64(cfg.TraceID[8:], rand.Uint64())
-	}
-	for !cfg.SpanID.IsValid() {
-		binary.BigEndian.PutUint64(cfg.SpanID[:], rand.Uint64())
-	}
+	fillIDs(&cfg.TraceID, &cfg.SpanID)
 	ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(cfg))
 	return ctx, trace.SpanFromContext(ctx)
+}
+
+// fillIDs gives a zero trace id and the (zero) span id random values.
+func fillIDs(traceID *trace.TraceID, spanID *trace.SpanID) {
+	for !traceID.IsValid() {
+		binary.BigEndian.PutUint64(traceID[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(traceID[8:], rand.Uint64())
+	}
+	for !spanID.IsValid() {
+		binary.BigEndian.PutUint64(spanID[:], rand.Uint64())
+	}
 }
 
 // ChildTraceParent is childTraceParent: callers that hold a tracer and only
@@ -58,14 +63,8 @@ func childTraceParent(parent string) string {
 	if tid, fl, ok := parseTraceParent(parent); ok {
 		traceID, flags = tid, fl
 	}
-	for !traceID.IsValid() {
-		binary.BigEndian.PutUint64(traceID[:8], rand.Uint64())
-		binary.BigEndian.PutUint64(traceID[8:], rand.Uint64())
-	}
 	var spanID trace.SpanID
-	for !spanID.IsValid() {
-		binary.BigEndian.PutUint64(spanID[:], rand.Uint64())
-	}
+	fillIDs(&traceID, &spanID)
 	b := make([]byte, 0, 55)
 	b = append(b, "00-"...)
 	b = hex.AppendEncode(b, traceID[:])

@@ -57,30 +57,18 @@ func (q *Queue) Lease(ctx context.Context, req async.LeaseRequest) (*async.Task,
 		q.mu.Unlock()
 
 		// e's token stays as leased: its stripe is held.
-		ts, err := q.writeLeases([]*entry{e}, now, exp)
-		t := ts[0]
-		q.mu.Lock()
-		switch {
-		case err != nil: // undo: memory mirrors the record
-			e.token--
-			q.idx.requeue(e, e.readyAt())
-		case t == nil: // the record vanished: forget the task
-			q.idx.remove(e)
-		default:
-			e.run.rec = t.Clone()
-		}
-		q.mu.Unlock()
+		got, err := q.persistLeases([]*entry{e}, now, exp)
 		lk.Unlock()
 		if err != nil {
 			return nil, time.Time{}, err
 		}
-		if t != nil {
+		if len(got) == 1 {
 			if first {
 				q.signalWake()
 			}
-			return t, time.Time{}, nil
+			return got[0], time.Time{}, nil
 		}
-		q.log.Error("embedded: indexed task has no record; dropped from the index", "id", e.id())
+		// The record had vanished: the next pick.
 	}
 }
 

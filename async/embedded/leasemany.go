@@ -92,23 +92,7 @@ func (q *Queue) LeaseMany(ctx context.Context, req async.LeaseRequest, n int) ([
 		return nil, next, nil
 	}
 
-	ts, err := q.writeLeases(picked, now, exp)
-	q.mu.Lock()
-	out := ts[:0]
-	for i, e := range picked {
-		switch {
-		case err != nil: // undo: memory mirrors the records
-			e.token--
-			q.idx.requeue(e, e.readyAt())
-		case ts[i] == nil: // the record vanished: forget the task
-			q.idx.remove(e)
-			q.log.Error("embedded: indexed task has no record; dropped from the index", "id", e.id())
-		default:
-			e.run.rec = ts[i].Clone()
-			out = append(out, ts[i])
-		}
-	}
-	q.mu.Unlock()
+	out, err := q.persistLeases(picked, now, exp)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -133,6 +117,34 @@ func (q *Queue) hasReady(allow func(wire.Lane) bool, now time.Time) bool {
 	defer q.mu.Unlock()
 	e, _ := q.idx.pick(allow, now)
 	return e != nil
+}
+
+// persistLeases writes the leases of picked (their index entries leased,
+// their stripes held) and makes the index agree with what was written:
+// on an error every lease is undone; a task whose record vanished is
+// dropped. It returns the leased tasks.
+func (q *Queue) persistLeases(picked []*entry, now, exp time.Time) ([]*async.Task, error) {
+	ts, err := q.writeLeases(picked, now, exp)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := ts[:0]
+	for i, e := range picked {
+		switch {
+		case err != nil: // undo: memory mirrors the records
+			e.token--
+			q.idx.requeue(e, e.readyAt())
+		case ts[i] == nil: // the record vanished: forget the task
+			q.idx.remove(e)
+			q.log.Error("embedded: indexed task has no record; dropped from the index", "id", e.id())
+		default:
+			e.run.rec = ts[i].Clone()
+			out = append(out, ts[i])
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // writeLeases persists the leases of picked (their tokens already taken)
