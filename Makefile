@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
 
-.PHONY: all build run test test-cluster lint fmt bench bench-quick clean deps brokers brokers-down
+.PHONY: all build run test test-cluster lint fmt bench bench-quick clean deps brokers brokers-down tools
 
 all: lint test
 
@@ -31,7 +31,7 @@ BROKER_PKGS = ./poller/kafka/... ./poller/rocketmq/... ./poller/rabbitmq/... ./p
 # timings at its backend: it runs alone, after the broker packages.
 CLUSTER_PKGS = ./test/cluster/...
 
-test: deps brokers ## every test, with the race detector
+test: deps brokers tools ## every test, with the race detector
 	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -e /poller/kafka -e /poller/rocketmq -e /poller/rabbitmq -e /poller/redisstream \
 		-e /sinks/kafka -e /sinks/rocketmq -e /sinks/rabbitmq -e /sinks/redis -e /test/brokers -e /test/roundtrip -e /test/conformance \
 		-e /test/cluster)
@@ -54,6 +54,9 @@ test-cluster: deps ## the multi-node suite alone (test/cluster: real ferry proce
 
 brokers: ## start Kafka, RocketMQ, RabbitMQ and Redis if they are not running (test/brokers/up.sh)
 	test/brokers/up.sh
+
+tools: ## install chromium and promtool if missing (test/tools/up.sh)
+	test/tools/up.sh
 
 brokers-down: ## stop the brokers test/brokers/up.sh started
 	test/brokers/down.sh

@@ -124,37 +124,6 @@ spawn() {
 
 # ---------------------------------------------------------------- installing
 
-APT_UPDATED=0
-apt_install() {
-  local sudo=() log="$CACHE/apt.log" opts pkg missing=0
-  if ((EUID != 0)); then
-    command -v sudo >/dev/null || die "apt-get install $* needs root (or sudo)"
-    sudo=(sudo -n)
-  fi
-  opts=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-  for pkg in "$@"; do
-    apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [0-9]' || missing=1
-  done
-  : >"$log"
-  if ((missing)); then
-    note "apt-get update (a package is not in the local lists)"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=600 \
-      -o Acquire::Retries=3 update >>"$log" 2>&1 || die_with_log "apt-get update failed" "$log"
-    APT_UPDATED=1
-  fi
-  note "apt-get install $*"
-  if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "$@" >>"$log" 2>&1; then
-    ((APT_UPDATED)) && die_with_log "apt-get install $* failed" "$log"
-    note "apt-get install failed; apt-get update and retry"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=600 \
-      -o Acquire::Retries=3 update >>"$log" 2>&1 || die_with_log "apt-get update failed" "$log"
-    APT_UPDATED=1
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "$@" >>"$log" 2>&1 ||
-      die_with_log "apt-get install $* failed" "$log"
-  fi
-}
-
 jars_present() { # DIR POM
   [[ -d $1/libs && -f $1/.complete && $(cat "$1/.complete") == "$(sha256sum <"$2" | cut -c1-64)" ]]
 }
