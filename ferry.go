@@ -23,6 +23,7 @@ import (
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/internal/assemble"
+	"github.com/ferrydev/ferry/internal/dashboard"
 	"github.com/ferrydev/ferry/internal/gcfloor"
 	"github.com/ferrydev/ferry/internal/queuemetrics"
 	"github.com/ferrydev/ferry/internal/routes"
@@ -66,6 +67,7 @@ type Server struct {
 	shared    *assemble.Shared
 	outbox    *dispatcher.Outbox
 	pollers   []*poller.Poller
+	sampler   *dashboard.Sampler
 	http      *http.Server
 	ln        net.Listener
 	ready     atomic.Bool
@@ -145,7 +147,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(), Now: o.clock,
 		RatesAtLease: shared, // the Redis store's Lease takes the rate tokens
 	})
-	var routeOpts []routes.Option
+	s.sampler = dashboard.NewSampler(s.registry, q.Stats, o.clock)
+	routeOpts := []routes.Option{routes.WithDashboard(s.sampler)}
 	if s.shared.Admission != nil {
 		routeOpts = append(routeOpts, routes.WithAdmissionRates(s.shared.Admission))
 	}
@@ -215,6 +218,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if u, ok := s.queue.(async.Upkeeper); ok {
 		upkeep.Go(func() { _ = u.Run(upkeepCtx) })
 	}
+	upkeep.Go(func() { _ = s.sampler.Run(upkeepCtx) })
 	outbox.Go(func() {
 		if err := s.outbox.Run(outboxCtx, outboxWorkers); err != nil {
 			fatal <- fmt.Errorf("outbox: %w", err)

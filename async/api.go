@@ -124,11 +124,23 @@ func (a *API) authed(h tenantHandler, methods ...string) http.HandlerFunc {
 			WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
 			return
 		}
-		tenant := a.cfg.Auth.Tenant(r)
-		if tenant == "" {
+		id := a.cfg.Auth.Identify(r)
+		tenant := id.Tenant
+		switch {
+		case !id.Known():
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
 			WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or unknown API key: send Authorization: Bearer <api-key>")
 			return
+		case id.Admin:
+			tenant = r.Header.Get(TenantHeader)
+			if tenant == "" {
+				WriteError(w, http.StatusBadRequest, "tenant_required", "an admin key acts for one tenant here: name it with the "+TenantHeader+" header")
+				return
+			}
+			if !a.cfg.Auth.HasTenant(tenant) {
+				WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no tenant %q", tenant))
+				return
+			}
 		}
 		h(w, r, tenant)
 	}
@@ -295,6 +307,15 @@ func (a *API) reject(w http.ResponseWriter, tenant string, status int, code, msg
 
 func (a *API) task(w http.ResponseWriter, r *http.Request, tenant string) {
 	id := r.PathValue("id")
+	withPayload := false
+	if v := r.URL.Query().Get("payload"); v != "" && r.Method == http.MethodGet {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			WriteError(w, http.StatusBadRequest, "bad_payload", fmt.Sprintf("payload %q must be true or false", v))
+			return
+		}
+		withPayload = b
+	}
 	var (
 		t   *Task
 		err error
@@ -313,7 +334,11 @@ func (a *API) task(w http.ResponseWriter, r *http.Request, tenant string) {
 	case err != nil:
 		a.unavailable(w, err)
 	default:
-		writeJSON(w, http.StatusOK, viewOf(t))
+		v := viewOf(t)
+		if withPayload {
+			v.withPayload(t)
+		}
+		writeJSON(w, http.StatusOK, v)
 	}
 }
 

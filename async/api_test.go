@@ -29,7 +29,7 @@ func newAPI(t testing.TB) (*httptest.Server, *embedded.Queue) {
 	fns := map[string]string{"a": "f", "b": "g"}
 	api := async.NewAPI(async.APIConfig{
 		Store:      q,
-		Auth:       async.NewAuth(map[string][]string{"a": {"key-a"}, "b": {"key-b"}}),
+		Auth:       async.NewAuth(map[string][]string{"a": {"key-a"}, "b": {"key-b"}}, "key-admin"),
 		Functions:  func(tenant, fn string) bool { return fns[tenant] == fn },
 		MaxQueued:  func(tenant string) int { return map[string]int{"a": 3}[tenant] },
 		MaxPayload: 1024,
@@ -109,6 +109,11 @@ func TestAPIRequests(t *testing.T) {
 		{"BadLimit", "GET", "/v1/tasks?limit=5000", "key-a", "", nil, 400, "bad_limit"},
 		{"WrongMethod", "PUT", "/v1/tasks/" + id, "key-a", "", nil, 405, "method_not_allowed"},
 		{"UnknownEndpoint", "GET", "/v1/nothing", "key-a", "", nil, 404, "not_found"},
+		{"BadPayloadParam", "GET", "/v1/tasks/" + id + "?payload=maybe", "key-a", "", nil, 400, "bad_payload"},
+		{"AdminWithoutTenant", "GET", "/v1/tasks/" + id, "key-admin", "", nil, 400, "tenant_required"},
+		{"AdminUnknownTenant", "GET", "/v1/tasks/" + id, "key-admin", "", map[string]string{"Ferry-Tenant": "zz"}, 404, "not_found"},
+		{"AdminForOtherTenant", "GET", "/v1/tasks/" + id, "key-admin", "", map[string]string{"Ferry-Tenant": "b"}, 404, "task_not_found"},
+		{"TenantHeaderIgnoredForTenantKey", "GET", "/v1/tasks/" + id, "key-b", "", map[string]string{"Ferry-Tenant": "a"}, 404, "task_not_found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,10 +124,33 @@ func TestAPIRequests(t *testing.T) {
 		})
 	}
 
+	t.Run("AdminActsForTheNamedTenant", func(t *testing.T) {
+		r := call(t, srv, "GET", "/v1/tasks/"+id, "key-admin", "", map[string]string{"Ferry-Tenant": "a"})
+		if r.status != 200 || r.body["id"] != id {
+			t.Fatalf("admin get for tenant a = %d %v", r.status, r.body)
+		}
+	})
 	t.Run("NothingStoredByRejectedSubmits", func(t *testing.T) {
 		r := call(t, srv, "GET", "/v1/tasks", "key-a", "", nil)
 		if tasks := r.body["tasks"].([]any); len(tasks) != 1 {
 			t.Fatalf("tenant a has %d tasks, want only the accepted one", len(tasks))
+		}
+	})
+	t.Run("PayloadOnRequest", func(t *testing.T) {
+		r := call(t, srv, "GET", "/v1/tasks/"+id+"?payload=true", "key-a", "", nil)
+		if p, _ := r.body["payload"].(map[string]any); r.status != 200 || p["x"] != 1.0 || r.body["content_type"] != "application/json" {
+			t.Fatalf("get with payload = %d %v", r.status, r.body)
+		}
+		if r := call(t, srv, "GET", "/v1/tasks/"+id, "key-a", "", nil); r.body["payload"] != nil {
+			t.Fatalf("get without ?payload shows the payload: %v", r.body)
+		}
+		bin := call(t, srv, "POST", "/v1/functions/f/tasks", "key-a", "\xff\x00", map[string]string{"Content-Type": "application/octet-stream"})
+		r = call(t, srv, "GET", "/v1/tasks/"+bin.body["id"].(string)+"?payload=1", "key-a", "", nil)
+		if r.body["payload_base64"] != "/wA=" || r.body["payload"] != nil {
+			t.Fatalf("binary payload = %v", r.body)
+		}
+		if r := call(t, srv, "DELETE", "/v1/tasks/"+bin.body["id"].(string), "key-a", "", nil); r.status != 200 {
+			t.Fatalf("cancel = %d", r.status)
 		}
 	})
 	t.Run("QuotaGives429WithRetryAfter", func(t *testing.T) {

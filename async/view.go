@@ -1,8 +1,10 @@
 package async
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ferrydev/ferry/wire"
@@ -25,6 +27,24 @@ type taskView struct {
 	Error       *TaskError      `json:"error,omitempty"`
 	LastError   *TaskError      `json:"last_error,omitempty"`
 	Deliveries  []Delivery      `json:"deliveries,omitempty"`
+	// The payload, only for GET /v1/tasks/{id}?payload=true: as JSON when
+	// it is JSON, else in base64.
+	ContentType   string          `json:"content_type,omitempty"`
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	PayloadBase64 *string         `json:"payload_base64,omitempty"`
+}
+
+// withPayload adds t's payload to the view.
+func (v *taskView) withPayload(t *Task) {
+	v.ContentType = t.ContentType
+	ct, _, _ := strings.Cut(t.ContentType, ";")
+	ct = strings.TrimSpace(strings.ToLower(ct))
+	if (ct == "" || ct == "application/json" || strings.HasSuffix(ct, "+json")) && json.Valid(t.Payload) {
+		v.Payload = json.RawMessage(t.Payload)
+		return
+	}
+	b64 := base64.StdEncoding.EncodeToString(t.Payload)
+	v.PayloadBase64 = &b64
 }
 
 func viewOf(t *Task) taskView {

@@ -70,6 +70,10 @@ type Server struct {
 	// under load. 0 turns it off; so does GOGC in the environment.
 	// Defaults to 64 MiB.
 	GCHeapFloor *ByteSize `yaml:"gc_heap_floor"`
+	// AdminKeys are bearer keys that see every tenant on the dashboard
+	// (GET /ui/, GET /v1/stats) and act for the tenant a request names
+	// with the Ferry-Tenant header on the task endpoints. Optional.
+	AdminKeys []string `yaml:"admin_keys"`
 }
 
 // Store selects the task store: exactly one of Embedded or Redis.

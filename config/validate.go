@@ -99,18 +99,21 @@ func (v *validator) config(c *Config) {
 	v.atLeast("dispatcher.workers", c.Dispatcher.Workers, 1)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "text")
-	v.tenants(c.Tenants)
+	v.tenants(c.Tenants, c.Server.AdminKeys)
 	v.functions(c)
 	v.triggers(c)
 	v.selfLoops(c)
 }
 
-func (v *validator) tenants(ts []Tenant) {
+func (v *validator) tenants(ts []Tenant, adminKeys []string) {
 	if len(ts) == 0 {
 		v.report("tenants", nil, "at least one tenant is required")
 	}
 	names := map[string]string{} // name → path of its first definition
 	keys := map[string]string{}  // API key → path of its first use
+	for j, k := range adminKeys {
+		v.apiKey(keys, fmt.Sprintf("server.admin_keys[%d]", j), k)
+	}
 	for i, t := range ts {
 		p := fmt.Sprintf("tenants[%d]", i)
 		if v.name(p+".name", t.Name) {
@@ -124,20 +127,26 @@ func (v *validator) tenants(ts []Tenant) {
 			v.report(p+".api_keys", nil, "at least one API key is required")
 		}
 		for j, k := range t.APIKeys {
-			kp := fmt.Sprintf("%s.api_keys[%d]", p, j)
-			switch first, dup := keys[k]; {
-			case k == "":
-				v.report(kp, nil, "must not be empty")
-			case dup:
-				// The key itself is a secret: name where it was used before.
-				v.report(kp, nil, "this API key is already used by %s (line %d)", first, v.line(first))
-			default:
-				keys[k] = kp
-			}
+			v.apiKey(keys, fmt.Sprintf("%s.api_keys[%d]", p, j), k)
 		}
 		v.atLeast(p+".max_concurrency", t.MaxConcurrency, 1)
 		v.atLeast(p+".max_queued", t.MaxQueued, 1)
 		v.rate(p, t.Rate, t.Burst)
+	}
+}
+
+// apiKey checks the key at path: not empty, and used once across the
+// tenants' api_keys and server.admin_keys (keys maps a key to the path of
+// its first use).
+func (v *validator) apiKey(keys map[string]string, path, k string) {
+	switch first, dup := keys[k]; {
+	case k == "":
+		v.report(path, nil, "must not be empty")
+	case dup:
+		// The key itself is a secret: name where it was used before.
+		v.report(path, nil, "this API key is already used by %s (line %d)", first, v.line(first))
+	default:
+		keys[k] = path
 	}
 }
 

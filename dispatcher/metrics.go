@@ -17,6 +17,7 @@ type Metrics struct {
 	attemptDur *prometheus.HistogramVec
 	outcomes   *prometheus.CounterVec
 	endToEnd   *prometheus.HistogramVec
+	queueWait  *prometheus.HistogramVec
 	deliveries *prometheus.CounterVec
 	loops      *prometheus.CounterVec
 	capacity   *prometheus.GaugeVec
@@ -83,7 +84,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "A function's concurrency limit now: max_concurrency, or less while its backend signals overload (adaptive, AIMD).",
 		}, []string{"tenant", "function"}),
 	}
-	reg.MustRegister(m.inFlight, m.attempts, m.attemptDur, m.outcomes, m.endToEnd, m.deliveries, m.loops, m.capacity)
+	m.queueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ferry_task_queue_wait_seconds",
+		Help:    "Time from when a task is due (submitted, or its delay or retry over) to the start of its attempt.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+	}, []string{"tenant", "function"})
+	reg.MustRegister(m.inFlight, m.attempts, m.attemptDur, m.outcomes, m.endToEnd, m.queueWait, m.deliveries, m.loops, m.capacity)
 	return m
 }
 
@@ -128,6 +134,14 @@ func (m *Metrics) outcome(tenant, function, outcome string) {
 func (m *Metrics) finished(tenant, function, status string, age time.Duration) {
 	if m != nil {
 		m.endToEnd.WithLabelValues(tenant, function, status).Observe(age.Seconds())
+	}
+}
+
+// started records how long a task waited between being due and its
+// attempt starting.
+func (m *Metrics) started(lane wire.Lane, waited time.Duration) {
+	if m != nil {
+		m.queueWait.WithLabelValues(lane.Tenant, lane.Function).Observe(max(waited, 0).Seconds())
 	}
 }
 

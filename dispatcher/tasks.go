@@ -246,6 +246,11 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task, fn *Function, s
 		}})
 		return
 	}
+	due := t.ReadyAt
+	if due.IsZero() {
+		due = t.CreatedAt
+	}
+	r.d.metrics.started(t.Lane(), r.cfg.Now().Sub(due))
 	inv := &Invocation{
 		ID: t.ID, Tenant: t.Tenant, Function: t.Function,
 		Source: TaskSource(t.Lane()), Type: TypeTask, Time: t.CreatedAt,

@@ -1,6 +1,6 @@
 // Package routes mounts Ferry's HTTP endpoints on one handler: the async
-// API v1 (with its admission rates), /healthz, /readyz and /metrics, and a
-// JSON 404 for anything else.
+// API v1 (with its admission rates), /healthz, /readyz and /metrics, the
+// dashboard at /ui/ and its /v1/stats, and a JSON 404 for anything else.
 package routes
 
 import (
@@ -16,6 +16,7 @@ import (
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/internal/dashboard"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -24,6 +25,13 @@ type Option func(*options)
 
 type options struct {
 	admission dispatcher.RateStore
+	sampler   *dashboard.Sampler
+}
+
+// WithDashboard serves the dashboard (GET /ui/) and GET /v1/stats with the
+// figures s samples; the caller runs s.
+func WithDashboard(s *dashboard.Sampler) Option {
+	return func(o *options) { o.sampler = s }
 }
 
 // WithAdmissionRates makes submissions take their admission tokens from s,
@@ -54,9 +62,10 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 		keys[t.Name] = t.APIKeys
 		maxQueued[t.Name] = t.MaxQueued
 	}
+	auth := async.NewAuth(keys, cfg.Server.AdminKeys...)
 	api := async.NewAPI(async.APIConfig{
 		Store: q,
-		Auth:  async.NewAuth(keys),
+		Auth:  auth,
 		Functions: func(tenant, fn string) bool {
 			return d.Function(wire.Lane{Tenant: tenant, Function: fn}) != nil
 		},
@@ -70,6 +79,9 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)
+	if o.sampler != nil {
+		dashboard.New(cfg, auth, o.sampler).Register(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
