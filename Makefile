@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
 
-.PHONY: all build run test test-cluster lint fmt bench bench-quick clean deps brokers brokers-down tools
+.PHONY: all build run test test-cluster lint fmt bench bench-quick clean deps brokers brokers-down tools screenshot
 
 all: lint test
 
@@ -54,6 +54,9 @@ test-cluster: deps ## the multi-node suite alone (test/cluster: real ferry proce
 
 brokers: ## start Kafka, RocketMQ, RabbitMQ and Redis if they are not running (test/brokers/up.sh)
 	test/brokers/up.sh
+
+screenshot: deps tools ## refresh docs/dashboard.png: the browser test with a demo load (about 2 min)
+	FERRY_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -count=1 -timeout 10m -run TestDashboard ./test/ui/
 
 tools: ## install chromium and promtool if missing (test/tools/up.sh)
 	test/tools/up.sh

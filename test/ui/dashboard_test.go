@@ -200,11 +200,17 @@ func TestDashboard(t *testing.T) {
 	shot := filepath.Join(t.TempDir(), "dashboard.png")
 	if dst := os.Getenv("FERRY_SCREENSHOT"); dst != "" {
 		shot = dst
-		// Wait for the history to hold a few points so the charts have lines.
-		for i := range 40 {
-			submit(t, p, "demo-key", "echo", `{"n":`+strconv.Itoa(i)+`}`)
+		// A varying load for a minute and a half, so that the history
+		// has points and the charts have a shape, and one failed task.
+		for i := range 90 {
+			for j := range 1 + (i/10)%4*3 {
+				submit(t, p, "demo-key", "echo", `{"n":`+strconv.Itoa(i*10+j)+`}`)
+			}
 			time.Sleep(time.Second) // paces a demo load; nothing waits on it
 		}
+		be.failing.Store(true)
+		submit(t, p, "demo-key", "flaky", `{"order":7}`)
+		b.waitText(15*time.Second, "#tasks tbody", "a failed task", func(s string) bool { return strings.Contains(s, "flaky says no") })
 	}
 	b.screenshot(shot)
 

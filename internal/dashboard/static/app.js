@@ -65,7 +65,7 @@ const SVGNS = "http://www.w3.org/2000/svg";
 
 // chart draws lines (one per [values, className]) into svg, scaled to the
 // largest value; an empty series draws a baseline.
-function chart(svg, lines, w = 600, h = 140) {
+function chart(svg, lines, w = 600, h = 140, pad = 20) {
   svg.replaceChildren();
   let top = 0;
   for (const [vals] of lines) for (const v of vals) top = Math.max(top, v);
@@ -79,7 +79,7 @@ function chart(svg, lines, w = 600, h = 140) {
     if (!vals.length) continue;
     const pts = vals.map((v, i) => {
       const x = n === 1 ? w : (i * w) / (n - 1);
-      return x.toFixed(1) + "," + (h - 2 - (v / top) * (h - 6)).toFixed(1);
+      return x.toFixed(1) + "," + (h - 2 - (v / top) * (h - pad)).toFixed(1);
     });
     const pl = document.createElementNS(SVGNS, "polyline");
     pl.setAttribute("points", pts.join(" "));
@@ -97,7 +97,7 @@ function spark(lines) {
   svg.setAttribute("viewBox", "0 0 120 24");
   svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("class", "spark");
-  chart(svg, lines, 120, 24);
+  chart(svg, lines, 120, 24, 4);
   svg.lastChild.remove(); // no scale label at this size
   return svg;
 }
@@ -174,7 +174,7 @@ function renderTasks(list) {
     const err = t.error || t.last_error;
     const dels = (t.deliveries || []).map((d) => d.destination + ": " + d.state).join(", ");
     const actions = el("td", { class: "actions" });
-    if (t.status === "failed" || t.status === "succeeded" || t.status === "cancelled") {
+    if (t.status === "failed") {
       actions.append(el("button", { type: "button", class: "replay", onclick: (e) => { e.stopPropagation(); act("replay", t.id); } }, "Replay"));
     }
     if (t.status === "queued") {
@@ -216,7 +216,7 @@ async function loadDetail() {
   $("#detail-payload").textContent = payload;
   $("#detail-deliveries tbody").replaceChildren(...(t.deliveries || []).map((d) => el("tr", {},
     el("td", {}, d.destination + " (" + d.kind + ")"), el("td", {}, d.state), el("td", { class: "num" }, d.attempts), el("td", {}, d.last_error || ""))));
-  $("#detail-replay").hidden = !["failed", "succeeded", "cancelled"].includes(t.status);
+  $("#detail-replay").hidden = t.status !== "failed";
   $("#detail-cancel").hidden = t.status !== "queued";
 }
 
