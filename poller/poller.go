@@ -274,7 +274,11 @@ func (p *Poller) watchLag(ctx context.Context, lg Lagger) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := lg.Lag(ctx); err == nil {
+			if plg, ok := lg.(PartitionLagger); ok {
+				if parts, err := plg.PartitionLag(ctx); err == nil {
+					p.metrics.setPartitionLag(parts)
+				}
+			} else if n, err := lg.Lag(ctx); err == nil {
 				p.metrics.setLag(n)
 			}
 		}

@@ -69,6 +69,12 @@ type Lagger interface {
 	Lag(ctx context.Context) (int64, error)
 }
 
+// PartitionLagger is a Lagger that also tells the lag of each partition or
+// message queue (for ferry_trigger_partition_lag), keyed by its name.
+type PartitionLagger interface {
+	PartitionLag(ctx context.Context) (map[string]int64, error)
+}
+
 // Source errors that tell the poller loop what to do.
 var (
 	// ErrNotConnected: reconnect with backoff, then Read again.

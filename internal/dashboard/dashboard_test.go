@@ -53,6 +53,9 @@ type fixture struct {
 	reg      *prometheus.Registry
 	outcomes *prometheus.CounterVec
 	wait     *prometheus.HistogramVec
+	messages *prometheus.CounterVec
+	partLag  *prometheus.GaugeVec
+	lag      *prometheus.GaugeVec
 	now      time.Time
 	stats    []async.LaneStats
 	sampler  *Sampler
@@ -63,7 +66,10 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{reg: prometheus.NewRegistry(), now: time.Unix(1_700_000_000, 0)}
 	f.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_task_outcomes_total"}, []string{"tenant", "function", "outcome"})
 	f.wait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ferry_task_queue_wait_seconds", Buckets: []float64{0.01, 0.1, 1}}, []string{"tenant", "function"})
-	f.reg.MustRegister(f.outcomes, f.wait)
+	f.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_trigger_messages_total"}, []string{"trigger", "event"})
+	f.partLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ferry_trigger_partition_lag"}, []string{"trigger", "partition"})
+	f.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ferry_trigger_lag"}, []string{"trigger"})
+	f.reg.MustRegister(f.outcomes, f.wait, f.messages, f.partLag, f.lag)
 	f.sampler = NewSampler(f.reg, func() []async.LaneStats { return f.stats }, func() time.Time { return f.now })
 	cfg := &config.Config{
 		Server: config.Server{AdminKeys: []string{"adm"}},
@@ -72,6 +78,7 @@ func newFixture(t *testing.T) *fixture {
 			{Name: "b", APIKeys: []string{"kb"}, MaxConcurrency: 5, MaxQueued: 100},
 		},
 		Functions: []config.Function{{Name: "f", Tenant: "a", MaxConcurrency: 3}, {Name: "g", Tenant: "b", MaxConcurrency: 3}},
+		Triggers:  []config.Trigger{{Name: "orders", Function: "f", Source: config.Source{Kafka: &config.KafkaSource{}}}},
 	}
 	auth := async.NewAuth(map[string][]string{"a": {"ka"}, "b": {"kb"}}, "adm")
 	mux := http.NewServeMux()
@@ -113,6 +120,10 @@ func TestStats(t *testing.T) {
 	}
 	f.wait.WithLabelValues("a", "f").Observe(0.5)
 	f.stats = []async.LaneStats{{Lane: wire.Lane{Tenant: "a", Function: "f"}, Queued: 4, Running: 1}}
+	f.messages.WithLabelValues("orders", "consumed").Add(10)
+	f.lag.WithLabelValues("orders").Set(5)
+	f.partLag.WithLabelValues("orders", "0").Set(5)
+	f.partLag.WithLabelValues("orders", "1").Set(0)
 	f.sampler.Sample()
 
 	tests := []struct {
@@ -158,6 +169,17 @@ func TestStats(t *testing.T) {
 		}
 		if fs.WaitP50Ms == nil || *fs.WaitP50Ms < 10 || *fs.WaitP50Ms > 100 || fs.WaitP99Ms == nil || *fs.WaitP99Ms < 100 {
 			t.Errorf("wait p50 %v p99 %v; want p50 within (10, 100] ms and p99 above 100 ms", fs.WaitP50Ms, fs.WaitP99Ms)
+		}
+		if len(s.Triggers) != 1 {
+			t.Fatalf("triggers %+v, want orders", s.Triggers)
+		}
+		tr := s.Triggers[0]
+		if tr.Tenant != "a" || tr.Kind != "kafka" || tr.ConsumedPerMin != 10 || tr.Lag == nil || *tr.Lag != 5 ||
+			tr.LagByPartition["0"] != 5 || len(tr.LagByPartition) != 2 {
+			t.Errorf("trigger %+v: want tenant a, kafka, 10 consumed a minute, lag 5 on partition 0 of 2", tr)
+		}
+		if _, s := f.get(t, "kb", "/v1/stats"); len(s.Triggers) != 0 {
+			t.Errorf("tenant b sees tenant a's trigger: %+v", s.Triggers)
 		}
 		if fs.RunP50Ms != nil {
 			t.Errorf("run p50 = %v with no attempts, want null", *fs.RunP50Ms)

@@ -35,6 +35,7 @@ type triggerSample struct {
 	consumed, invoked, succeeded, failed float64
 	inFlight, lag                        float64
 	hasLag                               bool
+	partitions                           map[string]float64 // lag per partition or queue
 }
 
 // histogram is a Prometheus histogram's cumulative buckets.
@@ -103,6 +104,12 @@ func read(at time.Time, families []*dto.MetricFamily, stats []async.LaneStats) *
 			case "ferry_trigger_lag":
 				ts := trig(m)
 				ts.lag, ts.hasLag = m.GetGauge().GetValue(), true
+			case "ferry_trigger_partition_lag":
+				ts := trig(m)
+				if ts.partitions == nil {
+					ts.partitions = map[string]float64{}
+				}
+				ts.partitions[label(m, "partition")] = m.GetGauge().GetValue()
 			}
 		}
 	}

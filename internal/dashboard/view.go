@@ -69,7 +69,10 @@ type TriggerStats struct {
 	FailedPerMin    float64  `json:"failed_per_min"`
 	InFlight        float64  `json:"in_flight"`
 	Lag             *float64 `json:"lag"` // null until the broker told
-	Series          Series   `json:"series"`
+	// LagByPartition is the lag per partition (Kafka) or message queue
+	// (RocketMQ, "broker/queueId"); absent for a single queue or stream.
+	LagByPartition map[string]float64 `json:"lag_by_partition,omitempty"`
+	Series         Series             `json:"series"`
 }
 
 // Series are 15 minutes of points, oldest first: T in Unix seconds, and
@@ -172,7 +175,7 @@ func (c catalog) view(w window, sees func(tenant string) bool, admin bool) Stats
 			Name: ti.name, Tenant: ti.lane.Tenant, Function: ti.lane.Function, Kind: ti.kind,
 			ConsumedPerMin: (cur.consumed - base.consumed) * perMin, InvokedPerMin: (cur.invoked - base.invoked) * perMin,
 			SucceededPerMin: (cur.succeeded - base.succeeded) * perMin, FailedPerMin: (cur.failed - base.failed) * perMin,
-			InFlight: cur.inFlight,
+			InFlight: cur.inFlight, LagByPartition: cur.partitions,
 		}
 		if cur.hasLag {
 			lag := cur.lag

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -188,23 +189,33 @@ func (s *Source) pinLatest(ctx context.Context, parts []int) error {
 // yet, summed over the partitions, as the brokers tell it (the committed
 // offsets, not this Source's memory).
 func (s *Source) Lag(ctx context.Context) (int64, error) {
+	parts, err := s.PartitionLag(ctx)
+	var lag int64
+	for _, n := range parts {
+		lag += n
+	}
+	return lag, err
+}
+
+// PartitionLag is the group's lag per partition of the topic (keyed by the
+// partition number): the last offset less the committed one; 0 for a
+// partition of a new group that starts at "latest".
+func (s *Source) PartitionLag(ctx context.Context) (map[string]int64, error) {
 	parts, err := s.partitions(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("kafka: lag: %w", err)
+		return nil, fmt.Errorf("kafka: lag: %w", err)
 	}
 	committed, last, err := s.offsets(ctx, parts)
 	if err != nil {
-		return 0, fmt.Errorf("kafka: lag: %w", err)
+		return nil, fmt.Errorf("kafka: lag: %w", err)
 	}
-	var lag int64
+	out := make(map[string]int64, len(parts))
 	for _, p := range parts {
-		c := committed[p]
-		if c < 0 { // new group at "latest": nothing behind
-			continue
+		var d int64
+		if c := committed[p]; c >= 0 { // c < 0: a new group at "latest", nothing behind
+			d = max(0, last[p]-c)
 		}
-		if d := last[p] - c; d > 0 {
-			lag += d
-		}
+		out[strconv.Itoa(p)] = d
 	}
-	return lag, nil
+	return out, nil
 }

@@ -59,9 +59,16 @@ func TestCloseCommitsAcked(t *testing.T) {
 	if b := tp.Backlog(t, group); b != n {
 		t.Fatalf("backlog %d before Close, want %d: committed before the interval", b, n)
 	}
+	lag := src.PartitionLag
+	if parts, err := lag(context.Background()); err != nil || len(parts) != 2 || parts["0"]+parts["1"] != n {
+		t.Fatalf("PartitionLag before Close = %v, %v; want partitions 0 and 1 summing to %d", parts, err, n)
+	}
 	pollertest.Close(t, src)
 	if b := tp.Backlog(t, group); b != 0 {
 		t.Fatalf("backlog %d after Close, want 0", b)
+	}
+	if parts, err := lag(context.Background()); err != nil || parts["0"] != 0 || parts["1"] != 0 {
+		t.Fatalf("PartitionLag after Close = %v, %v; want 0 on both", parts, err)
 	}
 	t.Logf("%d acked, Close committed them (interval 1h)", n)
 }

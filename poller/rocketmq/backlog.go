@@ -149,25 +149,37 @@ func route(ctx context.Context, nameServers []string, topic string) (*topicRoute
 // the group's %RETRY% topic are not counted. Committed offsets reach the
 // broker with the consumer's pulls and its flush every 5 s, and on Close.
 func Backlog(ctx context.Context, nameServers []string, topic, group string) (int64, error) {
+	queues, err := QueueBacklog(ctx, nameServers, topic, group)
+	var total int64
+	for _, n := range queues {
+		total += n
+	}
+	return total, err
+}
+
+// QueueBacklog is the consumer group's backlog per message queue of topic,
+// keyed "broker/queueId": the queue's max offset less the group's
+// committed offset (its min offset while the group has none there).
+func QueueBacklog(ctx context.Context, nameServers []string, topic, group string) (map[string]int64, error) {
 	r, err := route(ctx, nameServers, topic)
 	if err != nil {
-		return 0, fmt.Errorf("rocketmq: backlog of %s for %s: %w", topic, group, err)
+		return nil, fmt.Errorf("rocketmq: backlog of %s for %s: %w", topic, group, err)
 	}
 	addrs := map[string]string{}
 	for _, b := range r.BrokerDatas {
 		addrs[b.BrokerName] = b.BrokerAddrs["0"] // the master
 	}
-	var total int64
+	out := map[string]int64{}
 	for _, q := range r.QueueDatas {
 		broker := addrs[q.BrokerName]
 		if broker == "" {
-			return 0, fmt.Errorf("rocketmq: backlog of %s: no master address for broker %s", topic, q.BrokerName)
+			return nil, fmt.Errorf("rocketmq: backlog of %s: no master address for broker %s", topic, q.BrokerName)
 		}
 		for id := range q.ReadQueueNums {
 			ext := map[string]string{"topic": topic, "queueId": strconv.Itoa(id)}
 			maxOff, _, err := queueOffset(ctx, broker, reqGetMaxOffset, ext)
 			if err != nil {
-				return 0, fmt.Errorf("rocketmq: max offset of %s/%d: %w", topic, id, err)
+				return nil, fmt.Errorf("rocketmq: max offset of %s/%d: %w", topic, id, err)
 			}
 			ext["consumerGroup"] = group
 			committed, found, err := queueOffset(ctx, broker, reqQueryConsumerOffset, ext)
@@ -175,10 +187,10 @@ func Backlog(ctx context.Context, nameServers []string, topic, group string) (in
 				committed, _, err = queueOffset(ctx, broker, reqGetMinOffset, ext)
 			}
 			if err != nil {
-				return 0, fmt.Errorf("rocketmq: offset of %s/%d for %s: %w", topic, id, group, err)
+				return nil, fmt.Errorf("rocketmq: offset of %s/%d for %s: %w", topic, id, group, err)
 			}
-			total += max(0, maxOff-committed)
+			out[q.BrokerName+"/"+strconv.Itoa(id)] = max(0, maxOff-committed)
 		}
 	}
-	return total, nil
+	return out, nil
 }

@@ -187,3 +187,8 @@ func (s *Source) Close(ctx context.Context) error {
 func (s *Source) Lag(ctx context.Context) (int64, error) {
 	return Backlog(ctx, s.cfg.NameServers, s.cfg.Topic, s.cfg.Group)
 }
+
+// PartitionLag is the group's backlog per message queue ("broker/queueId").
+func (s *Source) PartitionLag(ctx context.Context) (map[string]int64, error) {
+	return QueueBacklog(ctx, s.cfg.NameServers, s.cfg.Topic, s.cfg.Group)
+}

@@ -153,6 +153,9 @@ func readAckAll(t *testing.T, orderly bool) {
 	if err != nil || lag != 0 {
 		t.Errorf("Lag = %d, %v; want 0", lag, err)
 	}
+	if parts, err := src.PartitionLag(context.Background()); err != nil || len(parts) != 4 {
+		t.Errorf("PartitionLag = %v, %v; want 4 queues", parts, err)
+	}
 	pollertest.Close(t, src)
 }
 

@@ -156,6 +156,13 @@ function renderFunctions(stats) {
   }
 }
 
+// lagByPartition lists the lag of each partition or queue, most behind first.
+function lagByPartition(t) {
+  const parts = Object.entries(t.lag_by_partition || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const shown = parts.slice(0, 4).map(([p, n]) => p + ": " + fmt(n)).join(" · ");
+  return parts.length > 4 ? shown + " · +" + (parts.length - 4) + " more" : shown;
+}
+
 function renderTriggers(stats) {
   $("#triggers-card").hidden = stats.triggers.length === 0;
   $("#triggers tbody").replaceChildren(...stats.triggers.map((t) => el("tr", { "data-trigger": t.name },
@@ -164,7 +171,8 @@ function renderTriggers(stats) {
     el("td", { class: "num", "data-col": "invoked_per_min" }, fmt(t.invoked_per_min)),
     el("td", { class: "num" + (t.failed_per_min > 0 ? " bad" : ""), "data-col": "failed_per_min" }, fmt(t.failed_per_min)),
     el("td", { class: "num", "data-col": "in_flight" }, fmt(t.in_flight)),
-    el("td", { class: "num", "data-col": "lag" }, fmt(t.lag)),
+    el("td", { class: "num", "data-col": "lag", title: lagByPartition(t) }, fmt(t.lag),
+      t.lag_by_partition ? el("div", { class: "small muted", "data-col": "lag_by_partition" }, lagByPartition(t)) : ""),
     el("td", {}, spark([[t.series.values.consumed_per_min, "q"], [t.series.values.failed_per_min, "bad"]])),
   )));
 }
