@@ -60,6 +60,16 @@ func TestLoadQuickstart(t *testing.T) {
 				OnSuccess: []Destination{{Log: &LogSink{}}},
 				OnFailure: []Destination{{Log: &LogSink{}}},
 			},
+		}, {
+			Name:   "fail",
+			Tenant: "demo",
+			Backend: Backend{Exec: &ExecBackend{
+				Command: []string{"sh", "-c", "cat >/dev/null; echo 'fail: this function always fails' >&2; exit 1"},
+				Timeout: Duration(10 * time.Second),
+			}},
+			MaxConcurrency: 2,
+			Retry:          Retry{MaxAttempts: 2, InitialInterval: retry.InitialInterval, MaxInterval: retry.MaxInterval, Multiplier: retry.Multiplier, MaxAge: retry.MaxAge},
+			Destinations:   Destinations{OnFailure: []Destination{{Log: &LogSink{}}}},
 		}},
 	}
 	sameConfig(t, got, want)
