@@ -118,7 +118,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		MaxHops: cfg.LoopGuard.MaxHops, TraceWindow: cfg.LoopGuard.TraceWindow.D(),
 		Tracer: dispatcher.PropagationTracer(), Metrics: metrics, Logger: log,
 	}
+	maxQueued := make(map[string]int, len(cfg.Tenants)) // for ferry_tenant_max_queued
 	for _, t := range cfg.Tenants {
+		maxQueued[t.Name] = t.MaxQueued
 		dc.TenantConcurrency[t.Name] = t.MaxConcurrency
 		dc.TenantRates[t.Name] = dispatcher.RateLimit{PerSecond: t.Rate, Burst: t.Burst}
 	}
@@ -136,7 +138,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return fail(err)
 	}
 	q := s.queue
-	s.registry.MustRegister(queuemetrics.New(q))
+	s.registry.MustRegister(queuemetrics.New(q, maxQueued))
 	s.outbox = dispatcher.NewOutbox(d, q)
 	shared := cfg.Store.Redis != nil
 	if shared {

@@ -5,10 +5,12 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the per-trigger metrics, shared by every trigger. A nil
 // *Metrics records nothing.
 type Metrics struct {
-	messages *prometheus.CounterVec
-	inFlight *prometheus.GaugeVec
-	lag      *prometheus.GaugeVec
-	partLag  *prometheus.GaugeVec
+	messages  *prometheus.CounterVec
+	inFlight  *prometheus.GaugeVec
+	lag       *prometheus.GaugeVec
+	connected *prometheus.GaugeVec
+	errors    *prometheus.CounterVec
+	partLag   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -26,25 +28,44 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ferry_trigger_lag",
 			Help: "Messages the trigger's consumer group is behind, where the broker tells.",
 		}, []string{"trigger"}),
-		partLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ferry_trigger_partition_lag",
-			Help: "Messages the trigger's consumer group is behind per partition (Kafka) or message queue (RocketMQ, broker/queueId).",
-		}, []string{"trigger", "partition"}),
+		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ferry_trigger_connected",
+			Help: "1 while the trigger's source is connected to its broker, 0 before its first connect, while it reconnects and after it stopped.",
+		}, []string{"trigger"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_trigger_errors_total",
+			Help: "Trigger source errors by kind: connect (a connect failed), connection_lost (a read found the connection gone), read (a read failed otherwise).",
+		}, []string{"trigger", "kind"}),
 	}
-	reg.MustRegister(m.messages, m.inFlight, m.lag, m.partLag)
+	m.partLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ferry_trigger_partition_lag",
+		Help: "Messages the trigger's consumer group is behind per partition (Kafka) or message queue (RocketMQ, broker/queueId).",
+	}, []string{"trigger", "partition"})
+	reg.MustRegister(m.messages, m.inFlight, m.lag, m.connected, m.errors, m.partLag)
 	return m
 }
 
 // triggerEvents are the values of the event label.
 var triggerEvents = []string{"consumed", "filtered", "invoked", "succeeded", "failed", "redelivered"}
 
+// sourceErrors are the values of ferry_trigger_errors_total's kind label.
+var sourceErrors = []string{errConnect, errConnectionLost, errRead}
+
+const (
+	errConnect        = "connect"
+	errConnectionLost = "connection_lost"
+	errRead           = "read"
+)
+
 // triggerMetrics are one trigger's series, resolved once so the per-message
 // path does not look label values up again. A nil *triggerMetrics records
 // nothing.
 type triggerMetrics struct {
-	events   map[string]prometheus.Counter
-	inFlight prometheus.Gauge
-	lag      prometheus.Gauge
+	events    map[string]prometheus.Counter
+	inFlight  prometheus.Gauge
+	lag       prometheus.Gauge
+	connected prometheus.Gauge
+	errors    map[string]prometheus.Counter
 	// name and partLag set the per-partition lag; parts are the
 	// partitions it has a series of (only the lag watcher touches them).
 	name    string
@@ -58,15 +79,20 @@ func (m *Metrics) trigger(name string) *triggerMetrics {
 		return nil
 	}
 	t := &triggerMetrics{
-		events:   make(map[string]prometheus.Counter, len(triggerEvents)),
-		inFlight: m.inFlight.WithLabelValues(name),
-		lag:      m.lag.WithLabelValues(name),
-		name:     name,
-		partLag:  m.partLag,
-		parts:    map[string]bool{},
+		events:    make(map[string]prometheus.Counter, len(triggerEvents)),
+		inFlight:  m.inFlight.WithLabelValues(name),
+		lag:       m.lag.WithLabelValues(name),
+		connected: m.connected.WithLabelValues(name),
+		errors:    make(map[string]prometheus.Counter, len(sourceErrors)),
+		name:      name,
+		partLag:   m.partLag,
+		parts:     map[string]bool{},
 	}
 	for _, e := range triggerEvents {
 		t.events[e] = m.messages.WithLabelValues(name, e)
+	}
+	for _, k := range sourceErrors {
+		t.errors[k] = m.errors.WithLabelValues(name, k)
 	}
 	return t
 }
@@ -108,4 +134,23 @@ func (t *triggerMetrics) setPartitionLag(parts map[string]int64) {
 		}
 	}
 	t.lag.Set(float64(total))
+}
+
+// setConnected records whether the source is connected.
+func (t *triggerMetrics) setConnected(up bool) {
+	if t != nil {
+		v := 0.0
+		if up {
+			v = 1
+		}
+		t.connected.Set(v)
+	}
+}
+
+// sourceError counts an error of the source (kind: errConnect,
+// errConnectionLost or errRead).
+func (t *triggerMetrics) sourceError(kind string) {
+	if t != nil {
+		t.errors[kind].Inc()
+	}
 }

@@ -133,6 +133,7 @@ func (p *Poller) Run(ctx context.Context) error {
 	if err := p.cfg.Source.Close(closeCtx); err != nil {
 		p.log.Error("closing the source", "error", err)
 	}
+	p.metrics.setConnected(false)
 	p.log.Info("trigger stopped")
 	return nil
 }
@@ -153,12 +154,18 @@ func (p *Poller) consume(ctx, work context.Context) {
 	for ctx.Err() == nil {
 		if !connected {
 			if err := p.cfg.Source.Connect(ctx); err != nil {
-				if ctx.Err() != nil || !pause("cannot connect", err) {
+				if ctx.Err() != nil {
+					return
+				}
+				p.metrics.sourceError(errConnect)
+				p.metrics.setConnected(false)
+				if !pause("cannot connect", err) {
 					return
 				}
 				continue
 			}
 			connected = true
+			p.metrics.setConnected(true)
 			bo.Reset()
 			p.log.Info("trigger connected")
 		}
@@ -173,9 +180,12 @@ func (p *Poller) consume(ctx, work context.Context) {
 			continue
 		case errors.Is(err, ErrNotConnected):
 			connected = false
+			p.metrics.sourceError(errConnectionLost)
+			p.metrics.setConnected(false)
 			p.log.Warn("connection lost; reconnecting", "error", err)
 			continue
 		default:
+			p.metrics.sourceError(errRead)
 			if !pause("read failed", err) {
 				return
 			}
