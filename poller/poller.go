@@ -275,22 +275,22 @@ func (p *Poller) settle(msgs []*Message, err error) {
 	}
 }
 
-// watchLag samples the consumer lag every 10 s.
+// watchLag samples the consumer lag at start, then every 10 s.
 func (p *Poller) watchLag(ctx context.Context, lg Lagger) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
+		if plg, ok := lg.(PartitionLagger); ok {
+			if parts, err := plg.PartitionLag(ctx); err == nil {
+				p.metrics.setPartitionLag(parts)
+			}
+		} else if n, err := lg.Lag(ctx); err == nil {
+			p.metrics.setLag(n)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if plg, ok := lg.(PartitionLagger); ok {
-				if parts, err := plg.PartitionLag(ctx); err == nil {
-					p.metrics.setPartitionLag(parts)
-				}
-			} else if n, err := lg.Lag(ctx); err == nil {
-				p.metrics.setLag(n)
-			}
 		}
 	}
 }

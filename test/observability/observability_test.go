@@ -25,6 +25,8 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/test/brokers"
+	"github.com/ferrydev/ferry/test/brokers/kafkatest"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -350,8 +352,8 @@ func TestDashboardShape(t *testing.T) {
 
 // TestQueriedMetricsExist: every metric the dashboard and the alerts query
 // is one a real Ferry exports. The Ferry runs in-process on an embedded
-// store, with a Go function, a log destination and a Redis Streams
-// trigger whose broker does not answer; one task succeeds, one is refused
+// store, with a Go function, a log destination, a Redis Streams trigger
+// whose broker does not answer and a Kafka trigger on the real broker; one task succeeds, one is refused
 // as a loop and one waits, so that every vector has series.
 func TestQueriedMetricsExist(t *testing.T) {
 	qs := dashboardQueries(t, readDashboard(t))
@@ -397,6 +399,9 @@ const apiKey = "obs-key"
 // startFerry runs a Ferry in-process and returns its base URL.
 func startFerry(t *testing.T) (string, func()) {
 	t.Helper()
+	// A Kafka trigger on the real broker, for its lag per partition.
+	brokers.Require(t, "kafka")
+	kafkaTopic := kafkatest.New().CreateTopic(t, 2)
 	cfg, err := config.Parse("observability.yaml", []byte(`
 server: { listen: "127.0.0.1:0" }
 store: { embedded: { path: `+t.TempDir()+` } }
@@ -410,6 +415,9 @@ triggers:
   - name: orders
     function: echo
     source: { redis: { url: "redis://127.0.0.1:1/0", stream: orders, group: ferry } }
+  - name: events
+    function: echo
+    source: `+kafkaTopic.SourceYAML("ferry-obs")+`
 `), nil)
 	if err != nil {
 		t.Fatal(err)
