@@ -26,6 +26,7 @@ import (
 	"github.com/ferrydev/ferry/internal/gcfloor"
 	"github.com/ferrydev/ferry/internal/queuemetrics"
 	"github.com/ferrydev/ferry/internal/routes"
+	"github.com/ferrydev/ferry/internal/telemetry"
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -66,6 +67,7 @@ type Server struct {
 	shared    *assemble.Shared
 	outbox    *dispatcher.Outbox
 	pollers   []*poller.Poller
+	traces    *telemetry.Traces
 	http      *http.Server
 	ln        net.Listener
 	ready     atomic.Bool
@@ -96,6 +98,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		}
 		_ = s.producers.Close()
 		_ = s.shared.Close()
+		s.traces.Close(time.Second)
 		return nil, err
 	}
 	fns, err := assemble.Functions(cfg, o.backends, s.producers, log)
@@ -109,12 +112,15 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		s.shared = &assemble.Shared{}
 		return fail(err)
 	}
+	if s.traces, err = telemetry.New(context.Background(), cfg.Telemetry.Traces, log); err != nil {
+		return fail(err)
+	}
 	dc := dispatcher.Config{
 		RateStore: s.shared.Rates, TraceCounter: s.shared.Traces,
 		Functions: fns, TenantConcurrency: map[string]int{},
 		TenantRates: map[string]dispatcher.RateLimit{}, FunctionRates: map[wire.Lane]dispatcher.RateLimit{},
 		MaxHops: cfg.LoopGuard.MaxHops, TraceWindow: cfg.LoopGuard.TraceWindow.D(),
-		Tracer: dispatcher.PropagationTracer(), Metrics: metrics, Logger: log,
+		Tracer: s.traces.Tracer(), Metrics: metrics, Logger: log,
 	}
 	for _, t := range cfg.Tenants {
 		dc.TenantConcurrency[t.Name] = t.MaxConcurrency
@@ -145,7 +151,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(), Now: o.clock,
 		RatesAtLease: shared, // the Redis store's Lease takes the rate tokens
 	})
-	var routeOpts []routes.Option
+	routeOpts := []routes.Option{routes.WithTracer(s.traces.Tracer())}
 	if s.shared.Admission != nil {
 		routeOpts = append(routeOpts, routes.WithAdmissionRates(s.shared.Admission))
 	}
@@ -265,13 +271,15 @@ func (s *Server) Run(ctx context.Context) error {
 // outboxWorkers bounds concurrent outcome delivery attempts.
 const outboxWorkers = 8
 
-// Close releases the store, the destinations' producers and the listener;
+// Close releases the store, the destinations' producers and the listener,
+// and flushes the spans not yet exported (within server.shutdown_timeout);
 // Run calls it on return.
 func (s *Server) Close() error {
 	var err error
 	s.closed.Do(func() {
 		_ = s.ln.Close()
 		err = errors.Join(s.producers.Close(), s.queue.Close(), s.shared.Close())
+		s.traces.Close(s.cfg.Server.ShutdownTimeout.D())
 	})
 	return err
 }

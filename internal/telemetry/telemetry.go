@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -60,6 +61,7 @@ type Traces struct {
 	tp       *sdktrace.TracerProvider // nil while export is off
 	endpoint string                   // where spans go, credentials masked
 	protocol string
+	log      *slog.Logger
 }
 
 // New sets up trace export as c and the environment say. With export off
@@ -97,7 +99,11 @@ func New(ctx context.Context, c config.Traces, log *slog.Logger) (*Traces, error
 		}))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
-	return &Traces{tracer: tp.Tracer(InstrumentationName), tp: tp, endpoint: redact.URL(endpoint), protocol: protocol}, nil
+	t := &Traces{tracer: tp.Tracer(InstrumentationName), tp: tp, endpoint: redact.URL(endpoint), protocol: protocol, log: log}
+	if log != nil {
+		log.Info("exporting traces", "endpoint", t.endpoint, "protocol", protocol)
+	}
+	return t, nil
 }
 
 // newExporter makes the OTLP exporter of protocol. The exporters read the
@@ -168,6 +174,25 @@ func (t *Traces) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("telemetry: flushing spans: %w", err)
 	}
 	return nil
+}
+
+// Close is Shutdown within timeout (none when it is not positive) for a
+// server that stops: spans that cannot be sent in time are dropped with a
+// warning in the log, never an error, so a receiver that is down does not
+// fail a clean stop.
+func (t *Traces) Close(timeout time.Duration) {
+	if !t.Enabled() {
+		return
+	}
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	if err := t.Shutdown(ctx); err != nil && t.log != nil {
+		t.log.Warn("spans not exported at shutdown", "error", err)
+	}
 }
 
 // firstSet returns the first non-blank value.
