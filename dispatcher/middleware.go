@@ -61,7 +61,7 @@ func Trace(tracer trace.Tracer) Middleware {
 			c := *inv
 			c.TraceParent = traceParentOf(ctx, inv.TraceParent)
 			res, err := next.Invoke(ctx, &c)
-			endWith(span, res, err)
+			endWith(span, res, err, false)
 			return res, err
 		})
 	}

@@ -107,9 +107,9 @@ func attemptAttributes(inv *Invocation) []attribute.KeyValue {
 	return attrs
 }
 
-// endWith records err (classified) on span, with the HTTP status of res or
-// of the error when there is one, and ends it.
-func endWith(span trace.Span, res *Result, err error) {
+// endWith records err (classified) on span and ends it; with httpStatus,
+// the HTTP status of res or of the error too, when there is one.
+func endWith(span trace.Span, res *Result, err error, httpStatus bool) {
 	status := 0
 	if res != nil {
 		status = res.StatusCode
@@ -120,7 +120,7 @@ func endWith(span trace.Span, res *Result, err error) {
 		span.SetAttributes(AttrErrorType.String(c.Code))
 		span.SetStatus(codes.Error, c.Code)
 	}
-	if status > 0 {
+	if httpStatus && status > 0 {
 		span.SetAttributes(AttrHTTPStatus.Int(status))
 	}
 	span.End()
@@ -148,7 +148,7 @@ func TraceBackend(tracer trace.Tracer, b Backend) Middleware {
 			c := *inv
 			c.TraceParent = traceParentOf(ctx, inv.TraceParent)
 			res, err := next.Invoke(ctx, &c)
-			endWith(span, res, err)
+			endWith(span, res, err, true)
 			return res, err
 		})
 	}

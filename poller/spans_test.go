@@ -78,7 +78,7 @@ func TestBatchSpan(t *testing.T) {
 	}
 	got := map[attribute.Key]string{}
 	for _, kv := range b.Attributes {
-		got[kv.Key] = kv.Value.Emit()
+		got[kv.Key] = kv.Value.String()
 	}
 	for k, v := range want {
 		if got[k] != v {
