@@ -4,11 +4,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
 
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/dispatcher"
@@ -160,5 +164,57 @@ func TestProtocols(t *testing.T) {
 	if _, err := New(context.Background(), config.Traces{Endpoint: "http://127.0.0.1:4318"}, quiet); err == nil ||
 		!strings.Contains(err.Error(), EnvProtocol) {
 		t.Errorf("New with %s=http/json: %v, want an error naming it", EnvProtocol, err)
+	}
+}
+
+// traceService is an OTLP/gRPC receiver that counts the spans it gets.
+type traceService struct {
+	collectortrace.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	names []string
+}
+
+func (s *traceService) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			for _, sp := range ss.GetSpans() {
+				s.names = append(s.names, sp.GetName())
+			}
+		}
+	}
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+// TestExportGRPC: protocol grpc sends spans to an OTLP/gRPC receiver (an
+// http:// endpoint: no TLS).
+func TestExportGRPC(t *testing.T) {
+	clearEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	svc := &traceService{}
+	collectortrace.RegisterTraceServiceServer(srv, svc)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+
+	tr, err := New(context.Background(), config.Traces{Endpoint: "http://" + ln.Addr().String(), Protocol: config.ProtocolGRPC}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.Tracer().Start(context.Background(), "grpc.span")
+	span.End()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	if len(svc.names) != 1 || svc.names[0] != "grpc.span" {
+		t.Errorf("the gRPC receiver got spans %q, want [grpc.span]", svc.names)
 	}
 }
