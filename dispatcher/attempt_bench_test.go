@@ -4,6 +4,10 @@ import (
 	"context"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ferrydev/ferry/dispatcher"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -12,7 +16,18 @@ import (
 // dispatcher (slot, loop guard, the standard middleware and a backend that
 // does nothing) with the tracer Ferry runs when no exporter is configured:
 // what tracing costs when it is off.
-func BenchmarkAttempt(b *testing.B) {
+func BenchmarkAttempt(b *testing.B) { benchAttempt(b, dispatcher.PropagationTracer()) }
+
+// BenchmarkAttemptRecording is BenchmarkAttempt with an SDK tracer that
+// records every span (attempt and backend call) into a batch processor
+// whose exporter drops them: what tracing costs when it is on.
+func BenchmarkAttemptRecording(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	benchAttempt(b, tp.Tracer("bench"))
+}
+
+func benchAttempt(b *testing.B, tracer trace.Tracer) {
 	lane := wire.Lane{Tenant: "t", Function: "f"}
 	fn := &dispatcher.Function{
 		Lane: lane, MaxConcurrency: 1, Retry: dispatcher.RetryPolicy{MaxAttempts: 1},
@@ -22,7 +37,7 @@ func BenchmarkAttempt(b *testing.B) {
 	}
 	d, err := dispatcher.New(dispatcher.Config{
 		Functions: []*dispatcher.Function{fn}, TenantConcurrency: map[string]int{"t": 1},
-		MaxHops: 16, Tracer: dispatcher.PropagationTracer(), Logger: quiet,
+		MaxHops: 16, Tracer: tracer, Logger: quiet,
 	})
 	if err != nil {
 		b.Fatal(err)
