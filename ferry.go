@@ -27,6 +27,7 @@ import (
 	"github.com/ferrydev/ferry/internal/gcfloor"
 	"github.com/ferrydev/ferry/internal/queuemetrics"
 	"github.com/ferrydev/ferry/internal/routes"
+	"github.com/ferrydev/ferry/internal/telemetry"
 	"github.com/ferrydev/ferry/poller"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -68,6 +69,7 @@ type Server struct {
 	outbox    *dispatcher.Outbox
 	pollers   []*poller.Poller
 	sampler   *dashboard.Sampler
+	traces    *telemetry.Traces
 	http      *http.Server
 	ln        net.Listener
 	ready     atomic.Bool
@@ -98,6 +100,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		}
 		_ = s.producers.Close()
 		_ = s.shared.Close()
+		s.traces.Close(time.Second)
 		return nil, err
 	}
 	fns, err := assemble.Functions(cfg, o.backends, s.producers, log)
@@ -111,12 +114,15 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		s.shared = &assemble.Shared{}
 		return fail(err)
 	}
+	if s.traces, err = telemetry.New(context.Background(), cfg.Telemetry.Traces, log); err != nil {
+		return fail(err)
+	}
 	dc := dispatcher.Config{
 		RateStore: s.shared.Rates, TraceCounter: s.shared.Traces,
 		Functions: fns, TenantConcurrency: map[string]int{},
 		TenantRates: map[string]dispatcher.RateLimit{}, FunctionRates: map[wire.Lane]dispatcher.RateLimit{},
 		MaxHops: cfg.LoopGuard.MaxHops, TraceWindow: cfg.LoopGuard.TraceWindow.D(),
-		Tracer: dispatcher.PropagationTracer(), Metrics: metrics, Logger: log,
+		Tracer: s.traces.Tracer(), Metrics: metrics, Logger: log,
 	}
 	maxQueued := make(map[string]int, len(cfg.Tenants)) // for ferry_tenant_max_queued
 	for _, t := range cfg.Tenants {
@@ -150,7 +156,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		RatesAtLease: shared, // the Redis store's Lease takes the rate tokens
 	})
 	s.sampler = dashboard.NewSampler(s.registry, q.Stats, o.clock)
-	routeOpts := []routes.Option{routes.WithDashboard(s.sampler)}
+	routeOpts := []routes.Option{routes.WithDashboard(s.sampler), routes.WithTracer(s.traces.Tracer())}
 	if s.shared.Admission != nil {
 		routeOpts = append(routeOpts, routes.WithAdmissionRates(s.shared.Admission))
 	}
@@ -271,13 +277,15 @@ func (s *Server) Run(ctx context.Context) error {
 // outboxWorkers bounds concurrent outcome delivery attempts.
 const outboxWorkers = 8
 
-// Close releases the store, the destinations' producers and the listener;
+// Close releases the store, the destinations' producers and the listener,
+// and flushes the spans not yet exported (within server.shutdown_timeout);
 // Run calls it on return.
 func (s *Server) Close() error {
 	var err error
 	s.closed.Do(func() {
 		_ = s.ln.Close()
 		err = errors.Join(s.producers.Close(), s.queue.Close(), s.shared.Close())
+		s.traces.Close(s.cfg.Server.ShutdownTimeout.D())
 	})
 	return err
 }

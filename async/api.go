@@ -187,6 +187,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 
 	_, span, traceParent := a.startSpan(r, "ferry.submit")
 	defer span.End()
+	spanLane(span, tenant, fn)
 
 	now := a.cfg.Now().UTC()
 	id, err := uuid.NewV7()
@@ -205,6 +206,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		CreatedAt: now, UpdatedAt: now, ReadyAt: now.Add(delay),
 	}
 	if wait := a.cfg.Admit(tenant, fn); wait > 0 {
+		spanRefused(span, "rate_limited")
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		a.reject(w, tenant, http.StatusTooManyRequests, "rate_limited",
 			fmt.Sprintf("over the rate limit of tenant %q or function %q; retry after %s", tenant, fn, wait.Round(time.Millisecond)))
@@ -215,9 +217,12 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 		err = errIdempotencyConflict{key: key, function: got.Function}
 	}
 	if err != nil {
-		a.refuse(w, tenant, a.enqueueError(tenant, fn, err))
+		rf := a.enqueueError(tenant, fn, err)
+		spanRefused(span, rf.code)
+		a.refuse(w, tenant, rf)
 		return
 	}
+	spanSubmitted(span, got, created)
 	result := "accepted"
 	if !created {
 		result = "duplicate"

@@ -72,6 +72,7 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 	}
 	ctx, span, _ := a.startSpan(r, "ferry.submit_batch")
 	defer span.End()
+	spanLane(span, tenant, fn, attrBatchCount.Int(len(items)))
 	link := trace.WithLinks(trace.LinkFromContext(ctx))
 
 	now := a.cfg.Now().UTC()
@@ -93,7 +94,7 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 		// Each task starts a trace of its own, linked to the request's:
 		// one trace holding a whole batch of one function would look like
 		// a loop to the loop guard's trace count.
-		traceParent := a.newTrace(ctx, link)
+		traceParent := a.newTrace(ctx, link, tenant, fn, id.String())
 		tasks = append(tasks, &Task{
 			ID: id.String(), FreshID: true, Tenant: tenant, Function: fn,
 			Payload: it.payload, ContentType: it.contentType, IdempotencyKey: it.IdempotencyKey,
@@ -133,13 +134,14 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 	}{answers})
 }
 
-// newTrace starts a task's own trace, linked to the request's span, and
-// returns its traceparent.
-func (a *API) newTrace(ctx context.Context, link trace.SpanStartOption) string {
+// newTrace starts a task's own trace, linked to the request's span, with
+// its ferry.submit span, and returns its traceparent.
+func (a *API) newTrace(ctx context.Context, link trace.SpanStartOption, tenant, fn, id string) string {
 	if c, ok := a.cfg.Tracer.(childTracer); ok {
 		return c.ChildTraceParent("")
 	}
-	_, ts := a.cfg.Tracer.Start(ctx, "ferry.submit", trace.WithNewRoot(), link, trace.WithSpanKind(trace.SpanKindProducer))
+	_, ts := a.cfg.Tracer.Start(ctx, "ferry.submit", trace.WithNewRoot(), link, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attrTenant.String(tenant), attrFunction.String(fn), attrTaskID.String(id)))
 	defer ts.End()
 	carrier := propagation.MapCarrier{}
 	a.prop.Inject(trace.ContextWithSpan(context.Background(), ts), carrier)

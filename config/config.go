@@ -41,6 +41,7 @@ type Config struct {
 	LoopGuard  LoopGuard  `yaml:"loop_guard"`
 	Dispatcher Dispatcher `yaml:"dispatcher"`
 	Log        Log        `yaml:"log"`
+	Telemetry  Telemetry  `yaml:"telemetry"`
 	Tenants    []Tenant   `yaml:"tenants"`
 	Functions  []Function `yaml:"functions"`
 	Triggers   []Trigger  `yaml:"triggers"`

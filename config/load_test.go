@@ -98,6 +98,9 @@ func TestLoadFull(t *testing.T) {
 	if w == nil || w.Retry.MaxAttempts != DefaultSinkMaxAttempts || w.Timeout.D() != DefaultWebhookTimeout {
 		t.Errorf("webhook destination = %+v", w)
 	}
+	if tr := got.Telemetry.Traces; tr.Endpoint != "http://127.0.0.1:4318" || tr.Protocol != ProtocolHTTP || tr.SampleRatio == nil || *tr.SampleRatio != 1 {
+		t.Errorf("telemetry.traces = %+v", tr)
+	}
 }
 
 func TestLoadMissingFile(t *testing.T) {

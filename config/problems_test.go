@@ -28,7 +28,7 @@ func TestParseProblems(t *testing.T) {
 		{name: "MalformedYAML", src: "server: a\n listen: b\n", want: "x.yaml:2: mapping values are not allowed in this context"},
 		{name: "UnclosedFlow", src: base + "server: { listen: x\n", want: "x.yaml:8: did not find expected ',' or '}'"},
 		{name: "MultipleDocuments", src: base + "---\nserver: {}\n", want: "x.yaml:8: only one YAML document is allowed"},
-		{name: "UnknownTopLevelKey", src: base + "servr: {}\n", want: "x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, tenants, functions, triggers)"},
+		{name: "UnknownTopLevelKey", src: base + "servr: {}\n", want: "x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, telemetry, tenants, functions, triggers)"},
 		{name: "UnknownNestedKey", src: base + "server:\n  listn: 127.0.0.1:1\n", want: "x.yaml:9: server.listn: unknown key (known: listen, max_payload, shutdown_timeout, read_header_timeout, gc_heap_floor, admin_keys)"},
 		{name: "DuplicateKey", src: base + "server: {}\nserver: {}\n", want: "x.yaml:9: server: duplicate key (first defined at line 8)"},
 		{name: "MissingTenant", src: base + "  - name: other\n    tenant: nope\n    backend: { exec: { command: [cat] } }\n", want: `x.yaml:9: functions[1].tenant: tenant "nope" is not defined`},
@@ -76,6 +76,10 @@ func TestParseProblems(t *testing.T) {
 		{name: "Workers", src: base + "dispatcher: { workers: -4 }\n", want: "x.yaml:8: dispatcher.workers: must be at least 1, got -4"},
 		{name: "LogLevel", src: base + "log: { level: verbose }\n", want: `x.yaml:8: log.level: "verbose" is not one of debug, info, warn, error`},
 		{name: "LogFormat", src: base + "log: { format: xml }\n", want: `x.yaml:8: log.format: "xml" is not one of json, text`},
+		{name: "TracesEndpoint", src: base + "telemetry:\n  traces: { endpoint: \"127.0.0.1:4318\" }\n", want: "x.yaml:9: telemetry.traces.endpoint: must be an absolute http:// or https:// URL, e.g. http://127.0.0.1:4318"},
+		{name: "TracesProtocol", src: base + "telemetry:\n  traces:\n    protocol: http/json\n", want: `x.yaml:10: telemetry.traces.protocol: "http/json" is not one of http/protobuf, grpc`},
+		{name: "TracesSampleRatio", src: base + "telemetry: { traces: { sample_ratio: 1.5 } }\n", want: "x.yaml:8: telemetry.traces.sample_ratio: must be from 0 to 1, got 1.5"},
+		{name: "TracesHeaderName", src: base + "telemetry:\n  traces:\n    headers:\n      \"bad key\": secret\n", want: `x.yaml:11: telemetry.traces.headers.bad key: "bad key" is not a valid header name`},
 		{name: "RetryIntervals", src: base + "    retry:\n      initial_interval: 10m\n", want: "x.yaml:9: functions[0].retry.initial_interval: 10m0s is longer than max_interval 5m0s"},
 		{name: "RetryMultiplier", src: base + "    retry: { multiplier: 0.5 }\n", want: "x.yaml:8: functions[0].retry.multiplier: must be at least 1, got 0.5"},
 		{name: "RetryAttempts", src: base + "    retry: { max_attempts: -1 }\n", want: "x.yaml:8: functions[0].retry.max_attempts: must be at least 1, got -1"},
@@ -120,7 +124,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	}
 	want := []string{
 		`x.yaml:6: functions[0].tenant: tenant "ghost" is not defined`,
-		"x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, tenants, functions, triggers)",
+		"x.yaml:8: servr: unknown key (known: server, store, loop_guard, dispatcher, log, telemetry, tenants, functions, triggers)",
 		`x.yaml:10: loop_guard.max_hops: "lots" is not an integer`,
 	}
 	if got := err.Error(); got != strings.Join(want, "\n") {

@@ -99,6 +99,7 @@ func (v *validator) config(c *Config) {
 	v.atLeast("dispatcher.workers", c.Dispatcher.Workers, 1)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "text")
+	c.Telemetry.validate(v)
 	v.tenants(c.Tenants, c.Server.AdminKeys)
 	v.functions(c)
 	v.triggers(c)

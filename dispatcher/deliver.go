@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -28,6 +30,11 @@ type delivered struct {
 // the attempt does not count and nothing is decided. Both the immediate
 // path (DeliverNow) and the Outbox deliver with it.
 func (d *Dispatcher) deliverAttempt(ctx context.Context, dest *Destination, o *wire.Outcome, attempt int, first time.Time) (r delivered, ok bool) {
+	if d.recording {
+		var span trace.Span
+		ctx, o, span = d.startDelivery(ctx, dest, o, attempt)
+		defer func() { endDelivery(span, r, ok) }()
+	}
 	actx := ctx
 	if dest.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -84,7 +84,10 @@ type Config struct {
 	// holds). Defaults to nil: in memory, per node.
 	TraceCounter TraceCounter
 	// Tracer starts a span per attempt (nil: the invocation's traceparent
-	// goes to the backend as it is).
+	// goes to the backend as it is). When it records (Recording), each
+	// attempt's backend call and each outcome delivery gets a span too;
+	// PropagationTracer only passes trace context on, at no recording
+	// cost.
 	Tracer  trace.Tracer
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -106,6 +109,8 @@ type Dispatcher struct {
 	guard     *LoopGuard
 	metrics   *Metrics
 	log       *slog.Logger
+	tracer    trace.Tracer
+	recording bool // tracer records spans (Recording)
 }
 
 // New builds a Dispatcher: every function's backend is wrapped with the
@@ -116,6 +121,8 @@ func New(cfg Config) (*Dispatcher, error) {
 		limits:    NewLimits(),
 		metrics:   cfg.Metrics,
 		log:       cfg.Logger,
+		tracer:    cfg.Tracer,
+		recording: Recording(cfg.Tracer),
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -145,7 +152,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		if _, dup := d.functions[f.Lane]; dup {
 			return nil, fmt.Errorf("function %s: defined twice", f.Lane)
 		}
-		f.invoker = Chain(f.Backend, Standard(cfg.Metrics, cfg.Tracer, f.Timeout)...)
+		f.invoker = Chain(f.Backend, append(Standard(cfg.Metrics, cfg.Tracer, f.Timeout), TraceBackend(cfg.Tracer, f.Backend))...)
 		f.capacity = cfg.Metrics.limitGauge(f.Lane)
 		d.functions[f.Lane] = f
 		d.limits.SetFunction(f.Lane, f.MaxConcurrency)

@@ -7,17 +7,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferrydev/ferry/wire"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // Standard returns the middleware every function's backend runs behind, in
 // order (the first runs first): Recover turns a panic into an error,
-// metrics observe every attempt, Trace starts the invocation's span (its
+// metrics observe every attempt, Trace starts the attempt's span (its
 // traceparent goes to the backend), and Timeout bounds the attempt.
+// Dispatcher.New adds TraceBackend innermost, for the backend call's own
+// span when spans are recorded.
 //
 // The whole path of one attempt (Dispatcher.Attempt), the same for a task
 // and a message, is: a concurrency slot and a rate token, taken before the
@@ -31,10 +29,14 @@ func Standard(m *Metrics, tracer trace.Tracer, timeout time.Duration) []Middlewa
 	return []Middleware{Recover(), m.Observe(), Trace(tracer), Timeout(timeout)}
 }
 
-// Trace starts a span per attempt, a child of the invocation's
-// traceparent (a new trace when it has none), and sends the span's
+// Trace starts a span per attempt (SpanAttempt), a child of the span in
+// ctx (a trigger's batch span) or else of the invocation's traceparent (a
+// task's submit span; a new trace when it has none), and sends the span's
 // traceparent to the backend, so what the function forwards stays in the
-// trace. A nil tracer leaves the invocation as it is.
+// trace. The span is a consumer span for a task (its parent is the
+// submission's producer span) and an internal one for a trigger (its
+// parent is the batch's consumer span). A nil tracer leaves the invocation
+// as it is; PropagationTracer only makes the new traceparent.
 func Trace(tracer trace.Tracer) Middleware {
 	return func(next Backend) Backend {
 		if tracer == nil {
@@ -49,32 +51,17 @@ func Trace(tracer trace.Tracer) Middleware {
 				return next.Invoke(ctx, &c)
 			})
 		}
-		prop := propagation.TraceContext{}
 		return BackendFunc(func(ctx context.Context, inv *Invocation) (*Result, error) {
-			carrier := propagation.MapCarrier{}
-			if inv.TraceParent != "" {
-				carrier[wire.HeaderTraceParent] = inv.TraceParent
+			kind := trace.SpanKindInternal
+			if inv.Type == TypeTask {
+				kind = trace.SpanKindConsumer
 			}
-			ctx, span := tracer.Start(prop.Extract(ctx, carrier), "ferry.invoke "+inv.Function,
-				trace.WithSpanKind(trace.SpanKindClient))
-			defer span.End()
-			if span.IsRecording() {
-				span.SetAttributes(
-					attribute.String("ferry.tenant", inv.Tenant), attribute.String("ferry.function", inv.Function),
-					attribute.String("ferry.id", inv.ID), attribute.Int("ferry.attempt", inv.Attempt),
-					attribute.Int("ferry.hops", inv.Hops))
-			}
-			out := propagation.MapCarrier{}
-			prop.Inject(ctx, out)
-			if tp := out[wire.HeaderTraceParent]; tp != "" {
-				c := *inv
-				c.TraceParent = tp
-				inv = &c
-			}
-			res, err := next.Invoke(ctx, inv)
-			if err != nil {
-				span.SetStatus(codes.Error, Classify(err).Code)
-			}
+			ctx, span := tracer.Start(parentContext(ctx, inv.TraceParent), SpanAttempt,
+				trace.WithSpanKind(kind), trace.WithAttributes(attemptAttributes(inv)...))
+			c := *inv
+			c.TraceParent = traceParentOf(ctx, inv.TraceParent)
+			res, err := next.Invoke(ctx, &c)
+			endWith(span, res, err, false)
 			return res, err
 		})
 	}

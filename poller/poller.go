@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ferrydev/ferry/dispatcher"
 )
@@ -59,6 +60,7 @@ type Poller struct {
 	metrics *triggerMetrics
 	shared  chan *Message // keyless messages, taken by any worker
 	seed    maphash.Seed
+	tracer  trace.Tracer // records batch spans; nil while spans are off
 }
 
 // New validates cfg and returns a Poller.
@@ -89,6 +91,7 @@ func New(cfg Config) (*Poller, error) {
 		typ:    "dev.ferry." + cfg.Kind + ".message",
 		shared: make(chan *Message, cfg.BatchSize),
 		seed:   maphash.MakeSeed(),
+		tracer: cfg.Dispatcher.Tracer(),
 	}
 	p.metrics = cfg.Metrics.trigger(cfg.Name)
 	for range cfg.Concurrency {

@@ -44,7 +44,9 @@ func (w *worker) run(stop context.Context, readerDone <-chan struct{}, work cont
 		if batch == nil {
 			return
 		}
-		w.attempt(stop, work, batch)
+		ctx, end := w.p.traceBatch(work, batch) // SpanBatch, when spans are recorded
+		w.attempt(stop, ctx, batch)
+		end()
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ferrydev/ferry/async"
 	"github.com/ferrydev/ferry/config"
@@ -26,12 +27,20 @@ type Option func(*options)
 type options struct {
 	admission dispatcher.RateStore
 	sampler   *dashboard.Sampler
+	tracer    trace.Tracer
 }
 
 // WithDashboard serves the dashboard (GET /ui/) and GET /v1/stats with the
 // figures s samples; the caller runs s.
 func WithDashboard(s *dashboard.Sampler) Option {
 	return func(o *options) { o.sampler = s }
+}
+
+// WithTracer makes the API start its submission spans with tracer
+// (default: dispatcher.PropagationTracer, which records nothing and only
+// makes each task's traceparent).
+func WithTracer(tracer trace.Tracer) Option {
+	return func(o *options) { o.tracer = tracer }
 }
 
 // WithAdmissionRates makes submissions take their admission tokens from s,
@@ -52,7 +61,7 @@ func WithAdmissionRates(s dispatcher.RateStore) Option {
 // 200, else the reason; reg is the registry the API registers its metrics
 // in and /metrics serves; now is the node's clock.
 func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *prometheus.Registry, ready func() error, now func() time.Time, log *slog.Logger, opts ...Option) http.Handler {
-	var o options
+	o := options{tracer: dispatcher.PropagationTracer()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -72,7 +81,7 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 		MaxQueued:  func(tenant string) int { return maxQueued[tenant] },
 		Admit:      admission(cfg, o.admission, log),
 		MaxPayload: int64(cfg.Server.MaxPayload),
-		Tracer:     dispatcher.PropagationTracer(),
+		Tracer:     o.tracer,
 		Registerer: reg,
 		Logger:     log,
 		Now:        now,

@@ -39,6 +39,9 @@ type Delivery struct {
 	Body      map[string]any // the body, decoded
 	Outcome   wire.Outcome   // the body, decoded
 	Refused   bool           // answered 503 on purpose (RefuseFirst)
+
+	// TraceParent is the traceparent header.
+	TraceParent string
 }
 
 // NewReceiver starts a Receiver with a random secret.
@@ -77,7 +80,8 @@ func (r *Receiver) YAML() string {
 
 func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
-	d := Delivery{WebhookID: req.Header.Get(webhook.HeaderID), Hops: req.Header.Get("Ferry-Hops"), Raw: body}
+	d := Delivery{WebhookID: req.Header.Get(webhook.HeaderID), Hops: req.Header.Get("Ferry-Hops"), Raw: body,
+		TraceParent: req.Header.Get(wire.HeaderTraceParent)}
 	var invalid string
 	status := http.StatusUnauthorized
 	if err := webhook.Verify(r.Secret, req.Header, body, time.Now(), 5*time.Minute); err != nil {
