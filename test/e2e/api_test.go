@@ -140,6 +140,14 @@ functions:
 	if tp0 := traceParentRE.FindStringSubmatch(c.TraceParent); tp0 != nil && tp0[1] == traceID {
 		t.Errorf("the untraced task got the other task's trace id")
 	}
+
+	// The operational endpoints take no key.
+	for path, want := range map[string]string{"/healthz": "ok\n", "/readyz": "ready\n", "/metrics": "ferry_api_submissions_total"} {
+		r := f.mustDo(t, http.MethodGet, path, nil, map[string]string{"Authorization": ""})
+		if r.status != http.StatusOK || !strings.Contains(string(r.body), want) {
+			t.Errorf("GET %s: status %d, body %.200q; want 200 with %q", path, r.status, r.body, want)
+		}
+	}
 }
 
 func TestIdempotencyDelayCancelList(t *testing.T) {

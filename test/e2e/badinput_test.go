@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferrydev/ferry/test/apispec"
 	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
@@ -38,6 +40,7 @@ functions:
 	})
 
 	big := bytes.Repeat([]byte("x"), 2048)
+	jsonCT := map[string]string{"Content-Type": "application/json"}
 	cases := []struct {
 		name   string
 		method string
@@ -68,10 +71,26 @@ functions:
 		{"LimitTooLarge", "GET", "/v1/tasks?limit=5000", nil, nil, 400},
 		{"LimitNotANumber", "GET", "/v1/tasks?limit=x", nil, nil, 400},
 		{"ListNoAuthorization", "GET", "/v1/tasks", nil, map[string]string{"Authorization": ""}, 401},
+		{"DeleteTaskNoAuthorization", "DELETE", "/v1/tasks/" + betaTask, nil, map[string]string{"Authorization": ""}, 401},
+		{"ReplayNoAuthorization", "POST", "/v1/tasks/" + betaTask + "/replay", nil, map[string]string{"Authorization": ""}, 401},
+		{"ReplayOtherTenantsTask", "POST", "/v1/tasks/" + betaTask + "/replay", nil, nil, 404},
+		{"WrongMethodOnReplay", "GET", "/v1/tasks/" + betaTask + "/replay", nil, nil, 405},
+		{"UnknownEndpoint", "GET", "/v1/functions", nil, nil, 404},
+		{"NotAnEndpoint", "GET", "/v2/tasks", nil, nil, 404},
+		{"BatchNotJSON", "POST", "/v1/functions/fa/tasks/batch", []byte("tasks"), jsonCT, 400},
+		{"BatchEmpty", "POST", "/v1/functions/fa/tasks/batch", []byte(`{"tasks": []}`), jsonCT, 400},
+		{"BatchUnknownField", "POST", "/v1/functions/fa/tasks/batch", []byte(`{"tasks": [{"payload": 1, "colour": "red"}]}`), jsonCT, 400},
+		{"BatchBothPayloads", "POST", "/v1/functions/fa/tasks/batch", []byte(`{"tasks": [{"payload": 1, "payload_base64": "AA=="}]}`), jsonCT, 400},
+		{"BatchBadDelay", "POST", "/v1/functions/fa/tasks/batch", []byte(`{"tasks": [{"payload": 1}, {"payload": 2, "delay": "soon"}]}`), jsonCT, 400},
+		{"BatchItemOverLimit", "POST", "/v1/functions/fa/tasks/batch", []byte(`{"tasks": [{"payload": "` + string(big) + `"}]}`), jsonCT, 413},
+		{"BatchTooLarge", "POST", "/v1/functions/fa/tasks/batch", []byte(`{"tasks": [` + strings.Repeat(`{"payload": 1},`, 1000) + `{"payload": 1}]}`), jsonCT, 400},
+		{"BatchUnknownFunction", "POST", "/v1/functions/nope/tasks/batch", []byte(`{"tasks": [{"payload": 1}]}`), jsonCT, 404},
+		{"BatchNoAuthorization", "POST", "/v1/functions/fa/tasks/batch", []byte(`{"tasks": [{"payload": 1}]}`), map[string]string{"Authorization": "", "Content-Type": "application/json"}, 401},
+		{"WrongMethodOnBatch", "GET", "/v1/functions/fa/tasks/batch", nil, nil, 405},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := f.mustDo(t, tc.method, tc.path, tc.body, tc.hdr)
+			r := f.bad().mustDo(t, tc.method, tc.path, tc.body, tc.hdr)
 			if r.status != tc.status {
 				t.Fatalf("%s %s: status %d, want %d: %s", tc.method, tc.path, r.status, tc.status, r.body)
 			}
@@ -83,7 +102,7 @@ functions:
 
 	t.Run("PayloadOverLimitChunked", func(t *testing.T) {
 		// No Content-Length: the limit must hold while reading.
-		req, err := http.NewRequest("POST", f.URL("/v1/functions/fa/tasks"), io.MultiReader(bytes.NewReader(big)))
+		req, err := http.NewRequestWithContext(apispec.Malformed(context.Background()), "POST", f.URL("/v1/functions/fa/tasks"), io.MultiReader(bytes.NewReader(big)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -36,7 +36,7 @@ functions:
 		`{"payload_base64": "`+base64.StdEncoding.EncodeToString(raw)+`"}`,
 		`{"payload": {"n": 0}, "idempotency_key": "k0"}`) // a duplicate of the first
 	r := f.mustDo(t, http.MethodPost, "/v1/functions/echo/tasks/batch",
-		[]byte(`{"tasks": [`+strings.Join(items, ",")+`]}`), nil)
+		[]byte(`{"tasks": [`+strings.Join(items, ",")+`]}`), map[string]string{"Content-Type": "application/json"})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("batch: status %d, want 202: %.300s", r.status, r.body)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydev/ferry/test/apispec"
 	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
@@ -72,7 +74,11 @@ func (f *ferryProc) do(method, path string, body []byte, hdr map[string]string) 
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, f.URL(path), rd)
+	ctx := context.Background()
+	if f.malformed {
+		ctx = apispec.Malformed(ctx)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, f.URL(path), rd)
 	if err != nil {
 		return response{}, err
 	}

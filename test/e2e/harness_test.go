@@ -5,12 +5,14 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/ferrydev/ferry/test/apispec"
 	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
@@ -24,17 +26,29 @@ var repoRoot = func() string {
 }()
 
 func TestMain(m *testing.M) {
+	if err := loadSpec(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	ferrytest.StartTransport = &apispec.Transport{Spec: spec, Report: reportLate}
 	code := m.Run()
 	ferrytest.Cleanup()
+	summary, ok := specSummary()
+	fmt.Println(summary)
+	if !ok && code == 0 {
+		code = 1
+	}
 	os.Exit(code)
 }
 
 // ferryProc is one `ferry serve` process (and its restarts) with the API
-// client of the helpers in client_test.go.
+// client of the helpers in client_test.go, which checks every exchange
+// against docs/openapi.yaml (openapi_test.go).
 type ferryProc struct {
 	*ferrytest.Proc
-	key    string // default API key of the client helpers
-	client *http.Client
+	key       string // default API key of the client helpers
+	malformed bool   // the requests are bad on purpose (see bad)
+	client    *http.Client
 }
 
 // startFerry runs `ferry serve` on cfgYAML, a whole config in which
@@ -42,7 +56,7 @@ type ferryProc struct {
 // directory (see ferrytest.StartConfig), and waits until it is ready.
 func startFerry(t *testing.T, cfgYAML string) *ferryProc {
 	t.Helper()
-	f := &ferryProc{Proc: ferrytest.StartConfig(t, cfgYAML), client: &http.Client{Timeout: 10 * time.Second}}
+	f := &ferryProc{Proc: ferrytest.StartConfig(t, cfgYAML), client: checkedClient(t, 10*time.Second)}
 	t.Cleanup(f.client.CloseIdleConnections)
 	return f
 }

@@ -29,14 +29,14 @@ type resubmitter struct {
 	client *http.Client
 
 	mu       sync.Mutex
-	ids      []string // tasks it submitted, in order
+	ids      []string // tasks it submitted, in the order of the calls ("" until answered)
 	problems []string
 }
 
 // newResubmitter returns a resubmitter that submits with the API key key;
 // set its api before the first call.
 func newResubmitter(t *testing.T, key string) *resubmitter {
-	r := &resubmitter{key: key, client: &http.Client{Timeout: 10 * time.Second}}
+	r := &resubmitter{key: key, client: checkedClient(t, 10*time.Second)}
 	t.Cleanup(r.client.CloseIdleConnections)
 	return r
 }
@@ -62,6 +62,12 @@ func (r *resubmitter) post(c *call, fn string, body []byte) error {
 	req.Header.Set("Authorization", "Bearer "+r.key)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("traceparent", c.TraceParent)
+	// The call's place is taken before its task exists: the next call
+	// (of that task) may be answered first.
+	r.mu.Lock()
+	slot := len(r.ids)
+	r.ids = append(r.ids, "")
+	r.mu.Unlock()
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return err
@@ -73,7 +79,7 @@ func (r *resubmitter) post(c *call, fn string, body []byte) error {
 		return fmt.Errorf("status %d, want 202 with a task: %s", resp.StatusCode, b)
 	}
 	r.mu.Lock()
-	r.ids = append(r.ids, v.ID)
+	r.ids[slot] = v.ID
 	r.mu.Unlock()
 	return nil
 }

@@ -23,6 +23,12 @@ import (
 	"github.com/ferrydev/ferry/config"
 )
 
+// StartTransport, when set (from TestMain, before any test runs), carries
+// the readiness checks with which a start waits for the process: a suite
+// that checks its exchanges with Ferry sets its checking transport. Nil:
+// http.DefaultTransport.
+var StartTransport http.RoundTripper
+
 var (
 	buildOnce sync.Once
 	binPath   string
@@ -167,7 +173,7 @@ func (p *Proc) start() {
 		_ = log.Close()
 		close(done)
 	}(p.cmd, p.stderr, p.exited)
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: StartTransport}
 	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
