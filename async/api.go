@@ -138,7 +138,7 @@ func (a *API) authed(h tenantHandler, methods ...string) http.HandlerFunc {
 				return
 			}
 			if !a.cfg.Auth.HasTenant(tenant) {
-				WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no tenant %q", tenant))
+				WriteError(w, http.StatusBadRequest, "unknown_tenant", fmt.Sprintf("the %s header names no configured tenant: %q", TenantHeader, tenant))
 				return
 			}
 		}

@@ -111,7 +111,7 @@ func TestAPIRequests(t *testing.T) {
 		{"UnknownEndpoint", "GET", "/v1/nothing", "key-a", "", nil, 404, "not_found"},
 		{"BadPayloadParam", "GET", "/v1/tasks/" + id + "?payload=maybe", "key-a", "", nil, 400, "bad_payload"},
 		{"AdminWithoutTenant", "GET", "/v1/tasks/" + id, "key-admin", "", nil, 400, "tenant_required"},
-		{"AdminUnknownTenant", "GET", "/v1/tasks/" + id, "key-admin", "", map[string]string{"Ferry-Tenant": "zz"}, 404, "not_found"},
+		{"AdminUnknownTenant", "GET", "/v1/tasks/" + id, "key-admin", "", map[string]string{"Ferry-Tenant": "zz"}, 400, "unknown_tenant"},
 		{"AdminForOtherTenant", "GET", "/v1/tasks/" + id, "key-admin", "", map[string]string{"Ferry-Tenant": "b"}, 404, "task_not_found"},
 		{"TenantHeaderIgnoredForTenantKey", "GET", "/v1/tasks/" + id, "key-b", "", map[string]string{"Ferry-Tenant": "a"}, 404, "task_not_found"},
 	}

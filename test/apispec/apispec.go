@@ -130,8 +130,9 @@ func (s *Spec) Unexercised() []string {
 }
 
 // anyJSON are the places in response bodies that hold the user's own JSON
-// (a task's output), exempt from the strict check of undeclared fields.
-var anyJSON = []string{"$.body.output", "$.body.tasks[*].output"}
+// (a task's output and payload, a trigger's lag per partition), exempt
+// from the strict check of undeclared fields.
+var anyJSON = []string{"$.body.output", "$.body.tasks[*].output", "$.body.payload", "$.body.triggers[*].lag_by_partition"}
 
 // Problems returns what makes the document itself invalid against the
 // OpenAPI schema of its version (3.1), or nil.

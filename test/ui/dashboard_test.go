@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/ferrydev/ferry/test/apispec"
 	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
@@ -61,6 +62,21 @@ functions:
     backend: { http: { url: "BACKEND/other", timeout: 5s } }
 `
 
+// specClient sends the test's API calls through a check against
+// docs/openapi.yaml (test/apispec): the dashboard's calls are described
+// there too.
+func specClient(t *testing.T) *http.Client {
+	spec, err := apispec.Load(filepath.Join("..", "..", "docs", "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &apispec.Transport{Spec: spec, Report: func(_ *http.Request, err error) {
+		t.Errorf("%v", err)
+	}}}
+}
+
+var client = http.DefaultClient
+
 // api calls Ferry's API with key and returns the status and JSON body.
 func api(t *testing.T, p *ferrytest.Proc, method, path, key, body string, hdr ...string) (int, map[string]any) {
 	t.Helper()
@@ -70,7 +86,7 @@ func api(t *testing.T, p *ferrytest.Proc, method, path, key, body string, hdr ..
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +117,7 @@ func taskStatus(t *testing.T, p *ferrytest.Proc, key, id string) map[string]any 
 }
 
 func TestDashboard(t *testing.T) {
+	client = specClient(t)
 	be := newBackend(t)
 	p := ferrytest.StartConfig(t, strings.ReplaceAll(config, "BACKEND", be.URL))
 	b := newBrowser(t)
@@ -174,6 +191,27 @@ func TestDashboard(t *testing.T) {
 			return taskStatus(t, p, "demo-key", id)["status"] == "cancelled"
 		})
 		b.selectOption("#status-filter", "failed")
+	})
+
+	t.Run("StatsAndPayloadAPI", func(t *testing.T) {
+		// What the page reads, as the API answers it (and the document says).
+		status, st := api(t, p, "GET", "/v1/stats", "demo-key", "")
+		if fns, _ := st["functions"].([]any); status != 200 || len(fns) != 2 || st["admin"] != false {
+			t.Errorf("demo's stats = %d, %d functions, admin %v; want 200, echo and flaky, false", status, len(fns), st["admin"])
+		}
+		if status, st := api(t, p, "GET", "/v1/stats", "admin-key", ""); status != 200 || len(st["tenants"].([]any)) != 2 || st["admin"] != true {
+			t.Errorf("admin's stats = %d %v; want both tenants", status, st["tenants"])
+		}
+		if status, _ := api(t, p, "GET", "/v1/stats?tenant=other", "demo-key", ""); status != 404 {
+			t.Errorf("demo asking for other's stats = %d, want 404", status)
+		}
+		if status, _ := api(t, p, "GET", "/v1/tasks/"+secret+"?payload=true", "admin-key", ""); status != 400 {
+			t.Errorf("admin without Ferry-Tenant = %d, want 400", status)
+		}
+		status, tk := api(t, p, "GET", "/v1/tasks/"+secret+"?payload=true", "admin-key", "", "Ferry-Tenant", "other")
+		if pl, _ := tk["payload"].(map[string]any); status != 200 || pl["secret"] != true {
+			t.Errorf("admin for other, with the payload = %d %v", status, tk)
+		}
 	})
 
 	t.Run("AdminSeesEveryTenant", func(t *testing.T) {
