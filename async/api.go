@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferrydev/ferry/wire"
@@ -120,7 +121,7 @@ func (a *API) authed(h tenantHandler, methods ...string) http.HandlerFunc {
 			allowed = allowed || r.Method == m
 		}
 		if !allowed {
-			w.Header().Set("Allow", fmt.Sprint(methods))
+			w.Header().Set("Allow", strings.Join(methods, ", "))
 			WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
 			return
 		}

@@ -121,6 +121,9 @@ func TestAPIRequests(t *testing.T) {
 			if r.status != tt.status || errCode(r) != tt.code {
 				t.Fatalf("got %d %s (%v), want %d %s", r.status, errCode(r), r.body, tt.status, tt.code)
 			}
+			if r.status == http.StatusMethodNotAllowed && r.header.Get("Allow") != "GET, DELETE" {
+				t.Errorf("Allow = %q, want the RFC 9110 list %q", r.header.Get("Allow"), "GET, DELETE")
+			}
 		})
 	}
 

@@ -91,23 +91,36 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 	if o.sampler != nil {
 		dashboard.New(cfg, auth, o.sampler).Register(mux)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/healthz", getOnly(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	mux.HandleFunc("/readyz", getOnly(func(w http.ResponseWriter, _ *http.Request) {
 		if err := ready(); err != nil {
 			async.WriteError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ready\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	}))
+	mux.HandleFunc("/metrics", getOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}).ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		async.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// getOnly answers 405 with a valid Allow header to any method but GET and
+// HEAD.
+func getOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			async.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+			return
+		}
+		h(w, r)
+	}
 }
 
 // admitTimeout bounds a submission's call to a shared admission rate store.
