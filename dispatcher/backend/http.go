@@ -23,6 +23,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/internal/redact"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -147,7 +148,8 @@ func (h *HTTP) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return nil, h.transportError(ctx, actx, "request", err)
+		// The URL may carry a token: the error is kept with the task.
+		return nil, h.transportError(ctx, actx, "request", redact.HTTPError(err))
 	}
 	defer closeBody(resp.Body)
 

@@ -299,10 +299,14 @@ func TestHTTPConnectionRefused(t *testing.T) {
 	addr := l.Addr().String()
 	_ = l.Close()
 
-	h := newHTTP(t, HTTPConfig{URL: "http://" + addr + "/"})
+	h := newHTTP(t, HTTPConfig{URL: "http://fn:pw-secret@" + addr + "/run?token=tok-secret"})
 	_, err = h.Invoke(context.Background(), testInvocation())
 	if c := classify(t, err); c.Code != "connection" || c.Permanent {
 		t.Errorf("classified %+v, want retryable connection", c)
+	}
+	// The error is kept with the task (last_error): no credential in it.
+	if msg := err.Error(); strings.Contains(msg, "secret") || !strings.Contains(msg, addr+"/run") {
+		t.Errorf("error %q: want the endpoint without its password and token", msg)
 	}
 }
 

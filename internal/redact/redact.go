@@ -99,3 +99,37 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
+
+// Endpoint returns rawURL as it may be shown in an error kept with a task:
+// without its user and password, and with its query and fragment (where
+// webhook and function URLs carry tokens) replaced by Mask.
+func Endpoint(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		s, _, _ := strings.Cut(URL(rawURL), "?")
+		s, _, _ = strings.Cut(s, "#")
+		return s
+	}
+	if u.User != nil {
+		u.User = url.User(Mask)
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = Mask, false
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = Mask, ""
+	}
+	return u.String()
+}
+
+// HTTPError returns the error a net/http client returned (a *url.Error,
+// which quotes the whole URL) with that URL shown as Endpoint shows it;
+// its cause is kept for errors.Is and errors.As. Call it before wrapping:
+// a wrapped error's text is already made. Other errors are returned as
+// they are.
+func HTTPError(err error) error {
+	if uerr, ok := err.(*url.Error); ok {
+		return &url.Error{Op: uerr.Op, URL: Endpoint(uerr.URL), Err: uerr.Err}
+	}
+	return err
+}

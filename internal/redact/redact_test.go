@@ -24,6 +24,26 @@ func TestURL(t *testing.T) {
 	}
 }
 
+func TestEndpoint(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://hooks.example/h?token=abc", "https://hooks.example/h?xxxxx"},
+		{"https://user:pw@hooks.example/h", "https://xxxxx@hooks.example/h"},
+		{"http://h/p#frag", "http://h/p#xxxxx"},
+		{"http://h:9000/", "http://h:9000/"},
+		{"http://bad host/?token=abc", "http://bad host/"},
+	}
+	for _, tt := range tests {
+		if got := redact.Endpoint(tt.in); got != tt.want {
+			t.Errorf("Endpoint(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	cause := errors.New("refused")
+	err := redact.HTTPError(&url.Error{Op: "Post", URL: "https://h/x?token=abc", Err: cause})
+	if got := err.Error(); strings.Contains(got, "abc") || !errors.Is(err, cause) {
+		t.Errorf("HTTPError = %q (cause kept: %v), want no token and the cause", got, errors.Is(err, cause))
+	}
+}
+
 // TestParseURL: whatever the parser's error looks like, its text carries
 // no credential, and its cause stays reachable.
 func TestParseURL(t *testing.T) {

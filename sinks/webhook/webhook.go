@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/redact"
 	"github.com/ferrydev/ferry/sinks"
 	"github.com/ferrydev/ferry/wire"
 )
@@ -152,7 +153,8 @@ func (s *Sink) Deliver(ctx context.Context, o *wire.Outcome) error {
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("webhook: delivering %s: %w", msgID, err)
+		// The URL may carry a token: the error is kept with the task.
+		return fmt.Errorf("webhook: delivering %s: %w", msgID, redact.HTTPError(err))
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))

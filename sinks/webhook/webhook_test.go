@@ -199,12 +199,17 @@ func TestDeliverTransportError(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	s, err := New(Config{URL: url, Secret: vecSecret})
+	s, err := New(Config{URL: url + "/hook?token=tok-secret", Secret: vecSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Deliver(context.Background(), testOutcome()); err == nil {
-		t.Error("Deliver to a closed server succeeded")
+	err = s.Deliver(context.Background(), testOutcome())
+	if err == nil {
+		t.Fatal("Deliver to a closed server succeeded")
+	}
+	// The error is kept with the task's delivery: no token in it.
+	if strings.Contains(err.Error(), "tok-secret") || !strings.Contains(err.Error(), "/hook") {
+		t.Errorf("error %q: want the URL without its token", err)
 	}
 }
 
