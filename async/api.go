@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ferrydev/ferry/wire"
@@ -121,8 +120,7 @@ func (a *API) authed(h tenantHandler, methods ...string) http.HandlerFunc {
 			allowed = allowed || r.Method == m
 		}
 		if !allowed {
-			w.Header().Set("Allow", strings.Join(methods, ", "))
-			WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+			WriteMethodNotAllowed(w, r, methods...)
 			return
 		}
 		id := a.cfg.Auth.Identify(r)

@@ -70,6 +70,13 @@ func viewOf(t *Task) taskView {
 	return v
 }
 
+// WriteMethodNotAllowed answers 405 method_not_allowed to r, with an Allow
+// header listing methods.
+func WriteMethodNotAllowed(w http.ResponseWriter, r *http.Request, methods ...string) {
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+}
+
 // WriteError writes the pinned error body {"error": {"code", "message"}}.
 func WriteError(w http.ResponseWriter, status int, code, msg string) {
 	type body struct {

@@ -24,6 +24,10 @@ type Metrics struct {
 	// lanes caches each lane's series of Observe (wire.Lane → *laneSeries),
 	// so that an attempt does not hash its labels three times.
 	lanes sync.Map
+	// waits caches each lane's ferry_task_queue_wait_seconds series
+	// (wire.Lane → prometheus.Observer): tasks only, so trigger lanes
+	// get none.
+	waits sync.Map
 }
 
 // laneSeries are one lane's series that every attempt touches.
@@ -140,9 +144,14 @@ func (m *Metrics) finished(tenant, function, status string, age time.Duration) {
 // started records how long a task waited between being due and its
 // attempt starting.
 func (m *Metrics) started(lane wire.Lane, waited time.Duration) {
-	if m != nil {
-		m.queueWait.WithLabelValues(lane.Tenant, lane.Function).Observe(max(waited, 0).Seconds())
+	if m == nil {
+		return
 	}
+	o, ok := m.waits.Load(lane)
+	if !ok {
+		o, _ = m.waits.LoadOrStore(lane, m.queueWait.WithLabelValues(lane.Tenant, lane.Function))
+	}
+	o.(prometheus.Observer).Observe(max(waited, 0).Seconds())
 }
 
 func (m *Metrics) delivery(kind, result string) {

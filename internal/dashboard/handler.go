@@ -53,8 +53,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 // every tenant (or the one ?tenant= names).
 func (h *Handler) stats(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		async.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+		async.WriteMethodNotAllowed(w, r, http.MethodGet)
 		return
 	}
 	id := h.auth.Identify(r)

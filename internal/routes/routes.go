@@ -115,8 +115,7 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 func getOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			async.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+			async.WriteMethodNotAllowed(w, r, http.MethodGet, http.MethodHead)
 			return
 		}
 		h(w, r)
