@@ -82,7 +82,8 @@ func (r *TaskRunner) Run(ctx context.Context) error {
 		ttl = heartbeatLease // renewed while the attempt runs (heartbeat)
 	}
 	limits := r.d.limits
-	room := limits.Room // one method value, not one per lease
+	rw := &roomWatch{room: limits.Room}
+	room := rw.Room // one method value, not one per lease
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 
@@ -102,6 +103,7 @@ loop:
 				req.BlockedTenants, req.BlockedLanes = limits.Blocked()
 			}
 			extra := r.reserve(workers)
+			rw.held = false
 			tasks, next, err := r.lease(ctx, req, 1+extra)
 			if len(tasks) == 0 {
 				r.unreserve(workers, extra) // keep the first worker only
@@ -142,7 +144,7 @@ loop:
 				r.unreserve(workers, 1+extra-started)
 				break
 			}
-			if freed == nil && len(req.BlockedTenants)+len(req.BlockedLanes) > 0 {
+			if freed == nil && (rw.held || len(req.BlockedTenants)+len(req.BlockedLanes) > 0) {
 				// Something was held back: watch for releases, then look
 				// once more (a slot freed since Blocked would otherwise go
 				// unnoticed). With nothing held back a release cannot
@@ -186,6 +188,24 @@ loop:
 }
 
 var errShutdown = errors.New("ferry is shutting down")
+
+// roomWatch notes whether Limits.Room held a lane back during one lease: a
+// lane that filled up between Blocked and the lease is skipped by the store
+// without being listed as blocked, and its release must wake the runner
+// like a blocked lane's.
+type roomWatch struct {
+	room func(wire.Lane) int
+	held bool // Room returned 0 during the last lease
+}
+
+// Room is Limits.Room, noting a lane without room.
+func (w *roomWatch) Room(l wire.Lane) int {
+	n := w.room(l)
+	if n == 0 {
+		w.held = true
+	}
+	return n
+}
 
 // maxLeaseBatch bounds the tasks one LeaseMany takes.
 const maxLeaseBatch = 16
