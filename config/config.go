@@ -90,7 +90,24 @@ type Store struct {
 type EmbeddedStore struct {
 	// Path is the data directory. Defaults to ./data.
 	Path string `yaml:"path"`
+	// MinFree is the free-space reserve of the data directory's
+	// filesystem: a size ("256MiB") or a percentage of the filesystem
+	// ("5%"). Below it submits answer 507 store_full and /readyz 503,
+	// while running tasks still finish. Defaults to the smaller of 256 MiB
+	// and 5 %; "0" turns the reserve off.
+	MinFree string `yaml:"min_free"`
+	// WALRecovery says what to do when the write-ahead log ends in a
+	// damaged record that hides writes after it: "tolerate" (default)
+	// starts with what could be replayed and logs an ERROR naming what was
+	// dropped; "strict" refuses to start.
+	WALRecovery string `yaml:"wal_recovery"`
 }
+
+// WAL recovery modes (store.embedded.wal_recovery).
+const (
+	WALTolerate = "tolerate"
+	WALStrict   = "strict"
+)
 
 // RedisStore is the shared store of a service of many nodes: every
 // `ferry serve` with the same store.redis and tenants is one service

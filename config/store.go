@@ -19,6 +19,15 @@ func (v *validator) store(s Store) {
 		v.redisStore("store.redis", s.Redis)
 	case s.Embedded == nil:
 		v.report("store", nil, "set exactly one of embedded, redis")
+	default:
+		if _, err := ParseFreeSpace(s.Embedded.MinFree); err != nil {
+			v.report("store.embedded.min_free", nil, "%v", err)
+		}
+		switch s.Embedded.WALRecovery {
+		case "", WALTolerate, WALStrict:
+		default:
+			v.report("store.embedded.wal_recovery", nil, "%q is not a mode (use tolerate or strict)", s.Embedded.WALRecovery)
+		}
 	}
 }
 

@@ -54,3 +54,31 @@ func ParseByteSize(s string) (ByteSize, error) {
 	}
 	return ByteSize(n * mult), nil
 }
+
+// FreeSpace is a free-space reserve: Bytes, or Percent of the filesystem
+// when Percent > 0.
+type FreeSpace struct {
+	Bytes   int64
+	Percent float64
+}
+
+// ParseFreeSpace parses a reserve: a size ("256MiB", "0") or a
+// percentage ("5%", "2.5%"); "" is the zero FreeSpace (the default).
+func ParseFreeSpace(s string) (FreeSpace, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return FreeSpace{}, nil
+	}
+	if p, ok := strings.CutSuffix(t, "%"); ok {
+		x, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || x <= 0 || x >= 100 {
+			return FreeSpace{}, fmt.Errorf("%q is not a percentage between 0 and 100 (use e.g. 5%%)", s)
+		}
+		return FreeSpace{Percent: x}, nil
+	}
+	n, err := ParseByteSize(t)
+	if err != nil {
+		return FreeSpace{}, fmt.Errorf("%q is neither a size (e.g. 256MiB) nor a percentage (e.g. 5%%)", s)
+	}
+	return FreeSpace{Bytes: int64(n)}, nil
+}
