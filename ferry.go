@@ -145,6 +145,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	q := s.queue
 	s.registry.MustRegister(queuemetrics.New(q, maxQueued))
+	if fs, ok := q.(queuemetrics.FreeSpacer); ok {
+		s.registry.MustRegister(queuemetrics.NewFreeSpace(fs))
+	}
 	s.outbox = dispatcher.NewOutbox(d, q)
 	shared := cfg.Store.Redis != nil
 	if shared {
@@ -183,6 +186,9 @@ func (s *Server) readiness() error {
 	}
 	if h, ok := s.queue.(interface{ Healthy() bool }); ok && !h.Healthy() {
 		return errors.New("the task store does not answer")
+	}
+	if f, ok := s.queue.(interface{ Full() bool }); ok && f.Full() {
+		return errors.New("the task store is below its free-space reserve (store.embedded.min_free): submits are refused until space returns")
 	}
 	return nil
 }

@@ -61,6 +61,13 @@ func (q *Queue) EnqueueBatch(ctx context.Context, ts []*async.Task, maxQueued in
 		return nil, err
 	}
 	defer q.end()
+	size := 0
+	for _, t := range ts {
+		size += len(t.Payload) + recordOverhead
+	}
+	if err := q.admit(size); err != nil {
+		return nil, err
+	}
 
 	b := newBatchEnqueue(ts)
 	if err := b.claimKeys(ctx, q); err != nil {
@@ -74,6 +81,10 @@ func (q *Queue) EnqueueBatch(ctx context.Context, ts []*async.Task, maxQueued in
 	}
 	return b.res, nil
 }
+
+// recordOverhead is roughly what a task adds to the store beside its
+// payload (record, listing key, WAL framing), for the free-space guard.
+const recordOverhead = 256
 
 // batchEnqueue is one EnqueueBatch in progress.
 type batchEnqueue struct {

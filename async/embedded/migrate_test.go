@@ -17,7 +17,7 @@ import (
 // version of Ferry left it.
 func writeRaw(t *testing.T, dir string, kv map[string][]byte) {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quietLogger}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quietLogger, func(err error) { panic(err) }}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestMigrateFormat1(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db, err := pebble.Open(b.dir, &pebble.Options{Logger: pebbleLogger{quietLogger}})
+	db, err := pebble.Open(b.dir, &pebble.Options{Logger: pebbleLogger{quietLogger, func(err error) { panic(err) }}})
 	if err != nil {
 		t.Fatal(err)
 	}

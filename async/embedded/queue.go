@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -41,6 +42,18 @@ type Options struct {
 	// Logger receives recoveries, upkeep errors and Pebble's own messages.
 	// Defaults to slog.Default().
 	Logger *slog.Logger
+	// Reserve is the free space kept on the data directory's filesystem
+	// (see Reserve); the zero value is the default reserve.
+	Reserve Reserve
+	// StrictWAL refuses to open a store whose write-ahead log hides
+	// writes behind a damaged record (see checkWAL); otherwise they are
+	// reported at ERROR and the store opens with what could be replayed.
+	StrictWAL bool
+	// OnFatal is called, once, with an error the store cannot recover
+	// from (Pebble's fatal errors, a failed WAL write or sync): Pebble's
+	// state is then undefined, and OnFatal must not return. Defaults to
+	// logging err at ERROR and exiting with status 1.
+	OnFatal func(err error)
 }
 
 func (o Options) withDefaults() Options {
@@ -55,6 +68,13 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.OnFatal == nil {
+		log := o.Logger
+		o.OnFatal = func(err error) {
+			log.Error("the task store failed and Ferry cannot go on: exiting", "err", err)
+			os.Exit(1)
+		}
 	}
 	return o
 }
@@ -74,6 +94,9 @@ type Queue struct {
 	// so Pebble is never used after it is closed.
 	closeMu sync.RWMutex
 	closed  bool
+
+	space space
+	fatal sync.Once // OnFatal is called once; other callers wait in it
 
 	// stripes serialise the read-modify-write of one task record (its
 	// commit included), so writes of one task reach Pebble in the order
@@ -107,7 +130,7 @@ const (
 
 func pebbleOptions(opts Options) *pebble.Options {
 	po := &pebble.Options{
-		Logger: pebbleLogger{opts.Logger}, Cache: pebble.NewCache(blockCacheSize), MemTableSize: memTableSize,
+		Logger: pebbleLogger{opts.Logger, opts.OnFatal}, Cache: pebble.NewCache(blockCacheSize), MemTableSize: memTableSize,
 	}
 	po.Levels = make([]pebble.LevelOptions, 7)
 	for i := range po.Levels {
@@ -123,14 +146,19 @@ func pebbleOptions(opts Options) *pebble.Options {
 // the in-memory scheduling index.
 func Open(path string, opts Options) (*Queue, error) {
 	opts = opts.withDefaults()
-	po := pebbleOptions(opts)
-	db, err := pebble.Open(path, po)
-	po.Cache.Unref() // the DB holds its own reference
+	if err := checkDir(path); err != nil {
+		return nil, err
+	}
+	if err := checkWAL(path, opts.Logger, opts.StrictWAL); err != nil {
+		return nil, err
+	}
+	db, err := openPebble(path, opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded: open %s: %w: %w", path, async.ErrUnavailable, err)
+		return nil, err
 	}
 	q := &Queue{
 		db:      db,
+		space:   space{path: path, reserve: opts.Reserve, now: time.Now},
 		opts:    opts,
 		log:     opts.Logger,
 		ready:   make(chan struct{}, 1),
@@ -345,23 +373,43 @@ func setJSON(b *pebble.Batch, key []byte, v any) error {
 	return b.Set(key, val, nil)
 }
 
-// commit applies b; Pebble errors are wrapped with async.ErrUnavailable.
-func (q *Queue) commit(b *pebble.Batch, opts *pebble.WriteOptions, op string) error {
+// commit applies b. A failed commit is the end of the store: Pebble's WAL
+// errors are sticky (the commit pipeline is left broken, and a write
+// error inside it panics), so it goes to OnFatal rather than back to a
+// caller that would retry against a wedged store.
+func (q *Queue) commit(b *pebble.Batch, opts *pebble.WriteOptions, op string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			q.die(fmt.Errorf("embedded: %s: pebble panicked: %v", op, r))
+		}
+	}()
 	if err := b.Commit(opts); err != nil {
-		return fmt.Errorf("embedded: %s: %w: %w", op, async.ErrUnavailable, err)
+		if errors.Is(err, pebble.ErrClosed) {
+			return fmt.Errorf("embedded: %s: %w: %w", op, async.ErrUnavailable, err)
+		}
+		q.die(fmt.Errorf("embedded: %s: write to %s failed: %w", op, q.space.path, err))
 	}
 	return nil
 }
 
-// pebbleLogger sends Pebble's messages to slog.
-type pebbleLogger struct{ l *slog.Logger }
+// die hands a fatal store error to OnFatal (once; it does not return).
+func (q *Queue) die(err error) {
+	q.fatal.Do(func() { q.opts.OnFatal(err) })
+	select {} // OnFatal ends the process; never go on with a broken store
+}
+
+// pebbleLogger sends Pebble's messages to slog, and its fatal errors to
+// OnFatal (Pebble expects Fatalf not to return).
+type pebbleLogger struct {
+	l     *slog.Logger
+	fatal func(error)
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
 }
 
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := "pebble: " + fmt.Sprintf(format, args...)
-	p.l.Error(msg)
-	panic(msg)
+	p.fatal(fmt.Errorf("pebble: "+format, args...))
+	select {}
 }

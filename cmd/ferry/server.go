@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -115,5 +116,42 @@ func serve(cmd *cobra.Command, path string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return srv.Run(cmd.Context())
+	ctx := cmd.Context()
+	done := make(chan struct{})
+	defer close(done)
+	go watchShutdown(ctx, done, cfg, stderr)
+	return srv.Run(ctx)
+}
+
+// closeGrace is what a shutdown may take beyond server.shutdown_timeout
+// (the drain) to close the store and the destinations.
+const closeGrace = 3 * time.Second
+
+// watchShutdown ends the process (status 1, one ERROR line) when Run has
+// not returned within shutdown_timeout + closeGrace of ctx ending: a
+// shutdown waits for no wedged store or broker for ever. It returns when
+// done is closed.
+func watchShutdown(ctx context.Context, done <-chan struct{}, cfg *config.Config, stderr io.Writer) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	limit := cfg.Server.ShutdownTimeout.D() + closeGrace
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		ferry.NewLogger(cfg.Log, stderrFile(stderr)).Error("shutdown did not finish in time: exiting without closing what is left", "limit", limit.String())
+		os.Exit(1)
+	}
+}
+
+// stderrFile is w when it is a file, else os.Stderr.
+func stderrFile(w io.Writer) *os.File {
+	if f, ok := w.(*os.File); ok {
+		return f
+	}
+	return os.Stderr
 }

@@ -26,7 +26,18 @@ func Store(cfg *config.Config, clock func() time.Time, log *slog.Logger) (async.
 	c := cfg.Store
 	switch {
 	case c.Embedded != nil:
-		q, err := embedded.Open(c.Embedded.Path, embedded.Options{Retention: c.Retention.D(), Now: clock, Logger: log})
+		free, err := config.ParseFreeSpace(c.Embedded.MinFree)
+		if err != nil {
+			return nil, fmt.Errorf("store.embedded.min_free: %w", err)
+		}
+		q, err := embedded.Open(c.Embedded.Path, embedded.Options{
+			Retention: c.Retention.D(), Now: clock, Logger: log,
+			Reserve: embedded.Reserve{
+				Bytes: free.Bytes, Percent: free.Percent,
+				Off: c.Embedded.MinFree != "" && free.Bytes == 0 && free.Percent == 0,
+			},
+			StrictWAL: c.Embedded.WALRecovery == config.WALStrict,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", c.Embedded.Path, err)
 		}
