@@ -1,0 +1,324 @@
+// Package storefault runs the real ferry binary against a damaged or full
+// embedded store (issue 15, items 1 and 2): a filesystem that fills up
+// while tasks are submitted, a directory that lost its CURRENT file, a
+// damaged write-ahead log, an undecodable task record, and a second
+// process on a held directory.
+package storefault
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry/test/ferrytest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	ferrytest.Cleanup()
+	os.Exit(code)
+}
+
+// body is the tenant and the function every test uses: echo's output is
+// its input.
+const body = `tenants:
+  - { name: demo, api_keys: [demo-key], max_queued: 1000000 }
+functions:
+  - name: echo
+    tenant: demo
+    backend: { exec: { command: [cat], timeout: 10s } }
+    max_concurrency: 8
+`
+
+// config is a whole config with the data directory at data and extra
+// keys in store.embedded.
+func config(data, extra string) string {
+	return fmt.Sprintf("server: { listen: \"{{listen}}\", shutdown_timeout: 5s }\n"+
+		"store: { embedded: { path: %q%s } }\nlog: { level: info }\n", data, extra) + body
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// submit posts one task and returns the status, the Retry-After header and
+// the body.
+func submit(t *testing.T, p *ferrytest.Proc, payload []byte) (int, string, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, p.URL("/v1/functions/echo/tasks"), bytes.NewReader(payload))
+	req.Header.Set("Authorization", "Bearer demo-key")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Errorf("submit: %v", err)
+		return 0, "", nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Retry-After"), b
+}
+
+// get fetches path with the demo key and returns the status and body.
+func get(t *testing.T, p *ferrytest.Proc, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, p.URL(path), nil)
+	req.Header.Set("Authorization", "Bearer demo-key")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// taskID is the id in a 202 answer.
+func taskID(b []byte) string {
+	_, rest, _ := strings.Cut(string(b), `"id":"`)
+	id, _, _ := strings.Cut(rest, `"`)
+	return id
+}
+
+// tmpfs mounts a tmpfs of size bytes and unmounts it at the end.
+func tmpfs(t *testing.T, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+		t.Fatalf("mount a tmpfs (tests run as root): %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+func free(t *testing.T, dir string) int64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize)
+}
+
+// fill grows a filler file in dir until less than left bytes are free.
+func fill(t *testing.T, dir string, left int64) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 256<<10)
+	for free(t, dir) >= left {
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatalf("filler: %v", err)
+		}
+	}
+	return path
+}
+
+func ready(p *ferrytest.Proc) int {
+	resp, err := client.Get(p.URL("/readyz"))
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitDone polls every id until it succeeded.
+func waitDone(t *testing.T, p *ferrytest.Proc, ids []string) {
+	t.Helper()
+	for _, id := range ids {
+		ferrytest.WaitFor(t, 30*time.Second, "task "+id+" succeeded", func() bool {
+			code, b := get(t, p, "/v1/tasks/"+id)
+			if code != http.StatusOK {
+				t.Fatalf("GET task %s: %d %s", id, code, b)
+			}
+			if strings.Contains(b, `"status":"failed"`) {
+				t.Fatalf("task %s failed: %s", id, b)
+			}
+			return strings.Contains(b, `"status":"succeeded"`)
+		})
+	}
+}
+
+// The probe: submits while the disk fills. Every task acknowledged before
+// it filled succeeds, submits then answer 507 store_full with Retry-After,
+// /readyz 503, the process stays up without a panic; once the filler is
+// gone it is ready and accepts again, and SIGTERM ends it.
+func TestDiskFullRefusesSubmitsAndRecovers(t *testing.T) {
+	mnt := tmpfs(t, 64<<20)
+	p := ferrytest.StartConfig(t, config(filepath.Join(mnt, "data"), ", min_free: 8MiB"))
+
+	payload := bytes.Repeat([]byte("x"), 4<<10)
+	var (
+		mu       sync.Mutex
+		accepted []string
+		refused  int
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				code, retry, b := submit(t, p, payload)
+				mu.Lock()
+				switch code {
+				case http.StatusAccepted:
+					accepted = append(accepted, taskID(b))
+				case http.StatusInsufficientStorage:
+					if !strings.Contains(string(b), `"store_full"`) || retry == "" {
+						t.Errorf("507 without store_full and Retry-After: %q %s", retry, b)
+					}
+					refused++
+				default:
+					t.Errorf("submit: %d %s", code, b)
+					cancel()
+				}
+				enough := refused >= 20
+				mu.Unlock()
+				if enough {
+					cancel()
+				}
+			}
+		})
+	}
+	ferrytest.WaitFor(t, 10*time.Second, "100 accepted tasks", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(accepted) >= 100
+	})
+	filler := fill(t, mnt, 6<<20) // below the 8 MiB reserve, above zero
+	wg.Wait()
+	if refused < 20 {
+		t.Fatalf("only %d submits refused after the disk filled (%d accepted)", refused, len(accepted))
+	}
+	t.Logf("%d tasks accepted, %d refused with 507; %d bytes free", len(accepted), refused, free(t, mnt))
+	ferrytest.WaitFor(t, 5*time.Second, "/readyz 503", func() bool { return ready(p) == http.StatusServiceUnavailable })
+	if _, b := get(t, p, "/metrics"); !strings.Contains(b, "ferry_store_full 1") {
+		t.Errorf("metrics do not say ferry_store_full 1")
+	}
+	waitDone(t, p, accepted) // running tasks complete below the reserve
+	if !p.Running() {
+		t.Fatal("ferry exited while the disk was full")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	ferrytest.WaitFor(t, 5*time.Second, "/readyz 200 once space returned", func() bool { return ready(p) == http.StatusOK })
+	code, _, b := submit(t, p, payload)
+	if code != http.StatusAccepted {
+		t.Fatalf("submit after space returned: %d %s", code, b)
+	}
+	waitDone(t, p, []string{taskID(b)})
+	p.Term()
+}
+
+// runServe runs `ferry serve -c cfg` to its end (it must not start) and
+// returns its exit code and output.
+func runServe(t *testing.T, cfg string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ferrytest.Binary(t), "serve", "-c", cfg)
+	out, _ := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("ferry serve did not exit:\n%s", out)
+	}
+	if bytes.Contains(out, []byte("panic:")) {
+		t.Errorf("ferry serve panicked:\n%s", out)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// writeConfig writes cfg (with a free listen address) next to the
+// process's and returns its path.
+func writeConfig(t *testing.T, dir, name, cfg string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	cfg = strings.ReplaceAll(cfg, "{{listen}}", ferrytest.FreeAddr(t))
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// snapshot names every file of dir with its size and modification time.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+	}
+	return b.String()
+}
+
+// submitN submits n tasks and returns their ids.
+func submitN(t *testing.T, p *ferrytest.Proc, n int) []string {
+	t.Helper()
+	ids := make([]string, 0, n)
+	for i := range n {
+		code, _, b := submit(t, p, fmt.Appendf(nil, `{"n":%d}`, i))
+		if code != http.StatusAccepted {
+			t.Fatalf("submit %d: %d %s", i, code, b)
+		}
+		ids = append(ids, taskID(b))
+	}
+	return ids
+}
+
+// The probe: CURRENT deleted. serve refuses, naming the directory and
+// what is missing, and leaves every file as it was.
+func TestMissingCurrentIsRefused(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	p := ferrytest.StartConfig(t, config(data, ""))
+	submitN(t, p, 50)
+	p.Term()
+	if err := os.Remove(filepath.Join(data, "CURRENT")); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, data)
+	code, out := runServe(t, writeConfig(t, p.Dir, "again.yaml", config(data, "")))
+	if code == 0 {
+		t.Fatalf("serve started on a directory without CURRENT:\n%s", out)
+	}
+	if !strings.Contains(out, data) || !strings.Contains(out, "no CURRENT file") {
+		t.Errorf("the message does not name the directory and the missing CURRENT:\n%s", out)
+	}
+	if after := snapshot(t, data); after != before {
+		t.Errorf("the directory changed:\nbefore:\n%safter:\n%s", before, after)
+	}
+}
+
+// A second serve on a held directory says which process holds it.
+func TestSecondProcessNamesTheHolder(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	p := ferrytest.StartConfig(t, config(data, ""))
+	code, out := runServe(t, writeConfig(t, p.Dir, "second.yaml", config(data, "")))
+	if code == 0 {
+		t.Fatalf("a second serve started on the same directory:\n%s", out)
+	}
+	want := fmt.Sprintf("locked by another Ferry process (pid %d)", p.Pid())
+	if !strings.Contains(out, want) || !strings.Contains(out, data) {
+		t.Errorf("the message does not name the directory and %q:\n%s", want, out)
+	}
+	p.Term()
+}
