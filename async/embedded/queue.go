@@ -132,6 +132,15 @@ func pebbleOptions(opts Options) *pebble.Options {
 	po := &pebble.Options{
 		Logger: pebbleLogger{opts.Logger, opts.OnFatal}, Cache: pebble.NewCache(blockCacheSize), MemTableSize: memTableSize,
 	}
+	log := opts.Logger
+	// Background work (flushes, compactions) retries by itself: its
+	// errors are reported, not fatal; a slow disk is worth a warning.
+	po.EventListener = &pebble.EventListener{
+		BackgroundError: func(err error) { log.Error("embedded: pebble background error (it retries)", "err", err) },
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			log.Warn("embedded: the disk is slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration.String())
+		},
+	}
 	po.Levels = make([]pebble.LevelOptions, 7)
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
@@ -410,6 +419,10 @@ func (p pebbleLogger) Infof(format string, args ...any) {
 }
 
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.fatal(fmt.Errorf("pebble: "+format, args...))
+	err := fmt.Errorf(format, args...)
+	if !strings.HasPrefix(err.Error(), "pebble") {
+		err = fmt.Errorf("pebble: %w", err)
+	}
+	p.fatal(err)
 	select {}
 }

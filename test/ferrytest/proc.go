@@ -248,6 +248,15 @@ func (p *Proc) Signal(sig syscall.Signal) {
 	}
 }
 
+// ExitCode is the exit status of the process once it ended (-1 while it
+// runs, or when a signal ended it).
+func (p *Proc) ExitCode() int {
+	if p.running() {
+		return -1
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
 // Pid is the process id of the running process.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 

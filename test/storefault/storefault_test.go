@@ -322,3 +322,89 @@ func TestSecondProcessNamesTheHolder(t *testing.T) {
 	}
 	p.Term()
 }
+
+// newestWAL returns the path of the data directory's newest WAL.
+func newestWAL(t *testing.T, data string) string {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(data, "*.log"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no WAL in %s: %v", data, err)
+	}
+	return logs[len(logs)-1] // zero-padded numbers sort by name
+}
+
+// The probe: 4 flipped bytes in the newest WAL. strict refuses to start
+// (and changes nothing); tolerate starts with an ERROR naming what was
+// dropped.
+func TestDamagedWALIsReported(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	p := ferrytest.StartConfig(t, config(data, ""))
+	submitN(t, p, 100)
+	p.Kill9() // the WAL keeps the records: no flush on the way out
+
+	wal := newestWAL(t, data)
+	b, err := os.ReadFile(wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := len(bytes.TrimRight(b, "\x00")) // past the preallocated zeros
+	if end < 4096 {
+		t.Fatalf("the WAL holds only %d bytes", end)
+	}
+	for i := range 4 {
+		b[end/3+i] ^= 0xff
+	}
+	if err := os.WriteFile(wal, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	before := snapshot(t, data)
+	code, out := runServe(t, writeConfig(t, p.Dir, "strict.yaml", config(data, ", wal_recovery: strict")))
+	if code == 0 || !strings.Contains(out, "damaged write-ahead log") || !strings.Contains(out, filepath.Base(wal)) {
+		t.Fatalf("strict: want a refusal naming %s, got exit %d:\n%s", filepath.Base(wal), code, out)
+	}
+	if after := snapshot(t, data); after != before {
+		t.Errorf("strict changed the directory:\nbefore:\n%safter:\n%s", before, after)
+	}
+
+	p.Restart() // tolerate, the default
+	log, _ := os.ReadFile(p.LogPath())
+	line := ""
+	for l := range strings.SplitSeq(string(log), "\n") {
+		if strings.Contains(l, `"level":"ERROR"`) && strings.Contains(l, "write-ahead log is damaged") {
+			line = l
+		}
+	}
+	if line == "" || !strings.Contains(line, `"dropped_batches":`) || strings.Contains(line, `"dropped_batches":0`) {
+		t.Fatalf("no ERROR naming the dropped batches:\n%s", p.LogTail())
+	}
+	t.Logf("%s", line)
+	p.Term()
+}
+
+// With the reserve off the disk really fills: the store's write error ends
+// the process with one ERROR line and a non-zero exit, never a panic or a
+// hang.
+func TestStoreWriteErrorEndsTheProcess(t *testing.T) {
+	mnt := tmpfs(t, 32<<20)
+	p := ferrytest.StartConfig(t, config(filepath.Join(mnt, "data"), ", min_free: \"0\""))
+	fill(t, mnt, 1<<20)
+	payload := bytes.Repeat([]byte("y"), 64<<10)
+	ferrytest.WaitFor(t, 20*time.Second, "ferry to exit on the full disk", func() bool {
+		if !p.Running() {
+			return true
+		}
+		submit(t, p, payload) // errors once it is gone are expected
+		return false
+	})
+	log, _ := os.ReadFile(p.LogPath())
+	if !bytes.Contains(log, []byte("the task store failed and Ferry cannot go on")) {
+		t.Fatalf("no ERROR line saying why ferry exited:\n%s", p.LogTail())
+	}
+	if bytes.Contains(log, []byte("panic:")) {
+		t.Fatalf("ferry panicked:\n%s", p.LogTail())
+	}
+	if code := p.ExitCode(); code <= 0 {
+		t.Fatalf("exit status %d, want a failure status", code)
+	}
+}
