@@ -339,7 +339,7 @@ func (a *API) task(w http.ResponseWriter, r *http.Request, tenant string) {
 		a.unavailable(w, err)
 	default:
 		v := viewOf(t)
-		if withPayload {
+		if withPayload && t.Status != StatusDamaged {
 			v.withPayload(t)
 		}
 		writeJSON(w, http.StatusOK, v)

@@ -26,6 +26,9 @@ var (
 	ErrQuotaExceeded = errors.New("tenant queue quota exceeded")
 	// ErrBadCursor: the list cursor is malformed or from another query.
 	ErrBadCursor = errors.New("bad cursor")
+	// ErrDamaged: a stored task record cannot be decoded (disk damage).
+	// Stores answer reads of such a task with DamagedTask.
+	ErrDamaged = errors.New("damaged task record")
 	// ErrUnavailable: the store cannot take writes now (closed, full, I/O
 	// error). Retrying later can help.
 	ErrUnavailable = errors.New("store unavailable")

@@ -21,20 +21,39 @@ const (
 	StatusSucceeded Status = "succeeded"
 	StatusFailed    Status = "failed"
 	StatusCancelled Status = "cancelled"
+	// StatusDamaged is a task whose stored record cannot be decoded
+	// (disk damage): the store reports it (DamagedTask) rather than fail
+	// the read or the list page it is on. It is never run.
+	StatusDamaged Status = "damaged"
 )
 
 // Final reports whether s is a terminal status.
 func (s Status) Final() bool {
-	return s == StatusSucceeded || s == StatusFailed || s == StatusCancelled
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCancelled || s == StatusDamaged
 }
 
 // ParseStatus parses a status name as used by the API.
 func ParseStatus(s string) (Status, error) {
 	switch st := Status(s); st {
-	case StatusQueued, StatusRunning, StatusSucceeded, StatusFailed, StatusCancelled:
+	case StatusQueued, StatusRunning, StatusSucceeded, StatusFailed, StatusCancelled, StatusDamaged:
 		return st, nil
 	}
-	return "", fmt.Errorf("unknown status %q (want queued, running, succeeded, failed or cancelled)", s)
+	return "", fmt.Errorf("unknown status %q (want queued, running, succeeded, failed, cancelled or damaged)", s)
+}
+
+// CodeDamaged is the error code of a damaged task.
+const CodeDamaged = "damaged"
+
+// DamagedTask is what a store returns for the tenant's task id whose
+// record cannot be decoded: what the store still knows of it (function,
+// creation time; zero when unknown), status damaged, and cause as its
+// error.
+func DamagedTask(id, tenant, function string, created time.Time, cause error) *Task {
+	return &Task{
+		ID: id, Tenant: tenant, Function: function, Status: StatusDamaged,
+		CreatedAt: created, UpdatedAt: created,
+		Error: &TaskError{Code: CodeDamaged, Message: "the task's stored record is damaged and cannot be read: " + cause.Error()},
+	}
 }
 
 // TaskError describes why a task failed, or why its last attempt failed.

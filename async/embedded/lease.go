@@ -274,12 +274,15 @@ func (q *Queue) withOwnTask(op, tenant, id string,
 	lk.Lock()
 	defer lk.Unlock()
 
-	t, err := q.readTask(id)
+	t, err := q.ownTask(tenant, id)
 	if err != nil {
 		return nil, err
 	}
-	if t == nil || t.Tenant != tenant {
+	if t == nil {
 		return nil, fmt.Errorf("embedded: %s %s: %w", op, id, async.ErrNotFound)
+	}
+	if t.Status == async.StatusDamaged {
+		return t, fmt.Errorf("embedded: %s %s: the task is damaged: %w", op, id, async.ErrConflict)
 	}
 	now := q.now()
 	b := q.db.NewBatch()

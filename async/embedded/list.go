@@ -67,7 +67,17 @@ func (q *Queue) List(ctx context.Context, opts async.ListOptions) ([]*async.Task
 		if len(key) <= len(prefix)+8 || (opts.Function != "" && string(it.Value()) != opts.Function) {
 			return nil, nil
 		}
-		t, err := q.readTask(string(key[len(prefix)+8:]))
+		id := string(key[len(prefix)+8:])
+		t, err := q.readTask(id)
+		if errors.Is(err, async.ErrDamaged) {
+			// One damaged record is reported, not a failed page.
+			_, l, _ := parseListing(key, it.Value())
+			if _, known := q.damaged.get(id); !known {
+				q.log.Error("embedded: a task record is damaged", "task", id, "err", err)
+				q.damaged.put(id, l)
+			}
+			t, err = async.DamagedTask(id, opts.Tenant, l.function, l.created, err), nil
+		}
 		if err != nil || t == nil || (opts.Status != "" && t.Status != opts.Status) {
 			return nil, err
 		}

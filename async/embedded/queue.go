@@ -95,7 +95,8 @@ type Queue struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	space space
+	space   space
+	damaged damagedSet
 	fatal sync.Once // OnFatal is called once; other callers wait in it
 
 	// stripes serialise the read-modify-write of one task record (its
@@ -207,6 +208,7 @@ func (q *Queue) load() error {
 	mig := &migration{q: q}
 	defer mig.close()
 	lanes := map[wire.Lane]wire.Lane{}
+	var damaged map[string]struct{} // ids of undecodable records
 
 	it, err := q.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixTask}, UpperBound: []byte{prefixTask + 1}})
 	if err != nil {
@@ -218,7 +220,12 @@ func (q *Queue) load() error {
 			return errors.Join(fmt.Errorf("embedded: open: task %s: %w: the directory was written by another version of Ferry", it.Key()[1:], err), it.Close())
 		}
 		if err != nil {
-			q.log.Error("embedded: skipping undecodable task record", "key", string(it.Key()), "err", err)
+			id := string(it.Key()[1:])
+			q.log.Error("embedded: a task record cannot be decoded: the task is reported as damaged and never run", "task", id, "err", err)
+			if damaged == nil {
+				damaged = map[string]struct{}{}
+			}
+			damaged[id] = struct{}{}
 			continue
 		}
 		if legacy {
@@ -252,6 +259,11 @@ func (q *Queue) load() error {
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("embedded: open: scan tasks: %w", err)
+	}
+	if len(damaged) > 0 {
+		if err := q.findDamaged(damaged); err != nil {
+			return err
+		}
 	}
 	if err := mig.finish(unmarked); err != nil {
 		return err
@@ -323,11 +335,11 @@ func (q *Queue) Get(ctx context.Context, tenant, id string) (*async.Task, error)
 		return nil, err
 	}
 	defer q.end()
-	t, err := q.readTask(id)
+	t, err := q.ownTask(tenant, id)
 	if err != nil {
 		return nil, err
 	}
-	if t == nil || t.Tenant != tenant {
+	if t == nil {
 		return nil, fmt.Errorf("embedded: get %s: %w", id, async.ErrNotFound)
 	}
 	return t, nil

@@ -62,7 +62,7 @@ func (q *Queue) readRecord(id string) (*async.Task, error) {
 	defer closer.Close()
 	t, _, err := decodeStored(v)
 	if err != nil {
-		return nil, fmt.Errorf("embedded: decode task %s: %w", id, err)
+		return nil, fmt.Errorf("embedded: decode task %s: %w: %w", id, async.ErrDamaged, err)
 	}
 	return t, nil
 }
@@ -77,7 +77,7 @@ func (q *Queue) readTask(id string) (*async.Task, error) {
 	v, closer, err := q.db.Get(payloadKey(id))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
-		return nil, fmt.Errorf("embedded: read task %s: its payload is missing", id)
+		return nil, fmt.Errorf("embedded: read task %s: its payload is missing: %w", id, async.ErrDamaged)
 	case err != nil:
 		return nil, fmt.Errorf("embedded: read task %s: %w: %w", id, async.ErrUnavailable, err)
 	}

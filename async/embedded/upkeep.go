@@ -250,6 +250,12 @@ func (q *Queue) expireTask(xkey []byte, id string, now time.Time) (int, error) {
 	lk.Lock()
 	defer lk.Unlock()
 	t, err := q.readRecord(id)
+	if errors.Is(err, async.ErrDamaged) {
+		// Kept, so that its tenant sees it damaged; the key is dropped so
+		// that the sweep does not trip on it every minute.
+		q.log.Error("embedded: sweep: keeping a damaged task record", "task", id, "err", err)
+		return 0, q.deleteKeys(xkey)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble"
+
 	"github.com/ferrydev/ferry/test/ferrytest"
 )
 
@@ -407,4 +409,56 @@ func TestStoreWriteErrorEndsTheProcess(t *testing.T) {
 	if code := p.ExitCode(); code <= 0 {
 		t.Fatalf("exit status %d, want a failure status", code)
 	}
+}
+
+// The probe: one undecodable task record. GET of it says damaged, every
+// list page still answers (with it as damaged), and the other tasks read
+// as before; another tenant still gets 404.
+func TestDamagedRecordIsReportedNotFatal(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	p := ferrytest.StartConfig(t, config(data, ""))
+	ids := submitN(t, p, 30)
+	waitDone(t, p, ids)
+	p.Term()
+	bad := ids[10]
+	db, err := pebble.Open(data, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(append([]byte{'t'}, bad...), []byte{0x01, 0xff, 0xff, 0xff}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p.Restart()
+	code, b := get(t, p, "/v1/tasks/"+bad)
+	if code != http.StatusOK || !strings.Contains(b, `"status":"damaged"`) || !strings.Contains(b, `"code":"damaged"`) || !strings.Contains(b, `"function":"echo"`) {
+		t.Fatalf("GET the damaged task: %d %s", code, b)
+	}
+	seen, damaged, cursor := 0, 0, ""
+	for page := 0; ; page++ {
+		code, b := get(t, p, "/v1/tasks?limit=7&cursor="+cursor)
+		if code != http.StatusOK {
+			t.Fatalf("list page %d: %d %s", page, code, b)
+		}
+		seen += strings.Count(b, `"function":"echo"`)
+		damaged += strings.Count(b, `"status":"damaged"`)
+		_, rest, _ := strings.Cut(b, `"next_cursor":"`)
+		cursor, _, _ = strings.Cut(rest, `"`)
+		if cursor == "" {
+			break
+		}
+	}
+	if seen != len(ids) || damaged != 1 {
+		t.Errorf("the list pages hold %d tasks (%d damaged), want %d (1 damaged)", seen, damaged, len(ids))
+	}
+	if code, b := get(t, p, "/v1/tasks?status=damaged"); code != http.StatusOK || !strings.Contains(b, bad) {
+		t.Errorf("list status=damaged: %d %s", code, b)
+	}
+	if code, b := get(t, p, "/v1/tasks/"+ids[11]); code != http.StatusOK || !strings.Contains(b, `"status":"succeeded"`) {
+		t.Errorf("GET a sound task: %d %s", code, b)
+	}
+	p.Term()
 }
