@@ -97,7 +97,7 @@ type Queue struct {
 
 	space   space
 	damaged damagedSet
-	fatal sync.Once // OnFatal is called once; other callers wait in it
+	fatal   sync.Once // OnFatal is called once; other callers wait in it
 
 	// stripes serialise the read-modify-write of one task record (its
 	// commit included), so writes of one task reach Pebble in the order
