@@ -304,8 +304,8 @@ func (q *Queue) load() error {
 const bigLoad = 100_000
 
 // Close stops accepting calls (they return async.ErrUnavailable), waits for
-// the calls in flight, flushes and closes Pebble, and stops Run. It is
-// idempotent.
+// the calls in flight, flushes (unless below the reserve) and closes
+// Pebble, and stops Run. It is idempotent.
 func (q *Queue) Close() error {
 	q.closeMu.Lock()
 	defer q.closeMu.Unlock()
@@ -314,6 +314,12 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	close(q.done)
+	if q.space.check() {
+		// Below the reserve a flush (a new table of up to the memtable's
+		// size) may not fit, and Pebble would retry it for ever: the WAL
+		// holds everything, so the next Open replays it instead.
+		return q.db.Close()
+	}
 	return errors.Join(q.db.Flush(), q.db.Close())
 }
 

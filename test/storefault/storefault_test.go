@@ -8,6 +8,7 @@ package storefault
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -117,9 +118,11 @@ func fill(t *testing.T, dir string, left int64) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	chunk := make([]byte, 256<<10)
+	chunk := make([]byte, 64<<10)
 	for free(t, dir) >= left {
-		if _, err := f.Write(chunk); err != nil {
+		// ENOSPC can be transient on a tmpfs: Pebble's fallocate of a new
+		// WAL holds pages until it fails and gives them back.
+		if _, err := f.Write(chunk); err != nil && !errors.Is(err, syscall.ENOSPC) {
 			t.Fatalf("filler: %v", err)
 		}
 	}
@@ -157,7 +160,9 @@ func waitDone(t *testing.T, p *ferrytest.Proc, ids []string) {
 // /readyz 503, the process stays up without a panic; once the filler is
 // gone it is ready and accepts again, and SIGTERM ends it.
 func TestDiskFullRefusesSubmitsAndRecovers(t *testing.T) {
-	mnt := tmpfs(t, 64<<20)
+	// Pebble preallocates each WAL to 110 % of its memtable (35 MiB here),
+	// so the filesystem leaves room for two.
+	mnt := tmpfs(t, 128<<20)
 	p := ferrytest.StartConfig(t, config(filepath.Join(mnt, "data"), ", min_free: 8MiB"))
 
 	payload := bytes.Repeat([]byte("x"), 4<<10)
@@ -168,10 +173,21 @@ func TestDiskFullRefusesSubmitsAndRecovers(t *testing.T) {
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	filled := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
+				mu.Lock()
+				wait := len(accepted) >= 400 // enough to check; the rest waits for the full disk
+				mu.Unlock()
+				if wait {
+					select {
+					case <-filled:
+					case <-ctx.Done():
+						return
+					}
+				}
 				code, retry, b := submit(t, p, payload)
 				mu.Lock()
 				switch code {
@@ -200,6 +216,7 @@ func TestDiskFullRefusesSubmitsAndRecovers(t *testing.T) {
 		return len(accepted) >= 100
 	})
 	filler := fill(t, mnt, 6<<20) // below the 8 MiB reserve, above zero
+	close(filled)
 	wg.Wait()
 	if refused < 20 {
 		t.Fatalf("only %d submits refused after the disk filled (%d accepted)", refused, len(accepted))
@@ -217,12 +234,17 @@ func TestDiskFullRefusesSubmitsAndRecovers(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("filler removed: %d bytes free", free(t, mnt))
 	ferrytest.WaitFor(t, 5*time.Second, "/readyz 200 once space returned", func() bool { return ready(p) == http.StatusOK })
 	code, _, b := submit(t, p, payload)
 	if code != http.StatusAccepted {
 		t.Fatalf("submit after space returned: %d %s", code, b)
 	}
 	waitDone(t, p, []string{taskID(b)})
+
+	// SIGTERM while below the reserve still ends it, with status 0.
+	fill(t, mnt, 6<<20)
+	ferrytest.WaitFor(t, 5*time.Second, "/readyz 503 again", func() bool { return ready(p) == http.StatusServiceUnavailable })
 	p.Term()
 }
 
