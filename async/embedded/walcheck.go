@@ -106,7 +106,7 @@ func scanWAL(data []byte, num uint64) walDamage {
 			return walDamage{} // a clean end
 		}
 		if err != nil {
-			d.partial = errors.Is(err, io.ErrUnexpectedEOF)
+			d.partial = errors.Is(err, io.ErrUnexpectedEOF) || cutOff(data, int(d.stop), uint32(num))
 			break
 		}
 		d.replayed++
@@ -121,6 +121,27 @@ func scanWAL(data []byte, num uint64) walDamage {
 		}
 	}
 	return d
+}
+
+// cutOff reports whether a chunk header of log num at p announces more
+// bytes than the file holds: a record whose end was cut off.
+func cutOff(data []byte, p int, num uint32) bool {
+	if p+walLegacyHeader > len(data) {
+		return false
+	}
+	header := walLegacyHeader
+	switch typ := data[p+6]; {
+	case typ >= 1 && typ <= 4:
+	case typ >= 5 && typ <= 8:
+		header = walRecycledHeader
+		if p+header > len(data) || binary.LittleEndian.Uint32(data[p+7:p+11]) != num {
+			return false
+		}
+	default:
+		return false
+	}
+	length := int(binary.LittleEndian.Uint16(data[p+4 : p+6]))
+	return length > 0 && p+header+length > len(data)
 }
 
 // chunkAt reports whether a full or first chunk of log num with a valid
