@@ -66,13 +66,10 @@ type space struct {
 	mu   sync.Mutex   // one statfs at a time
 }
 
-// check returns whether the filesystem is below the reserve, measuring
-// again when the figure is stale. A failed statfs counts as not full (the
+// check returns whether the filesystem is below the reserve (never, with
+// the reserve off), measuring again when the figure is stale. A failed statfs counts as not full (the
 // store's own writes then report the real error).
 func (s *space) check() bool {
-	if s.reserve.Off {
-		return false
-	}
 	if s.fresh() {
 		return s.full.Load()
 	}

@@ -38,6 +38,7 @@ func TestReserveRefusesEnqueueOnly(t *testing.T) {
 	}
 
 	q.space.reserve = Reserve{Off: true}
+	q.space.last.Store(0)
 	if q.Full() {
 		t.Fatal("Full() = true with the reserve off")
 	}
