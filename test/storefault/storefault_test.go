@@ -41,6 +41,10 @@ functions:
     tenant: demo
     backend: { exec: { command: [cat], timeout: 10s } }
     max_concurrency: 8
+  - name: slow
+    tenant: demo
+    backend: { exec: { command: [sh, -c, "sleep 1; cat"], timeout: 10s } }
+    max_concurrency: 4
 `
 
 // config is a whole config with the data directory at data and extra
@@ -52,11 +56,17 @@ func config(data, extra string) string {
 
 var client = &http.Client{Timeout: 10 * time.Second}
 
-// submit posts one task and returns the status, the Retry-After header and
-// the body.
+// submit posts one task to echo and returns the status, the Retry-After
+// header and the body.
 func submit(t *testing.T, p *ferrytest.Proc, payload []byte) (int, string, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, p.URL("/v1/functions/echo/tasks"), bytes.NewReader(payload))
+	return submitTo(t, p, "echo", payload)
+}
+
+// submitTo is submit to the function fn.
+func submitTo(t *testing.T, p *ferrytest.Proc, fn string, payload []byte) (int, string, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, p.URL("/v1/functions/"+fn+"/tasks"), bytes.NewReader(payload))
 	req.Header.Set("Authorization", "Bearer demo-key")
 	resp, err := client.Do(req)
 	if err != nil {
@@ -171,23 +181,14 @@ func TestDiskFullRefusesSubmitsAndRecovers(t *testing.T) {
 		accepted []string
 		refused  int
 	)
+	// Four submitters run while the filler grows, up to 400 accepted
+	// tasks (enough to check, few enough to wait for).
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	filled := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				mu.Lock()
-				wait := len(accepted) >= 400 // enough to check; the rest waits for the full disk
-				mu.Unlock()
-				if wait {
-					select {
-					case <-filled:
-					case <-ctx.Done():
-						return
-					}
-				}
 				code, retry, b := submit(t, p, payload)
 				mu.Lock()
 				switch code {
@@ -202,10 +203,10 @@ func TestDiskFullRefusesSubmitsAndRecovers(t *testing.T) {
 					t.Errorf("submit: %d %s", code, b)
 					cancel()
 				}
-				enough := refused >= 20
+				enough := len(accepted) >= 400
 				mu.Unlock()
 				if enough {
-					cancel()
+					return
 				}
 			}
 		})
@@ -215,18 +216,58 @@ func TestDiskFullRefusesSubmitsAndRecovers(t *testing.T) {
 		defer mu.Unlock()
 		return len(accepted) >= 100
 	})
+	// Slow tasks (1 s each, 4 at a time) are still queued or running
+	// when the disk fills: they must finish below the reserve.
+	var slow []string
+	for i := range 16 {
+		code, _, b := submitTo(t, p, "slow", fmt.Appendf(nil, `{"slow":%d}`, i))
+		if code != http.StatusAccepted {
+			t.Fatalf("submit slow: %d %s", code, b)
+		}
+		slow = append(slow, taskID(b))
+	}
 	filler := fill(t, mnt, 6<<20) // below the 8 MiB reserve, above zero
-	close(filled)
+	cancel()
 	wg.Wait()
-	if refused < 20 {
-		t.Fatalf("only %d submits refused after the disk filled (%d accepted)", refused, len(accepted))
+	// Ferry measures again within 250 ms: then /readyz is 503 and every
+	// submit is refused. Pebble may free space meanwhile (a flush deletes
+	// old WALs): the filler is topped up before each check.
+	ferrytest.WaitFor(t, 5*time.Second, "/readyz 503", func() bool {
+		fill(t, mnt, 6<<20)
+		return ready(p) == http.StatusServiceUnavailable
+	})
+	for range 20 {
+		fill(t, mnt, 6<<20)
+		code, retry, b := submit(t, p, payload)
+		if code != http.StatusInsufficientStorage || !strings.Contains(string(b), `"store_full"`) || retry == "" {
+			t.Fatalf("submit below the reserve: %d, Retry-After %q, %s; want 507 store_full with Retry-After", code, retry, b)
+		}
+		refused++
 	}
 	t.Logf("%d tasks accepted, %d refused with 507; %d bytes free", len(accepted), refused, free(t, mnt))
-	ferrytest.WaitFor(t, 5*time.Second, "/readyz 503", func() bool { return ready(p) == http.StatusServiceUnavailable })
+	ferrytest.WaitFor(t, 5*time.Second, "/readyz 503", func() bool {
+		fill(t, mnt, 6<<20)
+		return ready(p) == http.StatusServiceUnavailable
+	})
+	fill(t, mnt, 6<<20)
+	req, _ := http.NewRequest(http.MethodPost, p.URL("/v1/functions/echo/tasks/batch"), strings.NewReader(`{"tasks":[{"payload":1},{"payload":2}]}`))
+	req.Header.Set("Authorization", "Bearer demo-key")
+	if resp, err := client.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusInsufficientStorage || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("batch submit below the reserve: %d, Retry-After %q; want 507 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
 	if _, b := get(t, p, "/metrics"); !strings.Contains(b, "ferry_store_full 1") {
 		t.Errorf("metrics do not say ferry_store_full 1")
 	}
-	waitDone(t, p, accepted) // running tasks complete below the reserve
+	if _, b := get(t, p, "/v1/tasks?function=slow&status=succeeded"); strings.Count(b, `"id"`) == len(slow) {
+		t.Fatalf("every slow task finished before the disk filled: the test proves nothing")
+	}
+	// Running and queued tasks complete below the reserve.
+	waitDone(t, p, append(accepted, slow...))
 	if !p.Running() {
 		t.Fatal("ferry exited while the disk was full")
 	}
