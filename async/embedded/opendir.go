@@ -19,6 +19,10 @@ import (
 // holds the lock itself), for the message a second process gets.
 const pidFile = "FERRY.pid"
 
+// ErrLocked is returned by Open for a data directory another process
+// holds.
+var ErrLocked = errors.New("the data directory is locked")
+
 // ErrDamagedDir is returned by Open for a data directory whose files do not
 // make a store Pebble can open without losing them.
 var ErrDamagedDir = errors.New("damaged data directory")
@@ -95,8 +99,8 @@ func openPebble(path string, opts Options) (db *pebble.DB, err error) {
 				holder = fmt.Sprintf("another Ferry process (pid %d)", pid)
 			}
 		}
-		return nil, fmt.Errorf("embedded: open %s: the data directory is locked by %s: %w; "+
-			"one directory serves one Ferry: stop the other process or give this one another store.embedded.path", path, holder, async.ErrUnavailable)
+		return nil, fmt.Errorf("embedded: open %s: %w: %s holds it; one directory serves one Ferry: "+
+			"stop the other process, or give this one another store.embedded.path", path, ErrLocked, holder)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w: %w", path, async.ErrUnavailable, err)

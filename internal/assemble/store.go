@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,6 +40,9 @@ func Store(cfg *config.Config, clock func() time.Time, log *slog.Logger) (async.
 			StrictWAL: c.Embedded.WALRecovery == config.WALStrict,
 		})
 		if err != nil {
+			if strings.Contains(err.Error(), c.Embedded.Path) {
+				return nil, fmt.Errorf("open store: %w", err)
+			}
 			return nil, fmt.Errorf("open store %s: %w", c.Embedded.Path, err)
 		}
 		return q, nil

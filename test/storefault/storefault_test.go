@@ -381,7 +381,7 @@ func TestSecondProcessNamesTheHolder(t *testing.T) {
 	if code == 0 {
 		t.Fatalf("a second serve started on the same directory:\n%s", out)
 	}
-	want := fmt.Sprintf("locked by another Ferry process (pid %d)", p.Pid())
+	want := fmt.Sprintf("the data directory is locked: another Ferry process (pid %d) holds it", p.Pid())
 	if !strings.Contains(out, want) || !strings.Contains(out, data) {
 		t.Errorf("the message does not name the directory and %q:\n%s", want, out)
 	}
