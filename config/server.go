@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 )
 
@@ -60,7 +61,7 @@ func (s *Server) validate(v *validator) {
 	if s.MetricsListen != "" {
 		if err := checkListen(s.MetricsListen); err != nil {
 			v.report("server.metrics_listen", nil, "%v", err)
-		} else if s.MetricsListen == s.Listen {
+		} else if _, port, _ := net.SplitHostPort(s.MetricsListen); s.MetricsListen == s.Listen && port != "0" {
 			v.report("server.metrics_listen", nil, "must differ from server.listen (leave it out to serve /metrics on the API's listener)")
 		}
 	}
