@@ -28,7 +28,7 @@ type Limiter struct {
 	close  sync.Once
 
 	mu   sync.Mutex
-	idle *list.List                // *limitedConn, longest idle first
+	idle *list.List                 // *limitedConn, longest idle first
 	at   map[net.Conn]*list.Element // idle connections in idle
 
 	open, shed atomic.Int64
