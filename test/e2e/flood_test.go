@@ -158,6 +158,9 @@ functions:
 	if m := f.mustDo(t, http.MethodGet, "/metrics", nil, nil); strings.Contains(string(m.body), "ferry_local_resource_errors_total{") {
 		t.Logf("local resource errors during the flood (not spent):\n%s", grepLines(m.body, "ferry_local_resource_errors_total{"))
 	}
+	if r := f.mustDo(t, http.MethodGet, "/readyz?verbose=1", nil, nil); r.status != http.StatusOK || !strings.Contains(string(r.body), `"store":"ok"`) {
+		t.Errorf("GET /readyz?verbose=1 after the flood: %d %s", r.status, r.body)
+	}
 	if maxFDs.Load() >= floodNoFile {
 		t.Errorf("Ferry's open files reached %d, its limit %d", maxFDs.Load(), floodNoFile)
 	}
