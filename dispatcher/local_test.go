@@ -21,8 +21,8 @@ import (
 // descriptors (what the connection-flood probe saw: every task failed
 // with retries_exhausted).
 var (
-	pipeEMFILE   = fmt.Errorf("exec_start: starting /bin/cat: %w", &os.SyscallError{Syscall: "pipe2", Err: syscall.EMFILE})
-	socketEMFILE = fmt.Errorf("post http://127.0.0.1:1/: %w", &os.SyscallError{Syscall: "socket", Err: syscall.EMFILE})
+	errPipeEMFILE   = fmt.Errorf("exec_start: starting /bin/cat: %w", &os.SyscallError{Syscall: "pipe2", Err: syscall.EMFILE})
+	errSocketEMFILE = fmt.Errorf("post http://127.0.0.1:1/: %w", &os.SyscallError{Syscall: "socket", Err: syscall.EMFILE})
 )
 
 func TestClassifyLocalResource(t *testing.T) {
@@ -32,8 +32,8 @@ func TestClassifyLocalResource(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"PipeEMFILE", dispatcher.Retryable("exec_start", pipeEMFILE, 0), "emfile"},
-		{"SocketEMFILE", dispatcher.Retryable("connection", socketEMFILE, 0), "emfile"},
+		{"PipeEMFILE", dispatcher.Retryable("exec_start", errPipeEMFILE, 0), "emfile"},
+		{"SocketEMFILE", dispatcher.Retryable("connection", errSocketEMFILE, 0), "emfile"},
 		{"ENFILE", &os.SyscallError{Syscall: "socket", Err: syscall.ENFILE}, "enfile"},
 		{"ForkENOMEM", &os.PathError{Op: "fork/exec", Path: "/bin/cat", Err: syscall.ENOMEM}, "enomem"},
 		{"NoLocalPort", &os.SyscallError{Syscall: "connect", Err: syscall.EADDRNOTAVAIL}, "eaddrnotavail"},
@@ -63,14 +63,14 @@ func TestLocalResourceErrorsSpendNoAttempt(t *testing.T) {
 	var calls, deliveries atomic.Int32
 	backend := dispatcher.BackendFunc(func(_ context.Context, inv *dispatcher.Invocation) (*dispatcher.Result, error) {
 		if calls.Add(1) <= 2 {
-			return nil, dispatcher.Retryable("exec_start", pipeEMFILE, 0)
+			return nil, dispatcher.Retryable("exec_start", errPipeEMFILE, 0)
 		}
 		return &dispatcher.Result{Output: inv.Payload}, nil
 	})
 	sink := &recordingSink{}
 	flaky := sinkFunc(func(ctx context.Context, o *wire.Outcome) error {
 		if deliveries.Add(1) <= 2 {
-			return socketEMFILE
+			return errSocketEMFILE
 		}
 		return sink.Deliver(ctx, o)
 	})
