@@ -171,7 +171,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// The listeners set the idle timeout, the connection cap and TLS.
-	if s.lns, err = openListeners(cfg.Server, s.http, routes.MetricsHandler(s.registry), log); err != nil {
+	if s.lns, err = openListeners(cfg.Server, s.http, routes.MetricsHandler(s.registry), s.registry, log); err != nil {
 		return fail(err)
 	}
 	return s, nil

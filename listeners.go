@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ferrydev/ferry/config"
 	"github.com/ferrydev/ferry/internal/listen"
 	"github.com/ferrydev/ferry/internal/routes"
@@ -36,7 +38,7 @@ type listeners struct {
 // openListeners binds the listeners of c, raising the open-file limit
 // first; srv is the API's server, given its ConnState, timeouts and TLS
 // config here.
-func openListeners(c config.Server, srv *http.Server, metrics http.Handler, log *slog.Logger) (*listeners, error) {
+func openListeners(c config.Server, srv *http.Server, metrics http.Handler, reg prometheus.Registerer, log *slog.Logger) (*listeners, error) {
 	l := &listeners{}
 	soft, hard, err := listen.RaiseNoFile()
 	if err != nil {
@@ -56,6 +58,17 @@ func openListeners(c config.Server, srv *http.Server, metrics http.Handler, log 
 	l.api = listen.Limit(ln, c.ConnectionCap(soft))
 	srv.ConnState = l.api.ConnState
 	srv.IdleTimeout = idleTimeout
+	api := l.api
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ferry_api_connections",
+			Help: "Open connections to the API's listener (at most server.max_connections).",
+		}, func() float64 { return float64(api.Open()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ferry_api_connections_shed_total",
+			Help: "Idle API connections closed to make room for new ones at server.max_connections.",
+		}, func() float64 { return float64(api.Shed()) }),
+	)
 	if c.MetricsListen != "" {
 		mln, err := net.Listen("tcp", c.MetricsListen)
 		if err != nil {

@@ -106,7 +106,9 @@ func (l *Limiter) shedIdle() {
 	l.mu.Unlock()
 	if c != nil {
 		l.shed.Add(1)
-		_ = c.Close()
+		// Not on the accept path: a TLS connection's close sends an alert
+		// that a peer that does not read can hold up for seconds.
+		go func() { _ = c.Close() }()
 	}
 }
 

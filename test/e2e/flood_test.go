@@ -155,7 +155,9 @@ functions:
 			t.Fatalf("task %s: %s after %d attempts (%+v), want succeeded on its first attempt", id, v.Status, v.Attempts, v.Error)
 		}
 	}
-	if m := f.mustDo(t, http.MethodGet, "/metrics", nil, nil); strings.Contains(string(m.body), "ferry_local_resource_errors_total{") {
+	m := f.mustDo(t, http.MethodGet, "/metrics", nil, nil)
+	t.Logf("connections:\n%s", grepLines(m.body, "ferry_api_connections"))
+	if strings.Contains(string(m.body), "ferry_local_resource_errors_total{") {
 		t.Logf("local resource errors during the flood (not spent):\n%s", grepLines(m.body, "ferry_local_resource_errors_total{"))
 	}
 	if r := f.mustDo(t, http.MethodGet, "/readyz?verbose=1", nil, nil); r.status != http.StatusOK || !strings.Contains(string(r.body), `"store":"ok"`) {
