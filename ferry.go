@@ -71,7 +71,7 @@ type Server struct {
 	sampler   *dashboard.Sampler
 	traces    *telemetry.Traces
 	http      *http.Server
-	ln        net.Listener
+	lns       *listeners
 	ready     atomic.Bool
 	closed    sync.Once
 }
@@ -163,17 +163,19 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if s.shared.Admission != nil {
 		routeOpts = append(routeOpts, routes.WithAdmissionRates(s.shared.Admission))
 	}
+	routeOpts = append(routeOpts, routes.WithReadinessDetail(s.readinessDetail))
+	routeOpts = append(routeOpts, metricsRouteOptions(cfg.Server)...)
 	s.http = &http.Server{
 		Handler:           routes.Handler(cfg, q, d, s.registry, s.readiness, o.clock, log, routeOpts...),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
-		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if s.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
-		return fail(fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err))
+	// The listeners set the idle timeout, the connection cap and TLS.
+	if s.lns, err = openListeners(cfg.Server, s.http, routes.MetricsHandler(s.registry), s.registry, log); err != nil {
+		return fail(err)
 	}
 	return s, nil
 }
@@ -202,7 +204,16 @@ const outboxResume = 5 * time.Second
 var newProducers = assemble.NewProducers
 
 // Addr is the address the API listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+func (s *Server) Addr() net.Addr { return s.lns.api.Addr() }
+
+// MetricsAddr is the address of server.metrics_listen, nil when /metrics
+// is on the API's listener.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.lns.metrics == nil {
+		return nil
+	}
+	return s.lns.metrics.Addr()
+}
 
 // Run serves until ctx ends, then shuts down in order: readiness off; the
 // triggers stop fetching, the dispatcher stops leasing and the API stops
@@ -227,7 +238,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	pollCtx, stopPollers := context.WithCancel(context.Background())
 	defer stopPollers()
-	fatal := make(chan error, 2)
+	fatal := make(chan error, 3)
 	var upkeep, outbox, intake, pollers sync.WaitGroup
 	if u, ok := s.queue.(async.Upkeeper); ok {
 		upkeep.Go(func() { _ = u.Run(upkeepCtx) })
@@ -239,11 +250,10 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	})
 	intake.Go(func() { _ = s.runner.Run(intakeCtx) })
-	intake.Go(func() {
-		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-			fatal <- fmt.Errorf("http: %w", err)
-		}
-	})
+	intake.Go(func() { serveHTTP("http", s.http, s.lns.api, s.lns.cert != nil, fatal) })
+	if s.lns.msrv != nil {
+		intake.Go(func() { serveHTTP("metrics http", s.lns.msrv, s.lns.metrics, false, fatal) })
+	}
 	for _, p := range s.pollers {
 		pollers.Go(func() { _ = p.Run(pollCtx) })
 	}
@@ -267,6 +277,7 @@ func (s *Server) Run(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.D())
 	defer cancel()
 	_ = s.http.Shutdown(shutCtx)
+	s.lns.shutdown(shutCtx)
 	pollers.Wait()
 	intake.Wait()
 	stopOutbox()
@@ -289,7 +300,7 @@ const outboxWorkers = 8
 func (s *Server) Close() error {
 	var err error
 	s.closed.Do(func() {
-		_ = s.ln.Close()
+		s.lns.close()
 		err = errors.Join(s.producers.Close(), s.queue.Close(), s.shared.Close())
 		s.traces.Close(s.cfg.Server.ShutdownTimeout.D())
 	})

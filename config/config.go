@@ -75,6 +75,19 @@ type Server struct {
 	// (GET /ui/, GET /v1/stats) and act for the tenant a request names
 	// with the Ferry-Tenant header on the task endpoints. Optional.
 	AdminKeys []string `yaml:"admin_keys"`
+	// MaxConnections caps the API's open connections: more wait in the
+	// listen backlog, and once at the cap the connection idle longest is
+	// closed for each new one. Defaults to 4096 or a quarter of the
+	// process's open-file limit (raised to its hard limit at start),
+	// whichever is lower (ConnectionCap).
+	MaxConnections int `yaml:"max_connections"`
+	// TLS, when set, serves the API (and /metrics with it, unless
+	// MetricsListen moves it) over HTTPS.
+	TLS *TLS `yaml:"tls"`
+	// MetricsListen, when set (HOST:PORT), serves /metrics on a listener
+	// of its own, plain HTTP, and /metrics on the API's listener answers
+	// 404. Defaults to "": /metrics on the API's listener.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // Store selects the task store: exactly one of Embedded or Redis.

@@ -94,6 +94,7 @@ func (v *validator) config(c *Config) {
 	if err := checkListen(c.Server.Listen); err != nil {
 		v.report("server.listen", nil, "%v", err)
 	}
+	c.Server.validate(v)
 	v.store(c.Store)
 	v.atLeast("loop_guard.max_hops", c.LoopGuard.MaxHops, 1)
 	v.atLeast("dispatcher.workers", c.Dispatcher.Workers, 1)

@@ -127,6 +127,9 @@ func (d *Dispatcher) attempt(ctx context.Context, fn *Function, inv *Invocation)
 	}
 	if a.Err != nil {
 		a.Failure = Classify(a.Err)
+		if a.Failure.Local != "" {
+			d.metrics.local(a.Failure.Local)
+		}
 	}
 	return a
 }

@@ -20,6 +20,10 @@ type delivered struct {
 	RetryAt time.Time
 	// Err is the attempt's error (nil when delivered).
 	Err error
+	// Local: the attempt failed on a resource of Ferry's own
+	// (CodeLocalResource); it is not spent, and RetryAt is after
+	// localBackoff.
+	Local bool
 }
 
 // deliverAttempt makes one delivery attempt of o to dest, bounded by the
@@ -27,7 +31,9 @@ type delivered struct {
 // the destination's retry policy: attempt is this attempt's number
 // (1-based) and first when the first attempt started. It counts and logs
 // the result. ok is false when ctx ended during the attempt (a shutdown):
-// the attempt does not count and nothing is decided. Both the immediate
+// the attempt does not count and nothing is decided. An attempt that
+// failed on a resource of Ferry's own is pending again after a short
+// backoff with r.Local set: the caller does not count it. Both the immediate
 // path (DeliverNow) and the Outbox deliver with it.
 func (d *Dispatcher) deliverAttempt(ctx context.Context, dest *Destination, o *wire.Outcome, attempt int, first time.Time) (r delivered, ok bool) {
 	if d.recording {
@@ -49,7 +55,15 @@ func (d *Dispatcher) deliverAttempt(ctx context.Context, dest *Destination, o *w
 	case ctx.Err() != nil:
 		return delivered{Err: err}, false
 	}
-	dec := dest.Retry.Decide(Classify(err), attempt, first, time.Now())
+	c := Classify(err)
+	if c.Local != "" {
+		d.metrics.local(c.Local)
+		at := time.Now().Add(localBackoff())
+		d.log.Warn("outcome delivery failed on a resource of Ferry's own; retrying without spending an attempt", "id", o.ID,
+			"destination", dest.Name, "kind", dest.Kind, "resource", c.Local, "retry_at", at, "error", err)
+		return delivered{State: async.DeliveryPending, RetryAt: at, Err: err, Local: true}, true
+	}
+	dec := dest.Retry.Decide(c, attempt, first, time.Now())
 	if dec.Retry {
 		d.metrics.delivery(dest.Kind, "retried")
 		d.log.Warn("outcome delivery failed; will retry", "id", o.ID, "destination", dest.Name,
@@ -77,6 +91,9 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, dests []Destination, o *wir
 			r, ok := d.deliverAttempt(ctx, dest, o, attempt, first)
 			if !ok {
 				return ctx.Err()
+			}
+			if r.Local {
+				attempt-- // not spent
 			}
 			if r.State == async.DeliveryFailed {
 				errs = append(errs, fmt.Errorf("%s: %w", dest.Name, r.Err))

@@ -60,13 +60,21 @@ type Classified struct {
 	StatusCode int
 	Permanent  bool
 	RetryAfter time.Duration
+	// Local is the kind of a failure of Ferry's own resources (see
+	// CodeLocalResource), "" for a failure of the function: such an
+	// attempt is not spent.
+	Local string
 }
 
-// Classify reads an invocation error: an *Error anywhere in the chain gives
-// its code and retryability; a context deadline is a retryable "timeout";
-// a panic recovered by Recover is retryable; anything else is a retryable
-// "error".
+// Classify reads an invocation error: a failure of Ferry's own resources
+// (LocalKind) is a retryable CodeLocalResource with its kind in Local; an
+// *Error anywhere in the chain gives its code and retryability; a context
+// deadline is a retryable "timeout"; a panic recovered by Recover is
+// retryable; anything else is a retryable "error".
 func Classify(err error) Classified {
+	if kind := LocalKind(err); kind != "" {
+		return Classified{Code: CodeLocalResource, Message: err.Error(), Local: kind}
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return Classified{Code: e.Code, Message: err.Error(), StatusCode: e.StatusCode, Permanent: e.permanent, RetryAfter: e.RetryAfter}

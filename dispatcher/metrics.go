@@ -21,6 +21,7 @@ type Metrics struct {
 	deliveries *prometheus.CounterVec
 	loops      *prometheus.CounterVec
 	capacity   *prometheus.GaugeVec
+	localErrs  *prometheus.CounterVec
 	// lanes caches each lane's series of Observe (wire.Lane → *laneSeries),
 	// so that an attempt does not hash its labels three times.
 	lanes sync.Map
@@ -88,12 +89,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "A function's concurrency limit now: max_concurrency, or less while its backend signals overload (adaptive, AIMD).",
 		}, []string{"tenant", "function"}),
 	}
+	m.localErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_local_resource_errors_total",
+		Help: "Attempts (task, trigger message or outcome delivery) that failed on a resource of Ferry's own, by errno (emfile, enfile, enomem, enobufs, eaddrnotavail, eagain): not spent, tried again after a short backoff.",
+	}, []string{"kind"})
 	m.queueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "ferry_task_queue_wait_seconds",
 		Help:    "Time from when a task is due (submitted, or its delay or retry over) to the start of its attempt.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
 	}, []string{"tenant", "function"})
-	reg.MustRegister(m.inFlight, m.attempts, m.attemptDur, m.outcomes, m.endToEnd, m.queueWait, m.deliveries, m.loops, m.capacity)
+	reg.MustRegister(m.inFlight, m.attempts, m.attemptDur, m.outcomes, m.endToEnd, m.queueWait, m.deliveries, m.loops, m.capacity, m.localErrs)
 	return m
 }
 
@@ -157,6 +162,13 @@ func (m *Metrics) started(lane wire.Lane, waited time.Duration) {
 func (m *Metrics) delivery(kind, result string) {
 	if m != nil {
 		m.deliveries.WithLabelValues(kind, result).Inc()
+	}
+}
+
+// local counts an attempt that failed on a resource of Ferry's own.
+func (m *Metrics) local(kind string) {
+	if m != nil {
+		m.localErrs.WithLabelValues(kind).Inc()
 	}
 }
 

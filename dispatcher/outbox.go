@@ -186,6 +186,9 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 		// pending and resumes at the next start.
 		return
 	}
+	if r.Local {
+		d.Attempts-- // Ferry's own resources failed, not the destination
+	}
 	d.State, d.NextAttemptAt, d.LastError = r.State, r.RetryAt, ""
 	if r.Err != nil {
 		d.LastError = r.Err.Error()

@@ -278,15 +278,37 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task, fn *Function, s
 		Hops: t.Hops, TraceParent: t.TraceParent, Attempt: t.Attempts + 1,
 	}
 	var done *async.Task
+	var local *Attempted // failed on Ferry's own resources: not spent
 	stop := r.heartbeat(t)
 	defer stop()
 	r.d.Attempt(ctx, slot, inv, func(a *Attempted) {
 		stop()
+		if a.Err != nil && a.Failure.Local != "" && !errors.Is(context.Cause(ctx), errShutdown) {
+			local = a
+			return
+		}
 		done = r.record(ctx, t, fn, a)
 	})
+	if local != nil {
+		r.requeueLocal(ctx, t, local.Failure)
+		return
+	}
 	if done != nil && len(done.Deliveries) > 0 && r.outbox != nil {
 		r.outbox.Add(done)
 	}
+}
+
+// requeueLocal puts back a task whose attempt failed on a resource of
+// Ferry's own (CodeLocalResource) without spending the attempt, after
+// localBackoff: the worker (not the function's slot) waits, so a host out
+// of file descriptors or memory is not hammered by the same tasks again
+// at once. The lease outlives the wait (at least 30 s, or renewed).
+func (r *TaskRunner) requeueLocal(ctx context.Context, t *async.Task, c Classified) {
+	wait := localBackoff()
+	r.log.Warn("attempt failed on a resource of Ferry's own; the task goes back to the queue without spending an attempt",
+		"task", t.ID, "tenant", t.Tenant, "function", t.Function, "kind", c.Local, "in", wait, "error", c.Message)
+	_ = sleepUntil(ctx, time.Now().Add(wait)) // a shutdown releases it at once
+	r.releaseAs(t, CodeLocalResource)
 }
 
 // record writes the result of one attempt of t: a completion (returning
@@ -403,12 +425,15 @@ func (r *TaskRunner) complete(t *async.Task, fn *Function, c async.Completion) *
 }
 
 // release puts a task back without spending an attempt.
-func (r *TaskRunner) release(t *async.Task) {
+func (r *TaskRunner) release(t *async.Task) { r.releaseAs(t, "released") }
+
+// releaseAs is release, counted as outcome.
+func (r *TaskRunner) releaseAs(t *async.Task, outcome string) {
 	if err := r.q.Release(context.Background(), t.ID, t.Lease); err != nil {
 		r.recordErr(t, "release", err)
 		return
 	}
-	r.d.metrics.outcome(t.Tenant, t.Function, "released")
+	r.d.metrics.outcome(t.Tenant, t.Function, outcome)
 }
 
 func (r *TaskRunner) recordErr(t *async.Task, op string, err error) {

@@ -10,8 +10,11 @@ import (
 func TestPartitionLagSeries(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg).trigger("orders")
+	if n := testutil.CollectAndCount(reg, "ferry_trigger_lag"); n != 0 {
+		t.Errorf("%d ferry_trigger_lag series before the lag is known, want none (not 0)", n)
+	}
 	m.setPartitionLag(map[string]int64{"0": 3, "1": 4, "2": 0})
-	if got := testutil.ToFloat64(m.lag); got != 7 {
+	if got := testutil.ToFloat64(m.lag.WithLabelValues("orders")); got != 7 {
 		t.Errorf("ferry_trigger_lag = %v, want the sum 7", got)
 	}
 	if n := testutil.CollectAndCount(reg, "ferry_trigger_partition_lag"); n != 3 {
@@ -25,6 +28,12 @@ func TestPartitionLagSeries(t *testing.T) {
 	if got := testutil.ToFloat64(m.partLag.WithLabelValues("orders", "1")); got != 2 {
 		t.Errorf("partition 1 lag = %v, want 2", got)
 	}
+	// A broker that cannot tell: no lag, rather than a stale one or 0.
+	m.unknownLag()
+	if n := testutil.CollectAndCount(reg, "ferry_trigger_lag") + testutil.CollectAndCount(reg, "ferry_trigger_partition_lag"); n != 0 {
+		t.Errorf("%d lag series after the lag became unknown, want none", n)
+	}
 	var none *triggerMetrics
+	none.unknownLag()
 	none.setPartitionLag(map[string]int64{"0": 1}) // no metrics: records nothing, no panic
 }

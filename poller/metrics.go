@@ -26,7 +26,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"trigger"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ferry_trigger_lag",
-			Help: "Messages the trigger's consumer group is behind, where the broker tells.",
+			Help: "Messages the trigger's consumer group is behind, where the broker tells; absent while it cannot be read (broker unreachable), never a stale or made-up 0.",
 		}, []string{"trigger"}),
 		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ferry_trigger_connected",
@@ -63,7 +63,7 @@ const (
 type triggerMetrics struct {
 	events    map[string]prometheus.Counter
 	inFlight  prometheus.Gauge
-	lag       prometheus.Gauge
+	lag       *prometheus.GaugeVec // the series exists only while the lag is known
 	connected prometheus.Gauge
 	errors    map[string]prometheus.Counter
 	// name and partLag set the per-partition lag; parts are the
@@ -81,7 +81,7 @@ func (m *Metrics) trigger(name string) *triggerMetrics {
 	t := &triggerMetrics{
 		events:    make(map[string]prometheus.Counter, len(triggerEvents)),
 		inFlight:  m.inFlight.WithLabelValues(name),
-		lag:       m.lag.WithLabelValues(name),
+		lag:       m.lag,
 		connected: m.connected.WithLabelValues(name),
 		errors:    make(map[string]prometheus.Counter, len(sourceErrors)),
 		name:      name,
@@ -111,7 +111,20 @@ func (t *triggerMetrics) inflight(delta int) {
 
 func (t *triggerMetrics) setLag(n int64) {
 	if t != nil {
-		t.lag.Set(float64(n))
+		t.lag.WithLabelValues(t.name).Set(float64(n))
+	}
+}
+
+// unknownLag removes the trigger's lag series (and its partitions'): the
+// lag could not be read, and an old or zero value would say all is well.
+func (t *triggerMetrics) unknownLag() {
+	if t == nil {
+		return
+	}
+	t.lag.DeleteLabelValues(t.name)
+	for p := range t.parts {
+		t.partLag.DeleteLabelValues(t.name, p)
+		delete(t.parts, p)
 	}
 }
 
@@ -133,7 +146,7 @@ func (t *triggerMetrics) setPartitionLag(parts map[string]int64) {
 			delete(t.parts, p)
 		}
 	}
-	t.lag.Set(float64(total))
+	t.lag.WithLabelValues(t.name).Set(float64(total))
 }
 
 // setConnected records whether the source is connected.

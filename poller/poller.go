@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -61,6 +62,24 @@ type Poller struct {
 	shared  chan *Message // keyless messages, taken by any worker
 	seed    maphash.Seed
 	tracer  trace.Tracer // records batch spans; nil while spans are off
+	up      atomic.Bool  // the source is connected (Connected)
+}
+
+// Name is the trigger's name.
+func (p *Poller) Name() string { return p.cfg.Name }
+
+// Function is the name of the function the trigger invokes.
+func (p *Poller) Function() string { return p.cfg.Function.Lane.Function }
+
+// Connected reports whether the trigger's source is connected to its
+// broker now (ferry_trigger_connected): false before its first connect,
+// while it reconnects and after it stopped.
+func (p *Poller) Connected() bool { return p.up.Load() }
+
+// setConnected records the source's state, for Connected and the metric.
+func (p *Poller) setConnected(up bool) {
+	p.up.Store(up)
+	p.metrics.setConnected(up)
 }
 
 // New validates cfg and returns a Poller.
@@ -136,7 +155,7 @@ func (p *Poller) Run(ctx context.Context) error {
 	if err := p.cfg.Source.Close(closeCtx); err != nil {
 		p.log.Error("closing the source", "error", err)
 	}
-	p.metrics.setConnected(false)
+	p.setConnected(false)
 	p.log.Info("trigger stopped")
 	return nil
 }
@@ -161,14 +180,14 @@ func (p *Poller) consume(ctx, work context.Context) {
 					return
 				}
 				p.metrics.sourceError(errConnect)
-				p.metrics.setConnected(false)
+				p.setConnected(false)
 				if !pause("cannot connect", err) {
 					return
 				}
 				continue
 			}
 			connected = true
-			p.metrics.setConnected(true)
+			p.setConnected(true)
 			bo.Reset()
 			p.log.Info("trigger connected")
 		}
@@ -184,7 +203,7 @@ func (p *Poller) consume(ctx, work context.Context) {
 		case errors.Is(err, ErrNotConnected):
 			connected = false
 			p.metrics.sourceError(errConnectionLost)
-			p.metrics.setConnected(false)
+			p.setConnected(false)
 			p.log.Warn("connection lost; reconnecting", "error", err)
 			continue
 		default:
@@ -278,7 +297,8 @@ func (p *Poller) settle(msgs []*Message, err error) {
 	}
 }
 
-// watchLag samples the consumer lag at start, then every 10 s.
+// watchLag samples the consumer lag at start, then every 10 s; while it
+// cannot be read, ferry_trigger_lag has no series for the trigger.
 func (p *Poller) watchLag(ctx context.Context, lg Lagger) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
@@ -286,9 +306,13 @@ func (p *Poller) watchLag(ctx context.Context, lg Lagger) {
 		if plg, ok := lg.(PartitionLagger); ok {
 			if parts, err := plg.PartitionLag(ctx); err == nil {
 				p.metrics.setPartitionLag(parts)
+			} else if ctx.Err() == nil {
+				p.metrics.unknownLag()
 			}
 		} else if n, err := lg.Lag(ctx); err == nil {
 			p.metrics.setLag(n)
+		} else if ctx.Err() == nil {
+			p.metrics.unknownLag()
 		}
 		select {
 		case <-ctx.Done():

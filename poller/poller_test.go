@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -501,5 +504,38 @@ func TestReconnectsWithBackoff(t *testing.T) {
 	// Two refused connects, the successful one, and one after the drop.
 	if src.connects != 4 || !src.dropped || len(c.all()) != 20 {
 		t.Fatalf("connects %d, dropped %v, invoked %d; want 4 connects, the drop, all 20 invoked", src.connects, src.dropped, len(c.all()))
+	}
+}
+
+// TestLocalResourceErrorsSpendNoAttempt: a message whose invocation fails
+// on Ferry's own resources (EMFILE at the socket) more often than
+// max_attempts is not failed: it is tried again without spending an
+// attempt, and succeeds once the descriptors are back.
+func TestLocalResourceErrorsSpendNoAttempt(t *testing.T) {
+	c := &calls{}
+	var n atomic.Int32
+	b := dispatcher.BackendFunc(func(_ context.Context, inv *dispatcher.Invocation) (*dispatcher.Result, error) {
+		c.add(inv)
+		if inv.ID == "m1" && n.Add(1) <= 2 { // max_attempts is 1
+			return nil, dispatcher.Retryable("connection", &os.SyscallError{Syscall: "socket", Err: syscall.EMFILE}, 0)
+		}
+		return &dispatcher.Result{}, nil
+	})
+	src := newMemSource(3, 1, 3, nil)
+	r := start(t, src, b, 10, func(cfg *poller.Config) {
+		cfg.Retry = &dispatcher.RetryPolicy{MaxAttempts: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Multiplier: 2, MaxAge: time.Hour}
+	})
+	src.waitSettled(t, 3)
+	r.stop()
+	if got := r.sink.codes(); len(got) != 0 {
+		t.Fatalf("on_failure got %v, want nothing: Ferry's own resources are not the message's failure", got)
+	}
+	for id, err := range src.acked {
+		if err != nil {
+			t.Fatalf("%s nacked: %v", id, err)
+		}
+	}
+	if n.Load() != 3 {
+		t.Fatalf("m1 invoked %d times, want 3 (2 failed on EMFILE, not spent)", n.Load())
 	}
 }

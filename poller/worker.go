@@ -158,6 +158,16 @@ func (w *worker) attempt(stop, work context.Context, items []*item) {
 			}
 			items = failed
 			c = dispatcher.Classified{Code: wire.CodeBatchItemFailure, Message: "the function reported the item as failed in batchItemFailures"}
+		} else if c.Local != "" {
+			// Ferry's own resources failed, not the function: no attempt
+			// is spent and the messages stay unacked; try again shortly.
+			w.p.log.Warn("invocation failed on a resource of Ferry's own; retrying without spending an attempt",
+				"kind", c.Local, "messages", len(items), "error", c.Message)
+			if sleep(stop, dispatcher.LocalBackoff) != nil {
+				w.handBack(items)
+				return
+			}
+			continue
 		} else if !c.Permanent && cfg.BisectOnError && len(items) > 1 {
 			mid := len(items) / 2
 			w.attempt(stop, work, items[:mid])

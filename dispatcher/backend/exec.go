@@ -129,7 +129,14 @@ func (e *Exec) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, fmt.Errorf("exec backend: %w", ctx.Err())
 		}
-		return nil, dispatcher.Retryable("exec_start", fmt.Errorf("starting %s: %w", e.path, err), 0)
+		err = fmt.Errorf("starting %s: %w", e.path, err)
+		if errors.Is(err, syscall.EAGAIN) {
+			// fork hit the process limit: Ferry's resource, not the
+			// function's failure (EMFILE, ENOMEM... are found by
+			// dispatcher.Classify itself).
+			return nil, dispatcher.Local("eagain", err)
+		}
+		return nil, dispatcher.Retryable("exec_start", err, 0)
 	}
 	err := cmd.Wait()
 	// The group outlives its leader when a child went to the background;

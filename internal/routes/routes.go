@@ -28,6 +28,20 @@ type options struct {
 	admission dispatcher.RateStore
 	sampler   *dashboard.Sampler
 	tracer    trace.Tracer
+	noMetrics bool
+	detail    func() Readiness
+}
+
+// WithoutMetrics leaves /metrics out (it answers 404): for a server whose
+// metrics have a listener of their own (MetricsHandler).
+func WithoutMetrics() Option {
+	return func(o *options) { o.noMetrics = true }
+}
+
+// WithReadinessDetail makes GET /readyz?verbose=1 answer detail's report
+// as JSON (see Readiness), with the status /readyz has.
+func WithReadinessDetail(detail func() Readiness) Option {
+	return func(o *options) { o.detail = detail }
 }
 
 // WithDashboard serves the dashboard (GET /ui/) and GET /v1/stats with the
@@ -95,14 +109,32 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	}))
-	mux.HandleFunc("/readyz", getOnly(func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
+	mux.HandleFunc("/readyz", getOnly(func(w http.ResponseWriter, r *http.Request) {
+		err := ready()
+		if o.detail != nil && r.URL.Query().Get("verbose") != "" {
+			writeReadiness(w, err, o.detail())
+			return
+		}
+		if err != nil {
 			async.WriteError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ready\n"))
 	}))
+	if !o.noMetrics {
+		mux.HandleFunc("/metrics", getOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}).ServeHTTP))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		async.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// MetricsHandler serves reg at GET /metrics and a JSON 404 for anything
+// else: the handler of server.metrics_listen.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", getOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}).ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		async.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)

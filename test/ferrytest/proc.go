@@ -94,6 +94,7 @@ type Proc struct {
 	config   string
 	termWait time.Duration // how long Term waits for the exit
 	env      []string      // added to the test's environment
+	nofile   int           // RLIMIT_NOFILE of the process (soft and hard); 0: inherited
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	stderr   *os.File
@@ -109,7 +110,7 @@ func Start(t testing.TB, body string) *Proc {
 	t.Helper()
 	const head = "server: { listen: \"{{listen}}\", shutdown_timeout: 10s }\n" +
 		"store: { embedded: { path: \"{{data}}\" } }\nlog: { level: info }\n"
-	return start(t, head+body, 20*time.Second, nil)
+	return start(t, head+body, 20*time.Second, nil, 0)
 }
 
 // StartConfig is Start with the whole config given: cfg must have its own
@@ -119,19 +120,27 @@ func Start(t testing.TB, body string) *Proc {
 // plus 5 s to exit.
 func StartConfig(t testing.TB, cfg string) *Proc {
 	t.Helper()
-	return start(t, cfg, 0, nil)
+	return start(t, cfg, 0, nil, 0)
 }
 
 // StartConfigEnv is StartConfig with env ("NAME=value" each) added to the
 // environment of the process and of its restarts.
 func StartConfigEnv(t testing.TB, cfg string, env ...string) *Proc {
 	t.Helper()
-	return start(t, cfg, 0, env)
+	return start(t, cfg, 0, env, 0)
 }
 
-func start(t testing.TB, cfg string, termWait time.Duration, env []string) *Proc {
+// StartConfigNoFile is StartConfig with the process's open-file limit
+// (soft and hard, so Ferry cannot raise it) set to nofile, through
+// /bin/sh's ulimit: for tests that exhaust file descriptors cheaply.
+func StartConfigNoFile(t testing.TB, cfg string, nofile int) *Proc {
 	t.Helper()
-	p := &Proc{t: t, Addr: FreeAddr(t), Dir: t.TempDir(), termWait: termWait, env: env}
+	return start(t, cfg, 0, nil, nofile)
+}
+
+func start(t testing.TB, cfg string, termWait time.Duration, env []string, nofile int) *Proc {
+	t.Helper()
+	p := &Proc{t: t, Addr: FreeAddr(t), Dir: t.TempDir(), termWait: termWait, env: env, nofile: nofile}
 	p.config = filepath.Join(p.Dir, "ferry.yaml")
 	cfg = storeSection(t, cfg)
 	cfg = strings.NewReplacer("{{listen}}", p.Addr, "{{data}}", filepath.Join(p.Dir, "data")).Replace(cfg)
@@ -160,6 +169,10 @@ func (p *Proc) start() {
 	}
 	fmt.Fprintf(p.stderr, "=== ferrytest: starting ferry serve -c %s\n", p.config)
 	p.cmd = exec.Command(Binary(p.t), "serve", "-c", p.config)
+	if p.nofile > 0 {
+		// The shell execs ferry: the same pid, so signals reach it.
+		p.cmd = exec.Command("/bin/sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, p.nofile), Binary(p.t), "serve", "-c", p.config)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	// The log, not the exit status, decides about races (see checkLog), so
 	// a tolerated third-party race does not turn a clean exit into 66.
