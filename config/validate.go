@@ -188,9 +188,7 @@ func (v *validator) backend(p string, b Backend) {
 	}
 	if b.Exec != nil {
 		set = append(set, "exec")
-		if len(b.Exec.Command) == 0 || b.Exec.Command[0] == "" {
-			v.report(p+".exec.command", nil, "must name a program to run")
-		}
+		v.exec(p+".exec", b.Exec)
 	}
 	if b.Go != nil {
 		set = append(set, "go")

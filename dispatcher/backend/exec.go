@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/internal/program"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -35,8 +35,12 @@ type ExecConfig struct {
 	// Env is added to the command's environment, after PATH and HOME and
 	// before the FERRY_* variables (which cannot be overridden).
 	Env map[string]string
-	// Dir is the working directory. Defaults to Ferry's.
+	// Dir is the working directory; it must exist. Defaults to Ferry's.
 	Dir string
+	// User runs the command as another user: a name or "uid[:gid]" (see
+	// program.Credential). Ferry must run as root for it. Defaults to
+	// Ferry's own user.
+	User string
 	// Timeout bounds one attempt; on expiry the whole process group is
 	// killed with SIGKILL. Defaults to DefaultTimeout (30s).
 	Timeout time.Duration
@@ -52,6 +56,7 @@ type Exec struct {
 	args    []string
 	env     []string // PATH, HOME and cfg.Env, as KEY=VALUE
 	dir     string
+	cred    *syscall.Credential // nil: Ferry's own user
 	timeout time.Duration
 }
 
@@ -63,15 +68,18 @@ func NewExec(cfg ExecConfig) (*Exec, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("exec backend: Timeout %s is negative", cfg.Timeout)
 	}
-	path := cfg.Command[0]
-	if !strings.ContainsRune(path, filepath.Separator) {
-		p, err := exec.LookPath(path)
-		if err != nil {
-			return nil, fmt.Errorf("exec backend: Command: %w", err)
-		}
-		path = p
+	if err := program.CheckDir(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("exec backend: Dir: %w", err)
 	}
-	e := &Exec{path: path, args: cfg.Command[1:], dir: cfg.Dir, timeout: cfg.Timeout}
+	path, err := program.Resolve(cfg.Command[0], cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("exec backend: Command: %w", err)
+	}
+	cred, err := program.Credential(cfg.User)
+	if err != nil {
+		return nil, fmt.Errorf("exec backend: User: %w", err)
+	}
+	e := &Exec{path: path, args: cfg.Command[1:], dir: cfg.Dir, timeout: cfg.Timeout, cred: cred}
 	if e.timeout == 0 {
 		e.timeout = DefaultTimeout
 	}
@@ -121,7 +129,7 @@ func (e *Exec) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 	stdout := &capWriter{max: MaxOutput}
 	stderr := &tailWriter{max: StderrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: e.cred}
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.WaitDelay = execWaitDelay
 
