@@ -231,7 +231,7 @@ func (v *validator) name(p, name string) bool {
 	case name == "":
 		v.report(p, nil, "is required")
 	case !namePattern.MatchString(name):
-		v.report(p, nil, "%q is not a valid name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit)", name)
+		v.report(p, nil, "%s is not a valid name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit)", shown(p, name))
 	default:
 		return true
 	}
@@ -250,7 +250,7 @@ func (v *validator) oneOf(p, s string, allowed ...string) {
 			return
 		}
 	}
-	v.report(p, nil, "%q is not one of %s", s, strings.Join(allowed, ", "))
+	v.report(p, nil, "%s is not one of %s", shown(p, s), strings.Join(allowed, ", "))
 }
 
 // exactlyOne reports p unless exactly one of its alternatives is set.
