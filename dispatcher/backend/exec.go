@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,8 +50,10 @@ type ExecConfig struct {
 // Exec invokes a function as a local process: the payload on stdin, the
 // output on stdout (at most MaxOutput bytes), stderr kept for errors. The
 // process runs in its own process group, which is killed on timeout and
-// when the command exits (so background children do not outlive the
-// invocation). It is safe for concurrent use.
+// when the command exits, and so is every process that carries the run's
+// EnvRun mark (descendants that left the group with setsid or a double
+// fork): no descendant outlives the invocation. It is safe for concurrent
+// use.
 type Exec struct {
 	path    string
 	args    []string
@@ -116,7 +119,8 @@ func (e *Exec) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 
 	cmd := exec.CommandContext(actx, e.path, e.args...)
 	cmd.Dir = e.dir
-	cmd.Env = e.environ(inv)
+	tag := newRunTag()
+	cmd.Env = append(e.environ(inv), EnvRun+"="+tag)
 	payload := inv.Payload
 	if inv.Batch != nil {
 		b, err := EncodeBatch(inv)
@@ -130,19 +134,30 @@ func (e *Exec) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 	stderr := &tailWriter{max: StderrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: e.cred}
-	cmd.Cancel = func() error { return killGroup(cmd) }
+	var since atomic.Uint64 // when the command started: its descendants started later
+	end := func() error {
+		err := killGroup(cmd)
+		killTagged(tag, since.Load())
+		return err
+	}
+	cmd.Cancel = end
 	cmd.WaitDelay = execWaitDelay
 
-	if err := cmd.Start(); err != nil {
+	if err := startChild(cmd.Start, func() int { return cmd.Process.Pid }); err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, fmt.Errorf("exec backend: %w", ctx.Err())
 		}
 		return nil, dispatcher.Retryable("exec_start", fmt.Errorf("starting %s: %w", e.path, err), 0)
 	}
+	if t, err := startTime(cmd.Process.Pid); err == nil {
+		since.Store(t)
+	}
 	err := cmd.Wait()
-	// The group outlives its leader when a child went to the background;
-	// end it with the invocation.
-	_ = killGroup(cmd)
+	forget(cmd.Process.Pid)
+	// The group outlives its leader when a child went to the background,
+	// and a child that left the group (setsid) outlives both: end them
+	// all with the invocation.
+	_ = end()
 
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return nil, fmt.Errorf("exec backend: %w", ctx.Err())
