@@ -35,19 +35,20 @@ func readPid(t *testing.T, path string) int {
 // then hangs; after the timeout all are gone.
 func TestExecTimeoutKillsEveryDescendant(t *testing.T) {
 	dir := t.TempDir()
-	setsidPid, orphanPid := filepath.Join(dir, "setsid.pid"), filepath.Join(dir, "orphan.pid")
+	leaderPid, setsidPid, orphanPid := filepath.Join(dir, "leader.pid"), filepath.Join(dir, "setsid.pid"), filepath.Join(dir, "orphan.pid")
 	e := newExec(t, ExecConfig{
-		Command: []string{"sh", "-c", `setsid sleep 300 & echo $! > "$A.tmp"; mv "$A.tmp" "$A"
+		Command: []string{"sh", "-c", `echo $$ > "$L.tmp"; mv "$L.tmp" "$L"
+setsid sleep 300 & echo $! > "$A.tmp"; mv "$A.tmp" "$A"
 (setsid sleep 301 & echo $! > "$B.tmp"; mv "$B.tmp" "$B")
 sleep 300`},
-		Env:     map[string]string{"A": setsidPid, "B": orphanPid},
+		Env:     map[string]string{"L": leaderPid, "A": setsidPid, "B": orphanPid},
 		Timeout: 500 * time.Millisecond,
 	})
 	_, err := e.Invoke(context.Background(), testInvocation())
 	if c := classify(t, err); c.Code != "timeout" {
 		t.Errorf("classified %+v, want timeout", c)
 	}
-	for _, f := range []string{setsidPid, orphanPid} {
+	for _, f := range []string{leaderPid, setsidPid, orphanPid} {
 		pid := readPid(t, f)
 		waitGone(t, pid, 5*time.Second)
 	}
