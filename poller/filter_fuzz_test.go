@@ -37,3 +37,15 @@ func FuzzFilterMatch(f *testing.F) {
 		}
 	})
 }
+
+// TestPickMatchesTrimmedIDs: a batch response names items by the ce-id the
+// function saw, which the CloudEvents SDK trimmed (found by
+// FuzzEncodeBatch): a message id " 7" is named "7" and must still be
+// retried, not acknowledged as a success.
+func TestPickMatchesTrimmedIDs(t *testing.T) {
+	a, b := &item{m: &Message{ID: " 7"}}, &item{m: &Message{ID: "8"}}
+	got := pick([]*item{a, b}, []string{"7"})
+	if len(got) != 1 || got[0] != a {
+		t.Fatalf("pick = %v, want the item with id %q", got, a.m.ID)
+	}
+}
