@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // EnvRun is the variable that marks every process of one exec run: Ferry
@@ -137,4 +138,75 @@ func startTime(pid int) (uint64, error) {
 		return 0, errNoStat
 	}
 	return st.start, nil
+}
+
+// killOrphans ends a run that exited normally while this process is the
+// child subreaper (ReapOrphans runs): whatever of the run survived its
+// leader was reparented to this process, so only this process's children
+// are read, not all of /proc. A killed orphan's own children come back to
+// this process in turn, so it repeats until a round kills nothing. It
+// reports false when the children lists cannot be read
+// (CONFIG_PROC_CHILDREN): the caller then scans /proc.
+func killOrphans(tag string) bool {
+	needle := []byte("\x00" + EnvRun + "=" + tag + "\x00")
+	for range maxKillRounds {
+		kids, ok := ownChildren()
+		if !ok {
+			return false
+		}
+		var killed []int
+		for _, pid := range kids {
+			if isLive(pid) {
+				continue
+			}
+			env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+			if err != nil || !hasEnv(env, needle) {
+				continue
+			}
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed = append(killed, pid)
+			}
+		}
+		if len(killed) == 0 {
+			return true
+		}
+		// Their children are reparented once they have exited.
+		for _, pid := range killed {
+			waitExited(pid, 100*time.Millisecond)
+		}
+	}
+	return true
+}
+
+// ownChildren lists this process's children from
+// /proc/self/task/*/children; ok is false when no list can be read.
+func ownChildren() (pids []int, ok bool) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		ok = true
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids, ok
+}
+
+// waitExited polls until pid is a zombie or gone, for at most limit.
+func waitExited(pid int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if st, ok := readStat(pid); !ok || st.state == 'Z' {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

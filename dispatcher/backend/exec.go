@@ -156,8 +156,12 @@ func (e *Exec) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 	forget(cmd.Process.Pid)
 	// The group outlives its leader when a child went to the background,
 	// and a child that left the group (setsid) outlives both: end them
-	// all with the invocation.
-	_ = end()
+	// all with the invocation. Under ReapOrphans they are this process's
+	// children by now, which is cheaper to read than all of /proc.
+	_ = killGroup(cmd)
+	if actx.Err() != nil || subreaping.Load() == 0 || !killOrphans(tag) {
+		killTagged(tag, since.Load())
+	}
 
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return nil, fmt.Errorf("exec backend: %w", ctx.Err())

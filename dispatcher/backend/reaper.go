@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -16,6 +17,10 @@ const prSetChildSubreaper = 36
 // reapInterval is how often ReapOrphans looks for orphans when no SIGCHLD
 // came.
 const reapInterval = time.Second
+
+// subreaping counts the running ReapOrphans: while one runs, orphans of
+// exec runs are this process's children.
+var subreaping atomic.Int32
 
 // children are the exec backend's own children, which os/exec waits for:
 // the orphan reaper must never wait for one of them.
@@ -41,6 +46,8 @@ func ReapOrphans(ctx context.Context) error {
 		return fmt.Errorf("exec backend: becoming a child subreaper: %w", errno)
 	}
 	defer syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 0, 0)
+	subreaping.Add(1)
+	defer subreaping.Add(-1)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGCHLD)
 	defer signal.Stop(sig)
