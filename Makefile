@@ -6,8 +6,9 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
+FUZZTIME    ?= 30s
 
-.PHONY: all build run test test-cluster lint fmt bench bench-quick clean deps brokers brokers-down tools screenshot
+.PHONY: all build run test test-cluster fuzz lint fmt bench bench-quick clean deps brokers brokers-down tools screenshot
 
 all: lint test
 
@@ -51,6 +52,19 @@ test: deps brokers tools ## every test, with the race detector
 test-cluster: deps ## the multi-node suite alone (test/cluster: real ferry processes on a private redis-server)
 	test/brokers/up.sh redis
 	$(GO) test $(TEST_FLAGS) -p 1 -v $(CLUSTER_PKGS)
+
+# Every Fuzz* target in the repository, one after another, FUZZTIME each.
+# make test runs their seed corpora (testdata/fuzz and f.Add) as ordinary
+# tests; a crash found here is saved under the package's testdata/fuzz:
+# commit it with the fix, it becomes a regression test.
+fuzz: deps ## run every fuzz target for FUZZTIME (default 30s) each (not part of make test)
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./test/bench/' | sort); do \
+	  dir=$$(dirname $$f); \
+	  for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "== $$dir $$t ($(FUZZTIME))"; \
+	    $(GO) test -count=1 -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$dir; \
+	  done; \
+	done
 
 brokers: ## start Kafka, RocketMQ, RabbitMQ and Redis if they are not running (test/brokers/up.sh)
 	test/brokers/up.sh

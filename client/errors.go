@@ -82,21 +82,28 @@ func statusIs(err error, status int) bool {
 	return errors.As(err, &e) && e.Status == status
 }
 
+// maxRetryAfter bounds what parseRetryAfter returns.
+const maxRetryAfter = 365 * 24 * time.Hour
+
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP
-// date; 0 when absent or malformed.
+// date; 0 when absent or malformed, at most maxRetryAfter.
 func parseRetryAfter(h string, now time.Time) time.Duration {
 	h = strings.TrimSpace(h)
 	if h == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(h); err == nil {
-		if n < 0 {
+	if n, err := strconv.ParseInt(h, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case n < 0:
 			return 0
+		case n > int64(maxRetryAfter/time.Second):
+			// Beyond time.Duration a huge value wrapped to a negative wait.
+			return maxRetryAfter
 		}
 		return time.Duration(n) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }

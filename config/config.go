@@ -233,9 +233,19 @@ type HTTPBackend struct {
 // ExecBackend runs a local process per invocation: payload on stdin, output
 // on stdout.
 type ExecBackend struct {
-	Command []string          `yaml:"command"`
-	Env     map[string]string `yaml:"env"`
-	Dir     string            `yaml:"dir"`
+	// Command is the program and its arguments. The program must exist and
+	// be executable when the config is loaded: a name without a slash is
+	// looked up in PATH, a relative path is taken relative to Dir.
+	Command []string `yaml:"command"`
+	// Env is added to the child's environment, which otherwise holds only
+	// PATH, HOME and the FERRY_* variables (never Ferry's own environment).
+	Env map[string]string `yaml:"env"`
+	// Dir is the child's working directory; it must exist. Defaults to
+	// Ferry's.
+	Dir string `yaml:"dir"`
+	// User runs the child as another user: a name or "uid[:gid]". Ferry
+	// must run as root for it. Defaults to Ferry's own user.
+	User string `yaml:"user"`
 	// Timeout bounds one attempt; the whole process group is killed after
 	// it. Defaults to 10s.
 	Timeout Duration `yaml:"timeout"`

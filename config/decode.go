@@ -51,6 +51,17 @@ func (d *decoder) fail(path string, line int, format string, args ...any) {
 	d.bad = append(d.bad, path)
 }
 
+// parseFail records that the value at path is not what (a duration, a
+// size): err's message, which quotes the value, or a message without the
+// value when path may hold a secret.
+func (d *decoder) parseFail(path string, line int, err error, what string) {
+	if secretPath(path) {
+		d.fail(path, line, "%s is not %s", hidden, what)
+		return
+	}
+	d.fail(path, line, "%v", err)
+}
+
 // spend takes cost from the decoding budget, and reports once, at line,
 // when it runs out.
 func (d *decoder) spend(cost, line int) bool {
@@ -84,14 +95,18 @@ func isNull(n *yaml.Node) bool {
 	return n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
-// describe names what a node is, for "expected X, got Y" messages.
-func describe(n *yaml.Node) string {
+// describe names what the node at path is, for "expected X, got Y"
+// messages; a scalar's value is hidden when path may hold a secret.
+func describe(path string, n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
+		if secretPath(path) {
+			return "a string (not shown: it may be a secret)"
+		}
 		return strconv.Quote(n.Value)
 	}
 	return "nothing"
@@ -111,7 +126,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 	case durationType:
 		if s, ok := d.scalar(path, n, "a duration"); ok {
 			if x, err := ParseDuration(s); err != nil {
-				d.fail(path, n.Line, "%v", err)
+				d.parseFail(path, n.Line, err, "a duration")
 			} else {
 				v.Set(reflect.ValueOf(x))
 			}
@@ -129,7 +144,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 	case byteSizeType:
 		if s, ok := d.scalar(path, n, "a size"); ok {
 			if x, err := ParseByteSize(s); err != nil {
-				d.fail(path, n.Line, "%v", err)
+				d.parseFail(path, n.Line, err, "a size")
 			} else {
 				v.Set(reflect.ValueOf(x))
 			}
@@ -157,7 +172,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 		if s, ok := d.scalar(path, n, "an integer"); ok {
 			x, err := strconv.ParseInt(strings.TrimSpace(s), 0, 64)
 			if err != nil || v.OverflowInt(x) {
-				d.fail(path, n.Line, "%q is not an integer", s)
+				d.fail(path, n.Line, "%s is not an integer", shown(path, s))
 				return
 			}
 			v.SetInt(x)
@@ -166,7 +181,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 		if s, ok := d.scalar(path, n, "a number"); ok {
 			x, err := parseFloat(s)
 			if err != nil {
-				d.fail(path, n.Line, "%q is not a number", s)
+				d.fail(path, n.Line, "%s is not a number", shown(path, s))
 				return
 			}
 			v.SetFloat(x)
@@ -179,7 +194,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 			case "false", "no", "off":
 				v.SetBool(false)
 			default:
-				d.fail(path, n.Line, "%q is not a boolean (use true or false)", s)
+				d.fail(path, n.Line, "%s is not a boolean (use true or false)", shown(path, s))
 			}
 		}
 	default:
@@ -194,7 +209,7 @@ func (d *decoder) scalar(path string, n *yaml.Node, want string) (s string, ok b
 		return "", false
 	}
 	if n.Kind != yaml.ScalarNode {
-		d.fail(path, n.Line, "expected %s, got %s", want, describe(n))
+		d.fail(path, n.Line, "expected %s, got %s", want, describe(path, n))
 		return "", false
 	}
 	s, err := expand(n.Value, d.lookupEnv)
@@ -245,7 +260,7 @@ func (d *decoder) structure(path string, n *yaml.Node, v reflect.Value) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.fail(path, n.Line, "expected a mapping, got %s", describe(n))
+		d.fail(path, n.Line, "expected a mapping, got %s", describe(path, n))
 		return
 	}
 	idx, names := fieldNames(v.Type())
@@ -266,7 +281,7 @@ func (d *decoder) slice(path string, n *yaml.Node, v reflect.Value) {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.fail(path, n.Line, "expected a list, got %s", describe(n))
+		d.fail(path, n.Line, "expected a list, got %s", describe(path, n))
 		return
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -287,7 +302,7 @@ func (d *decoder) mapping(path string, n *yaml.Node, v reflect.Value) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.fail(path, n.Line, "expected a mapping, got %s", describe(n))
+		d.fail(path, n.Line, "expected a mapping, got %s", describe(path, n))
 		return
 	}
 	m := reflect.MakeMap(v.Type())

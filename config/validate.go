@@ -189,9 +189,7 @@ func (v *validator) backend(p string, b Backend) {
 	}
 	if b.Exec != nil {
 		set = append(set, "exec")
-		if len(b.Exec.Command) == 0 || b.Exec.Command[0] == "" {
-			v.report(p+".exec.command", nil, "must name a program to run")
-		}
+		v.exec(p+".exec", b.Exec)
 	}
 	if b.Go != nil {
 		set = append(set, "go")
@@ -234,7 +232,7 @@ func (v *validator) name(p, name string) bool {
 	case name == "":
 		v.report(p, nil, "is required")
 	case !namePattern.MatchString(name):
-		v.report(p, nil, "%q is not a valid name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit)", name)
+		v.report(p, nil, "%s is not a valid name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit)", shown(p, name))
 	default:
 		return true
 	}
@@ -253,7 +251,7 @@ func (v *validator) oneOf(p, s string, allowed ...string) {
 			return
 		}
 	}
-	v.report(p, nil, "%q is not one of %s", s, strings.Join(allowed, ", "))
+	v.report(p, nil, "%s is not one of %s", shown(p, s), strings.Join(allowed, ", "))
 }
 
 // exactlyOne reports p unless exactly one of its alternatives is set.

@@ -7,6 +7,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -103,20 +104,29 @@ func Chain(b Backend, mws ...Middleware) Backend {
 	return b
 }
 
+// MaxRetryAfter bounds the wait ParseRetryAfter returns: a larger
+// delay-seconds (up to the overflow of time.Duration, which made a huge
+// value negative) is read as this.
+const MaxRetryAfter = 365 * 24 * time.Hour
+
 // ParseRetryAfter parses an HTTP Retry-After value (seconds or an HTTP date)
-// relative to now. It returns 0 when v is empty or malformed.
+// relative to now. It returns 0 when v is empty or malformed, and at most
+// MaxRetryAfter.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil {
-		if s < 0 {
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case s < 0:
 			return 0
+		case s > int64(MaxRetryAfter/time.Second):
+			return MaxRetryAfter
 		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), MaxRetryAfter)
 	}
 	return 0
 }

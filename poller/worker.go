@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/ferrydev/ferry/dispatcher"
@@ -343,7 +344,9 @@ func pick(items []*item, ids []string) []*item {
 	var out []*item
 	for _, it := range items {
 		for _, id := range ids {
-			if it.m.ID == id {
+			// CloudEvents ids travel trimmed (the SDK trims them, and so
+			// does HTTP a ce-id header): " 7" comes back as "7".
+			if strings.TrimSpace(it.m.ID) == strings.TrimSpace(id) {
 				out = append(out, it)
 				break
 			}

@@ -87,6 +87,17 @@ func TestServerCommandsKeepTheirBehaviour(t *testing.T) {
 	}
 	write(good, "tenants: [ { name: a, api_keys: [k] } ]\nfunctions: [ { name: f, tenant: a, backend: { exec: { command: [cat] } } } ]\n")
 	write(bad, "server:\n  listen: 127.0.0.1:0\n  shutdown_timeout: 5x\n")
+	// The probe of issue 15: validate said ok and serve failed without
+	// FILE:LINE for a command that does not exist; a missing dir failed
+	// every run.
+	noCmd := filepath.Join(dir, "nocmd.yaml")
+	write(noCmd, "tenants: [ { name: a, api_keys: [k] } ]\nfunctions:\n  - name: f\n    tenant: a\n    backend: { exec: { command: [ferry-no-such-program], dir: "+filepath.Join(dir, "gone")+" } }\n")
+	noCmdWant := []string{
+		noCmd + `:5: functions[0].backend.exec.dir: directory "` + filepath.Join(dir, "gone") + `" does not exist`,
+	}
+	noCmd2 := filepath.Join(dir, "nocmd2.yaml")
+	write(noCmd2, "tenants: [ { name: a, api_keys: [k] } ]\nfunctions:\n  - name: f\n    tenant: a\n    backend: { exec: { command: [ferry-no-such-program] } }\n")
+	noCmd2Want := noCmd2 + `:5: functions[0].backend.exec.command[0]: command "ferry-no-such-program" not found in PATH`
 
 	tests := []struct {
 		name       string
@@ -105,6 +116,10 @@ func TestServerCommandsKeepTheirBehaviour(t *testing.T) {
 		{"ValidateExtraArgument", []string{"validate", "-c", good, "x"}, 2, "", `unexpected argument "x"`, "", false},
 		{"ValidateUnknownFlag", []string{"validate", "-x"}, 2, "", "unknown shorthand flag", "", false},
 		{"ServeProblems", []string{"serve", "-c", bad}, 1, "", bad + ":3: ", "", false},
+		{"ValidateMissingDir", []string{"validate", "-c", noCmd}, 1, "", "", noCmdWant[0], true},
+		{"ServeMissingDir", []string{"serve", "-c", noCmd}, 1, "", noCmdWant[0], "", false},
+		{"ValidateMissingCommand", []string{"validate", "-c", noCmd2}, 1, "", "", noCmd2Want, true},
+		{"ServeMissingCommand", []string{"serve", "-c", noCmd2}, 1, "", noCmd2Want, "", false},
 		{"NoCommand", nil, 2, "", "Available Commands", "", false},
 		{"UnknownCommand", []string{"launch"}, 2, "", `unknown command "launch"`, "", false},
 		{"Help", []string{"--help"}, 0, "", "", "Exit codes", true},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/config"
+	"github.com/ferrydev/ferry/dispatcher/backend"
 )
 
 // noArgs refuses arguments as the command did before cobra: exit 2 with
@@ -116,6 +117,20 @@ func serve(cmd *cobra.Command, path string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if usesExec(cfg) {
+		// Orphans of exec functions come back to Ferry, are killed with
+		// their run and reaped (no zombies when Ferry is PID 1 either).
+		ctx, cancel := context.WithCancel(cmd.Context())
+		defer cancel()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := backend.ReapOrphans(ctx); err != nil {
+				fmt.Fprintf(stderr, "ferry: %v (orphans of exec functions go to init)\n", err)
+			}
+		}()
+		defer func() { cancel(); <-done }()
+	}
 	ctx := cmd.Context()
 	done := make(chan struct{})
 	defer close(done)
@@ -154,4 +169,14 @@ func stderrFile(w io.Writer) *os.File {
 		return f
 	}
 	return os.Stderr
+}
+
+// usesExec reports whether a function of cfg runs an exec backend.
+func usesExec(cfg *config.Config) bool {
+	for _, f := range cfg.Functions {
+		if f.Backend.Exec != nil {
+			return true
+		}
+	}
+	return false
 }

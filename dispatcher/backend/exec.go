@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/ferrydev/ferry/dispatcher"
+	"github.com/ferrydev/ferry/internal/program"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -35,8 +36,12 @@ type ExecConfig struct {
 	// Env is added to the command's environment, after PATH and HOME and
 	// before the FERRY_* variables (which cannot be overridden).
 	Env map[string]string
-	// Dir is the working directory. Defaults to Ferry's.
+	// Dir is the working directory; it must exist. Defaults to Ferry's.
 	Dir string
+	// User runs the command as another user: a name or "uid[:gid]" (see
+	// program.Credential). Ferry must run as root for it. Defaults to
+	// Ferry's own user.
+	User string
 	// Timeout bounds one attempt; on expiry the whole process group is
 	// killed with SIGKILL. Defaults to DefaultTimeout (30s).
 	Timeout time.Duration
@@ -45,13 +50,16 @@ type ExecConfig struct {
 // Exec invokes a function as a local process: the payload on stdin, the
 // output on stdout (at most MaxOutput bytes), stderr kept for errors. The
 // process runs in its own process group, which is killed on timeout and
-// when the command exits (so background children do not outlive the
-// invocation). It is safe for concurrent use.
+// when the command exits, and so is every process that carries the run's
+// EnvRun mark (descendants that left the group with setsid or a double
+// fork): no descendant outlives the invocation. It is safe for concurrent
+// use.
 type Exec struct {
 	path    string
 	args    []string
 	env     []string // PATH, HOME and cfg.Env, as KEY=VALUE
 	dir     string
+	cred    *syscall.Credential // nil: Ferry's own user
 	timeout time.Duration
 }
 
@@ -63,15 +71,18 @@ func NewExec(cfg ExecConfig) (*Exec, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("exec backend: Timeout %s is negative", cfg.Timeout)
 	}
-	path := cfg.Command[0]
-	if !strings.ContainsRune(path, filepath.Separator) {
-		p, err := exec.LookPath(path)
-		if err != nil {
-			return nil, fmt.Errorf("exec backend: Command: %w", err)
-		}
-		path = p
+	if err := program.CheckDir(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("exec backend: Dir: %w", err)
 	}
-	e := &Exec{path: path, args: cfg.Command[1:], dir: cfg.Dir, timeout: cfg.Timeout}
+	path, err := program.Resolve(cfg.Command[0], cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("exec backend: Command: %w", err)
+	}
+	cred, err := program.Credential(cfg.User)
+	if err != nil {
+		return nil, fmt.Errorf("exec backend: User: %w", err)
+	}
+	e := &Exec{path: path, args: cfg.Command[1:], dir: cfg.Dir, timeout: cfg.Timeout, cred: cred}
 	if e.timeout == 0 {
 		e.timeout = DefaultTimeout
 	}
@@ -108,7 +119,8 @@ func (e *Exec) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 
 	cmd := exec.CommandContext(actx, e.path, e.args...)
 	cmd.Dir = e.dir
-	cmd.Env = e.environ(inv)
+	tag := newRunTag()
+	cmd.Env = append(e.environ(inv), EnvRun+"="+tag)
 	payload := inv.Payload
 	if inv.Batch != nil {
 		b, err := EncodeBatch(inv)
@@ -121,11 +133,17 @@ func (e *Exec) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 	stdout := &capWriter{max: MaxOutput}
 	stderr := &tailWriter{max: StderrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return killGroup(cmd) }
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: e.cred}
+	var since atomic.Uint64 // when the command started: its descendants started later
+	end := func() error {
+		err := killGroup(cmd)
+		killTagged(tag, since.Load())
+		return err
+	}
+	cmd.Cancel = end
 	cmd.WaitDelay = execWaitDelay
 
-	if err := cmd.Start(); err != nil {
+	if err := startChild(cmd.Start, func() int { return cmd.Process.Pid }); err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, fmt.Errorf("exec backend: %w", ctx.Err())
 		}
@@ -138,10 +156,19 @@ func (e *Exec) Invoke(ctx context.Context, inv *dispatcher.Invocation) (*dispatc
 		}
 		return nil, dispatcher.Retryable("exec_start", err, 0)
 	}
+	if t, err := startTime(cmd.Process.Pid); err == nil {
+		since.Store(t)
+	}
 	err := cmd.Wait()
-	// The group outlives its leader when a child went to the background;
-	// end it with the invocation.
+	forget(cmd.Process.Pid)
+	// The group outlives its leader when a child went to the background,
+	// and a child that left the group (setsid) outlives both: end them
+	// all with the invocation. Under ReapOrphans they are this process's
+	// children by now, which is cheaper to read than all of /proc.
 	_ = killGroup(cmd)
+	if actx.Err() != nil || subreaping.Load() == 0 || !killOrphans(tag) {
+		killTagged(tag, since.Load())
+	}
 
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return nil, fmt.Errorf("exec backend: %w", ctx.Err())

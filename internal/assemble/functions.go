@@ -53,7 +53,7 @@ func buildBackend(f config.Function, registered dispatcher.Backend) (dispatcher.
 		})
 	case b.Exec != nil:
 		return backend.NewExec(backend.ExecConfig{
-			Command: b.Exec.Command, Env: b.Exec.Env, Dir: b.Exec.Dir, Timeout: b.Exec.Timeout.D(),
+			Command: b.Exec.Command, Env: b.Exec.Env, Dir: b.Exec.Dir, User: b.Exec.User, Timeout: b.Exec.Timeout.D(),
 		})
 	case b.Go != nil:
 		return nil, fmt.Errorf("backend go: no Go function registered (use ferry.WithFunction)")

@@ -38,7 +38,9 @@ var wellKnown = []string{wire.HeaderHops, wire.HeaderTraceParent, HeaderKey}
 // that receivers can drop duplicates by ce-id.
 func (s *Source) message(ss *session, d amqp.Delivery) *poller.Message {
 	ss.acks.add(d.DeliveryTag) // before the message can be settled
-	id := d.MessageId
+	// The producer's message-id as a CloudEvents id carries it: trimmed,
+	// valid UTF-8 (batch responses name items by that id).
+	id := strings.ToValidUTF8(strings.TrimSpace(d.MessageId), "\uFFFD")
 	if id == "" {
 		id = fmt.Sprintf("rabbitmq:%s/%d@%d", s.cfg.Queue, d.DeliveryTag, ss.gen)
 	}
