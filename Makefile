@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
 
-.PHONY: all build run test test-cluster lint fmt bench bench-quick clean deps brokers brokers-down tools screenshot
+.PHONY: all build run test test-cluster chaos lint fmt bench bench-quick clean deps brokers brokers-down tools screenshot
 
 all: lint test
 
@@ -51,6 +51,9 @@ test: deps brokers tools ## every test, with the race detector
 test-cluster: deps ## the multi-node suite alone (test/cluster: real ferry processes on a private redis-server)
 	test/brokers/up.sh redis
 	$(GO) test $(TEST_FLAGS) -p 1 -v $(CLUSTER_PKGS)
+
+chaos: deps brokers ## the fault matrix against real brokers and ferry processes (test/chaos, ~10 min; restarts and kill -9s the shared brokers): prints the table and writes it to docs/reliability.md
+	FERRY_CHAOS=1 FERRY_CHAOS_WRITE=1 $(GO) test -count=1 -timeout 30m -p 1 -v -run 'TestChaos$$' ./test/chaos/
 
 brokers: ## start Kafka, RocketMQ, RabbitMQ and Redis if they are not running (test/brokers/up.sh)
 	test/brokers/up.sh

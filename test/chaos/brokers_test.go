@@ -79,6 +79,7 @@ func rowBroker(t *testing.T, tab *Table, target brokerTarget, hard bool, n int) 
 		return
 	}
 	at, _ := l.Delivered()
+	faultAt := time.Now()
 	if hard {
 		kill9Broker(t, target.broker)
 	} else {
@@ -86,7 +87,7 @@ func rowBroker(t *testing.T, tab *Table, target brokerTarget, hard bool, n int) 
 	}
 	brokers.Start(t, target.broker)
 	up := time.Now()
-	row.Recovery = firstDeliveryAfter(l, up, 2*time.Minute)
+	row.Recovery = recovery(l, faultAt, up, 2*time.Minute)
 	settled := settle(l, 3*time.Second, 3*time.Minute)
 	p.Term()
 	row.Count = l.Count()
@@ -116,15 +117,16 @@ func rowRawRabbit(t *testing.T, tab *Table, typ string, n int) {
 		return
 	}
 	at, _ := l.Delivered()
+	faultAt := time.Now()
 	kill9Broker(t, brokers.RabbitMQ)
 	brokers.Start(t, brokers.RabbitMQ)
 	up := time.Now()
-	row.Recovery = firstDeliveryAfter(l, up, 2*time.Minute)
+	row.Recovery = recovery(l, faultAt, up, 2*time.Minute)
 	settled := settle(l, 3*time.Second, 3*time.Minute)
 	row.Count = l.Count()
 	row.Status = verdict(row.Count, -1, settled)
 	row.Note = fmt.Sprintf("fault at %d of %d delivered", at, n)
 	if row.Status != "ok" {
-		t.Error(row.Status)
+		t.Errorf("%s; consumer errors: %q", row.Status, q.errs)
 	}
 }

@@ -20,9 +20,9 @@ type asyncRun struct {
 	fnExtra       string
 	// dupBound is the duplicates allowed (-1: any, reported).
 	dupBound int
-	// during breaks things while tasks run; it returns when the fault
-	// ended (zero time: no recovery to time) and a note.
-	during func(t *testing.T, p *ferrytest.Proc, l *Ledger) (time.Time, string)
+	// during breaks things while tasks run; it returns when the (last)
+	// fault started and ended (zero: no recovery to time) and a note.
+	during func(t *testing.T, p *ferrytest.Proc, l *Ledger) (faultAt, ended time.Time, note string)
 }
 
 func (r asyncRun) run(t *testing.T, tab *Table) {
@@ -36,9 +36,9 @@ func (r asyncRun) run(t *testing.T, tab *Table) {
 	stop := make(chan struct{})
 	submitted := make(chan struct{})
 	go func() { defer close(submitted); s.submitAll(0, r.n, 8, stop) }()
-	var ended time.Time
+	var faultAt, ended time.Time
 	if r.during != nil {
-		ended, row.Note = r.during(t, p, l)
+		faultAt, ended, row.Note = r.during(t, p, l)
 	}
 	select {
 	case <-submitted:
@@ -50,7 +50,7 @@ func (r asyncRun) run(t *testing.T, tab *Table) {
 		return
 	}
 	if !ended.IsZero() {
-		row.Recovery = firstDeliveryAfter(l, ended, 2*time.Minute)
+		row.Recovery = recovery(l, faultAt, ended, 2*time.Minute)
 	}
 	settled := settle(l, 2*time.Second, 3*time.Minute)
 	if p.Running() {
@@ -92,8 +92,8 @@ func asyncRows(scale float64) []asyncRun {
 		{fault: "kill -9 Ferry ×10 in a row", target: "embedded store", n: n(3000), behave: slowly(5 * time.Millisecond),
 			// max_concurrency 16 per function: at most 16 in flight per crash.
 			dupBound: 10 * 16,
-			during: func(t *testing.T, p *ferrytest.Proc, l *Ledger) (time.Time, string) {
-				var ended time.Time
+			during: func(t *testing.T, p *ferrytest.Proc, l *Ledger) (time.Time, time.Time, string) {
+				var faultAt, ended time.Time
 				total := l.Accepted()
 				for i := range 10 {
 					d, _ := l.Delivered()
@@ -101,20 +101,22 @@ func asyncRows(scale float64) []asyncRun {
 						t.Errorf("kill %d: no progress", i+1)
 						break
 					}
+					faultAt = time.Now()
 					p.Kill9()
 					p.Restart()
 					ended = time.Now()
 				}
-				return ended, "10 kills, each after more deliveries; duplicates bound 10 × 16 in flight"
+				return faultAt, ended, "10 kills, each after more deliveries; duplicates bound 10 × 16 in flight"
 			}},
 		{fault: "SIGTERM under load", target: "embedded store", n: n(2000), behave: slowly(5 * time.Millisecond), dupBound: 0,
-			during: func(t *testing.T, p *ferrytest.Proc, l *Ledger) (time.Time, string) {
+			during: func(t *testing.T, p *ferrytest.Proc, l *Ledger) (time.Time, time.Time, string) {
 				if !deliveredAtLeast(l, l.Accepted()/4+1) {
 					t.Error("no progress before SIGTERM")
 				}
+				faultAt := time.Now()
 				p.Term()
 				p.Restart()
-				return time.Now(), "SIGTERM with tasks running, then restart; duplicates must be 0"
+				return faultAt, time.Now(), "SIGTERM with tasks running, then restart; duplicates must be 0"
 			}},
 		{fault: "backend 5xx (first attempt 503)", target: "embedded store", n: n(500), behave: firstAttempt(http.StatusServiceUnavailable, 0, 0), dupBound: 0},
 		{fault: "backend 429 + Retry-After: 1", target: "embedded store", n: n(200), behave: firstAttempt(http.StatusTooManyRequests, 0, 1), dupBound: 0},

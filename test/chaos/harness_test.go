@@ -39,11 +39,12 @@ func settle(l *Ledger, quiet, timeout time.Duration) bool {
 	})
 }
 
-// firstDeliveryAfter waits until a success is recorded after since and
-// returns how long after since it came (0 if none within timeout).
-func firstDeliveryAfter(l *Ledger, since time.Time, timeout time.Duration) time.Duration {
-	if waitUntil(timeout, func() bool { return l.LastDelivery().After(since) }) {
-		return l.LastDelivery().Sub(since)
+// recovery waits until a success is recorded after back (the fault's
+// end) and returns how long after fault (the fault's start) it came; 0 if
+// none within timeout.
+func recovery(l *Ledger, fault, back time.Time, timeout time.Duration) time.Duration {
+	if waitUntil(timeout, func() bool { return l.LastDelivery().After(back) }) {
+		return l.LastDelivery().Sub(fault)
 	}
 	return 0
 }

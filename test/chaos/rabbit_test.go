@@ -16,6 +16,8 @@ import (
 // with the raw client, deleted at the end of the test.
 type rabbitQueue struct {
 	name, typ string
+	// errs is the raw consumer's connection errors, in order.
+	errs []string
 }
 
 func newRabbitQueue(t testing.TB, typ string) *rabbitQueue {
@@ -112,6 +114,12 @@ func (q *rabbitQueue) rawConsume(l *Ledger, stop <-chan struct{}) {
 }
 
 func (q *rabbitQueue) consumeOnce(l *Ledger, stop <-chan struct{}) {
+	var err error
+	defer func() {
+		if err != nil {
+			q.errs = append(q.errs, err.Error())
+		}
+	}()
 	conn, err := amqp.Dial(brokers.Addr(brokers.RabbitMQ))
 	if err != nil {
 		return
@@ -121,18 +129,26 @@ func (q *rabbitQueue) consumeOnce(l *Ledger, stop <-chan struct{}) {
 	if err != nil {
 		return
 	}
-	if err := ch.Qos(64, 0, false); err != nil {
+	if err = ch.Qos(64, 0, false); err != nil {
 		return
 	}
 	ds, err := ch.Consume(q.name, "", false, false, false, false, nil)
 	if err != nil {
 		return
 	}
+	idle := time.NewTimer(10 * time.Second)
+	defer idle.Stop()
 	for {
 		select {
 		case <-stop:
 			return
+		case <-idle.C:
+			// A consumer that got nothing for 10 s starts over (after a
+			// broker restart a consume may sit on a queue still recovering).
+			err = fmt.Errorf("no delivery for 10s")
+			return
 		case d, ok := <-ds:
+			idle.Reset(10 * time.Second)
 			if !ok {
 				return
 			}
