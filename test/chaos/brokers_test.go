@@ -127,6 +127,8 @@ func rowRawRabbit(t *testing.T, tab *Table, typ string, n int) {
 	row.Status = verdict(row.Count, -1, settled)
 	row.Note = fmt.Sprintf("fault at %d of %d delivered", at, n)
 	if row.Status != "ok" {
+		q.mu.Lock()
 		t.Errorf("%s; consumer errors: %q", row.Status, q.errs)
+		q.mu.Unlock()
 	}
 }

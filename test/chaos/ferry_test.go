@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -142,5 +141,4 @@ func init() {
 	for i := range notRun {
 		notRun[i].Status = "not run"
 	}
-	_ = fmt.Sprint
 }

@@ -11,7 +11,6 @@ package chaos
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -157,9 +156,7 @@ func (t *Table) Rows() []Row {
 func (t *Table) Write(w io.Writer) {
 	fmt.Fprintln(w, "| fault | broker / store | N | lost | duplicated | unexpected | retries | recovery s | result | note |")
 	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
-	rows := t.Rows()
-	sort.SliceStable(rows, func(i, j int) bool { return false })
-	for _, r := range rows {
+	for _, r := range t.Rows() {
 		rec := "–"
 		if r.Recovery > 0 {
 			rec = fmt.Sprintf("%.1f", r.Recovery.Seconds())

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 type rabbitQueue struct {
 	name, typ string
 	// errs is the raw consumer's connection errors, in order.
+	mu   sync.Mutex
 	errs []string
 }
 
@@ -117,7 +119,9 @@ func (q *rabbitQueue) consumeOnce(l *Ledger, stop <-chan struct{}) {
 	var err error
 	defer func() {
 		if err != nil {
+			q.mu.Lock()
 			q.errs = append(q.errs, err.Error())
+			q.mu.Unlock()
 		}
 	}()
 	conn, err := amqp.Dial(brokers.Addr(brokers.RabbitMQ))
