@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
 FUZZTIME    ?= 30s
 
-.PHONY: all build run test test-cluster fuzz lint fmt bench bench-quick clean deps brokers brokers-down tools screenshot
+.PHONY: all build run test test-cluster fuzz chaos lint fmt bench bench-quick clean deps brokers brokers-down tools screenshot
 
 all: lint test
 
@@ -65,6 +65,9 @@ fuzz: deps ## run every fuzz target for FUZZTIME (default 30s) each (not part of
 	    $(GO) test -count=1 -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$dir; \
 	  done; \
 	done
+
+chaos: deps brokers ## the fault matrix against real brokers and ferry processes (test/chaos, ~10 min; restarts and kill -9s the shared brokers): prints the table and writes it to docs/reliability.md
+	FERRY_CHAOS=1 FERRY_CHAOS_WRITE=1 $(GO) test -count=1 -timeout 30m -p 1 -v -run 'TestChaos$$' ./test/chaos/
 
 brokers: ## start Kafka, RocketMQ, RabbitMQ and Redis if they are not running (test/brokers/up.sh)
 	test/brokers/up.sh

@@ -15,6 +15,12 @@ type RabbitMQSource struct {
 	// Prefetch is the channel's QoS prefetch count. Defaults to 64, or
 	// batch.size × concurrency when that is larger.
 	Prefetch int `yaml:"prefetch"`
+	// QueueType, when set, makes Ferry declare the queue (durable) with
+	// this x-queue-type if it is missing, and refuse one of another type:
+	// "quorum" (acks replicated and fsynced through Raft, so a broker
+	// killed hard redelivers only what was in flight) or "classic".
+	// Empty: the queue must exist and Ferry does not declare it.
+	QueueType string `yaml:"queue_type"`
 }
 
 func (s *RabbitMQSource) applyDefaults(t *Trigger) {
@@ -28,6 +34,9 @@ func (s *RabbitMQSource) validate(v *validator, p string) {
 	v.brokerURL(p+".url", s.URL, "amqp", "amqps")
 	v.required(p+".queue", s.Queue)
 	v.atLeast(p+".prefetch", s.Prefetch, 1)
+	if s.QueueType != "" {
+		v.oneOf(p+".queue_type", s.QueueType, "quorum", "classic")
+	}
 }
 
 // RabbitMQSink publishes outcomes as persistent messages with publisher

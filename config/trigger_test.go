@@ -63,6 +63,8 @@ func TestTriggerProblems(t *testing.T) {
 			`t.yaml:9: triggers[0].batch.size: must be from 1 to 10000`},
 		{"BadBrokerURLNotEchoed", `  - { name: t1, function: f, source: { rabbitmq: { url: "http://user:secret@h/", queue: q } } }`,
 			`t.yaml:9: triggers[0].source.rabbitmq.url: must be a URL with a host and the scheme amqp://`},
+		{"BadQueueType", `  - { name: t1, function: f, source: { rabbitmq: { url: "amqp://h/", queue: q, queue_type: stream } } }`,
+			`t.yaml:9: triggers[0].source.rabbitmq.queue_type: "stream" is not one of quorum, classic`},
 		{"UnknownKey", `  - { name: t1, function: f, sauce: {}, source: { redis: { url: "redis://h:6379", stream: s } } }`,
 			`t.yaml:9: triggers[0].sauce: unknown key`},
 	}

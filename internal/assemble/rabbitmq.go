@@ -11,7 +11,7 @@ import (
 )
 
 func rabbitmqSource(c *config.RabbitMQSource, _ *config.Trigger, log *slog.Logger) (poller.Source, error) {
-	return rabbitmq.New(rabbitmq.Config{URL: c.URL, Queue: c.Queue, Prefetch: c.Prefetch, Logger: log})
+	return rabbitmq.New(rabbitmq.Config{URL: c.URL, Queue: c.Queue, Prefetch: c.Prefetch, QueueType: c.QueueType, Logger: log})
 }
 
 // rabbitmqSink shares one publisher (connection) per URL.

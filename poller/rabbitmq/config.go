@@ -25,6 +25,15 @@ const (
 	CloseTimeoutDefault = 5 * time.Second
 )
 
+// Queue types of Config.QueueType.
+const (
+	// QueueQuorum is a replicated queue whose enqueues and acks go
+	// through a Raft log written before they are confirmed.
+	QueueQuorum = "quorum"
+	// QueueClassic is RabbitMQ's original queue type.
+	QueueClassic = "classic"
+)
+
 // Config configures a Source.
 type Config struct {
 	// URL is the AMQP URI, e.g. "amqp://guest:guest@127.0.0.1:5672/".
@@ -40,6 +49,11 @@ type Config struct {
 	// number of messages redelivered after a crash. Defaults to
 	// PrefetchDefault (64); at most PrefetchMax.
 	Prefetch int
+	// QueueType, when set ("quorum" or "classic"), makes Connect declare
+	// the queue durable with that x-queue-type when it is missing; a queue
+	// of another type makes Connect fail with ErrQueueType. Empty: Connect
+	// only checks that the queue exists (ErrQueueNotFound otherwise).
+	QueueType string
 	// DialTimeout bounds the TCP connect and AMQP handshake of Connect (as
 	// does Connect's context). Defaults to DialTimeoutDefault (10s).
 	DialTimeout time.Duration
@@ -73,6 +87,9 @@ func (c Config) settings() (settings, error) {
 	}
 	if c.Prefetch < 0 || c.Prefetch > PrefetchMax {
 		errs = append(errs, fmt.Errorf("bad Prefetch %[2]d: must be between 0 and %[1]d", PrefetchMax, c.Prefetch))
+	}
+	if c.QueueType != "" && c.QueueType != QueueQuorum && c.QueueType != QueueClassic {
+		errs = append(errs, fmt.Errorf("bad QueueType %q: must be %q, %q or empty", c.QueueType, QueueQuorum, QueueClassic))
 	}
 	if c.DialTimeout < 0 {
 		errs = append(errs, fmt.Errorf("bad DialTimeout %s: must not be negative", c.DialTimeout))

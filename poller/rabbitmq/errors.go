@@ -13,9 +13,13 @@ var (
 	// loss).
 	ErrStaleDelivery = errors.New("delivery belongs to a closed AMQP channel; the broker redelivers it")
 	// ErrQueueNotFound is returned by Connect when the configured queue
-	// does not exist. Ferry never declares users' queues; Connect may be
-	// retried once the queue is declared.
+	// does not exist and Config.QueueType is empty (Ferry then does not
+	// declare it); Connect may be retried once the queue is declared.
 	ErrQueueNotFound = errors.New("queue not found")
+	// ErrQueueType is returned by Connect when Config.QueueType is set and
+	// the queue exists with another type or other arguments (the broker's
+	// PRECONDITION_FAILED); Connect may be retried once it is fixed.
+	ErrQueueType = errors.New("queue exists with another type")
 	// ErrClosed is returned by Connect and Read after Close.
 	ErrClosed = errors.New("rabbitmq source closed")
 	// ErrAlreadySettled is returned by a message's Ack called a second

@@ -103,12 +103,8 @@ func consume(conn *amqp.Connection, cfg *settings, gen uint64) (*session, error)
 	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
 		return nil, fmt.Errorf("rabbitmq: set prefetch %d: %w", cfg.Prefetch, cfg.clean(err))
 	}
-	if _, err := ch.QueueDeclarePassive(cfg.Queue, false, false, false, false, nil); err != nil {
-		var aerr *amqp.Error
-		if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
-			return nil, fmt.Errorf("rabbitmq: queue %q on %s: %w (declare it; Ferry does not)", cfg.Queue, cfg.addr, ErrQueueNotFound)
-		}
-		return nil, fmt.Errorf("rabbitmq: check queue %q: %w", cfg.Queue, cfg.clean(err))
+	if err := declareQueue(ch, cfg); err != nil {
+		return nil, err
 	}
 	ss.deliveries, err = ch.Consume(cfg.Queue, ss.tag, false, false, false, false, nil)
 	if err != nil {
@@ -228,4 +224,26 @@ func (ss *session) closeGracefully(deadline time.Time) error {
 		return fmt.Errorf("rabbitmq: close channel generation %d: %w", ss.gen, errors.Join(errs...))
 	}
 	return nil
+}
+
+// declareQueue checks that the queue exists or, with a QueueType, declares
+// it durable with that type (a no-op when it exists with the same one).
+func declareQueue(ch *amqp.Channel, cfg *settings) error {
+	var err error
+	if cfg.QueueType == "" {
+		_, err = ch.QueueDeclarePassive(cfg.Queue, false, false, false, false, nil)
+	} else {
+		_, err = ch.QueueDeclare(cfg.Queue, true, false, false, false, amqp.Table{"x-queue-type": cfg.QueueType})
+	}
+	if err == nil {
+		return nil
+	}
+	var aerr *amqp.Error
+	switch {
+	case errors.As(err, &aerr) && aerr.Code == amqp.NotFound:
+		return fmt.Errorf("rabbitmq: queue %q on %s: %w (declare it, or set queue_type)", cfg.Queue, cfg.addr, ErrQueueNotFound)
+	case errors.As(err, &aerr) && aerr.Code == amqp.PreconditionFailed:
+		return fmt.Errorf("rabbitmq: queue %q on %s: %w: want %s: %s", cfg.Queue, cfg.addr, ErrQueueType, cfg.QueueType, aerr.Reason)
+	}
+	return fmt.Errorf("rabbitmq: check queue %q: %w", cfg.Queue, cfg.clean(err))
 }
