@@ -160,10 +160,10 @@ func maxInWindow(times []time.Time, w time.Duration) (most int, rate float64) {
 
 // rateWindow is the sliding window in which the tests allow at most
 // rate+burst invocations (what a token bucket allows in a second): a
-// second, less an allowance of 40 ms for the jitter between Ferry starting
+// second, less an allowance of 100 ms for the jitter between Ferry starting
 // a call and the backend seeing it (a call seen late shortens the gap to
-// the next one).
-const rateWindow = time.Second - 40*time.Millisecond
+// the next one; 40 ms was exceeded on a loaded 2-core machine).
+const rateWindow = time.Second - 100*time.Millisecond
 
 // percentile returns the p-th percentile (0 < p <= 1) of ds by the
 // nearest-rank method.
