@@ -149,4 +149,7 @@ var localRows = []localRow{
 	{"store_full", rowStoreFull},
 	{"damaged_wal", rowDamagedWAL},
 	{"missing_current", rowMissingCurrent},
+	{"connection_flood", rowFlood},
+	{"webhook_down", rowWebhookDown},
+	{"low_gomemlimit", rowLowMemLimit},
 }
