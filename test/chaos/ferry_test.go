@@ -152,4 +152,5 @@ var localRows = []localRow{
 	{"connection_flood", rowFlood},
 	{"webhook_down", rowWebhookDown},
 	{"low_gomemlimit", rowLowMemLimit},
+	{"noisy_tenant", rowNoisyTenant},
 }
