@@ -59,6 +59,9 @@ func TestChaos(t *testing.T) {
 	for _, typ := range []string{"classic", "quorum"} {
 		t.Run("raw kill9 rabbitmq "+typ, func(t *testing.T) { rowRawRabbit(t, &tab, typ, 3000) })
 	}
+	for _, r := range localRows {
+		t.Run(r.name, func(t *testing.T) { r.run(t, &tab) })
+	}
 	for _, r := range notRun {
 		tab.Add(r)
 	}

@@ -128,17 +128,29 @@ func asyncRows(scale float64) []asyncRun {
 var notRun = []Row{
 	{Fault: "broker partitioned mid-batch (TCP proxy)", Target: "kafka, rocketmq, rabbitmq",
 		Note: "Kafka and RocketMQ advertise their own addresses, so a proxy needs advertised-listener changes; RabbitMQ is single-port and proxyable but not built in the time given (Redis Streams rows above)"},
-	{Fault: "store full (store.embedded.min_free, 507 store_full)", Target: "embedded store on tmpfs",
-		Note: "contract built by another helper in parallel; row to add once merged"},
-	{Fault: "damaged store files", Target: "embedded store", Note: "built with item 2 by another helper; row to add once merged"},
-	{Fault: "connection flood (server.max_connections)", Target: "API", Note: "contract built by another helper in parallel; row to add once merged"},
-	{Fault: "webhook receiver down 3 min", Target: "webhook destination", Note: "not built in the time given"},
-	{Fault: "noisy tenant at 100× quota", Target: "embedded store", Note: "not built in the time given (test/cluster limits_test.go covers fairness)"},
-	{Fault: "low GOMEMLIMIT under a large backlog", Target: "embedded store", Note: "not built in the time given"},
 }
 
 func init() {
 	for i := range notRun {
 		notRun[i].Status = "not run"
 	}
+}
+
+// localRow is a row that needs no broker: run alone with
+// -run 'TestChaos/<name>'.
+type localRow struct {
+	name string
+	run  func(t *testing.T, tab *Table)
+}
+
+// localRows are the rows on one `ferry serve` that need no broker and no
+// broker restart.
+var localRows = []localRow{
+	{"store_full", rowStoreFull},
+	{"damaged_wal", rowDamagedWAL},
+	{"missing_current", rowMissingCurrent},
+	{"connection_flood", rowFlood},
+	{"webhook_down", rowWebhookDown},
+	{"low_gomemlimit", rowLowMemLimit},
+	{"noisy_tenant", rowNoisyTenant},
 }
