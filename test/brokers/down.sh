@@ -49,7 +49,7 @@ stop_kafka() {
   if our_pid "$f" "$pat" >/dev/null; then
     # SIGTERM = controlled shutdown; after 60 s, SIGKILL (Kafka recovers its log on start).
     stop_pid kafka "$f" "$pat" 60
-    after_stop kafka stopped "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+    after_stop kafka stopped "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_PROXIED_PORT"
   else
     rm -f "$f"
     after_stop kafka "not running (no live pidfile)" "$KAFKA_PORT"

@@ -19,6 +19,11 @@ ROCKETMQ_LIBS=$CACHE/rocketmq-$ROCKETMQ_VERSION/libs
 
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
+# A second plain listener the chaos suite reaches through its own TCP proxy:
+# Kafka advertises the proxy's port on it, so every connection a client
+# makes after bootstrap goes through the proxy too.
+KAFKA_PROXIED_PORT=9094
+KAFKA_PROXY_PORT=9095
 ROCKETMQ_NAMESRV_PORT=9876
 ROCKETMQ_BROKER_PORT=10911 # the broker also listens on 10909 (VIP channel) and 10912 (HA)
 RABBITMQ_PORT=5672

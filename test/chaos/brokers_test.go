@@ -69,13 +69,8 @@ func rowBroker(t *testing.T, tab *Table, target brokerTarget, hard bool, n int) 
 	l := NewLedger()
 	be := NewBackend(l, func(int, int) (int, time.Duration, int) { return 0, 2 * time.Millisecond, 0 })
 	defer be.Close()
-	source := target.fill(t, n, l)
-	p := ferrytest.Start(t, serveConfig(be.URL(), "", fmt.Sprintf(`triggers:
-  - { name: trig, function: f, source: %s, concurrency: 4, batch: { size: 1 } }
-`, source)))
-	if !waitUntil(2*time.Minute, func() bool { d, _ := l.Delivered(); return d >= n/3 }) {
-		row.Status = "FAIL: the trigger did not reach a third of the messages"
-		t.Error(row.Status)
+	p, ok := startTrigger(t, &row, l, be, target.fill(t, n, l), n)
+	if !ok {
 		return
 	}
 	at, _ := l.Delivered()
@@ -96,6 +91,21 @@ func rowBroker(t *testing.T, tab *Table, target brokerTarget, hard bool, n int) 
 	if row.Status != "ok" {
 		t.Error(row.Status)
 	}
+}
+
+// startTrigger starts ferry with a trigger (concurrency 4, batch 1) on
+// source, invoking be, and waits until a third of the n messages were
+// delivered. false: they were not within 2 minutes (row says so).
+func startTrigger(t *testing.T, row *Row, l *Ledger, be *Backend, source string, n int) (*ferrytest.Proc, bool) {
+	p := ferrytest.Start(t, serveConfig(be.URL(), "", fmt.Sprintf(`triggers:
+  - { name: trig, function: f, source: %s, concurrency: 4, batch: { size: 1 } }
+`, source)))
+	if !waitUntil(2*time.Minute, func() bool { d, _ := l.Delivered(); return d >= n/3 }) {
+		row.Status = "FAIL: the trigger did not reach a third of the messages"
+		t.Error(row.Status)
+		return p, false
+	}
+	return p, true
 }
 
 // rowRawRabbit is rowBroker's kill -9 with amqp091-go's own consumer in

@@ -53,8 +53,10 @@ func TestChaos(t *testing.T) {
 		t.Run("restart "+target.label, func(t *testing.T) { rowBroker(t, &tab, target, false, 3000) })
 		t.Run("kill9 "+target.label, func(t *testing.T) { rowBroker(t, &tab, target, true, 3000) })
 	}
-	for _, fault := range []string{"latency", "cut", "half-open"} {
-		t.Run("partition redis "+fault, func(t *testing.T) { rowPartition(t, &tab, fault, 10*time.Second, 3000) })
+	for _, target := range partitionTargets(t) {
+		for _, fault := range []string{"latency", "cut", "half-open"} {
+			t.Run("partition "+target.label+" "+fault, func(t *testing.T) { rowPartition(t, &tab, target, fault, 10*time.Second, 3000) })
+		}
 	}
 	for _, typ := range []string{"classic", "quorum"} {
 		t.Run("raw kill9 rabbitmq "+typ, func(t *testing.T) { rowRawRabbit(t, &tab, typ, 3000) })
