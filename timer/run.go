@@ -17,6 +17,11 @@ const (
 	retryMax = 30 * time.Second
 )
 
+// lateGrace is how late a tick may come to be submitted while the timer
+// runs (a slow store, a busy machine) and still run whatever CatchUp
+// says; a tick later than that was missed.
+const lateGrace = 10 * time.Second
+
 // Tick results, the values of ferry_timer_ticks_total's result label.
 const (
 	// ResultFired: the tick's task was created on time (the tick came
@@ -135,20 +140,28 @@ func (r *run) whilePaused(now time.Time) {
 }
 
 // due decides the ticks in (cursor, now]: those older than MaxLateness
-// are skipped; of the others, CatchUp picks which run (when the timer
-// has just started or resumed; else a backlog can only come from a stall
-// or a failing submit, and none and last then run the latest tick).
+// are skipped; of the others, CatchUp picks which run. Just after the
+// start or a resume, the policy takes every due tick (they were missed);
+// while the timer runs, a backlog comes from a slow submit or a stalled
+// process, and a tick at most lateGrace late still runs whatever the
+// policy, later ones are missed ones.
 func (r *run) due(ctx context.Context, now time.Time) {
 	stale := now.Add(-r.cfg.MaxLateness)
+	missed := func(at time.Time) bool { return r.fresh || now.Sub(at) > lateGrace }
 	var ticks []time.Time
 	for at := r.cfg.Schedule.Next(r.cursor); !at.IsZero() && !at.After(now); at = r.cfg.Schedule.Next(at) {
 		if !at.After(stale) {
 			r.decide(at, ResultSkipped)
 			continue
 		}
-		if r.cfg.CatchUp != CatchUpAll && len(ticks) > 0 {
-			r.decide(ticks[0], ResultSkipped)
-			ticks = ticks[:0]
+		if r.cfg.CatchUp != CatchUpAll {
+			// A missed tick with a later one behind it gives way.
+			n := 0
+			for n < len(ticks) && missed(ticks[n]) {
+				r.decide(ticks[n], ResultSkipped)
+				n++
+			}
+			ticks = append(ticks[:0], ticks[n:]...)
 		}
 		ticks = append(ticks, at)
 	}

@@ -18,7 +18,8 @@
 // # Catch-up
 //
 // Ticks missed while the trigger was not running (Ferry down, the trigger
-// paused, the process stalled) run by CatchUp: none runs only ticks from
+// paused; or, while it runs, ticks it comes to more than 10s late) run by
+// CatchUp: none runs only ticks from
 // the start or resume on; last runs the latest missed tick within
 // MaxLateness; all runs every missed tick within MaxLateness, oldest
 // first. A tick older than MaxLateness never runs.
