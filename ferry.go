@@ -29,6 +29,7 @@ import (
 	"github.com/ferrydev/ferry/internal/routes"
 	"github.com/ferrydev/ferry/internal/telemetry"
 	"github.com/ferrydev/ferry/poller"
+	"github.com/ferrydev/ferry/timer"
 	"github.com/ferrydev/ferry/wire"
 )
 
@@ -68,6 +69,7 @@ type Server struct {
 	shared    *assemble.Shared
 	outbox    *dispatcher.Outbox
 	pollers   []*poller.Poller
+	timers    []*timer.Timer
 	sampler   *dashboard.Sampler
 	traces    *telemetry.Traces
 	http      *http.Server
@@ -158,11 +160,17 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		Workers: cfg.Dispatcher.Workers, DrainTimeout: cfg.Server.ShutdownTimeout.D(), Now: o.clock,
 		RatesAtLease: shared, // the Redis store's Lease takes the rate tokens
 	})
-	s.sampler = dashboard.NewSampler(s.registry, q.Stats, o.clock)
-	routeOpts := []routes.Option{routes.WithDashboard(s.sampler), routes.WithTracer(s.traces.Tracer())}
-	if s.shared.Admission != nil {
-		routeOpts = append(routeOpts, routes.WithAdmissionRates(s.shared.Admission))
+	// The API and the timer triggers submit through the same path, with
+	// the same admission buckets.
+	admit := routes.Admission(cfg, s.shared.Admission, log)
+	sub := async.NewSubmitter(async.SubmitterConfig{
+		Store: q, MaxQueued: func(tenant string) int { return maxQueued[tenant] }, Admit: admit, Now: o.clock,
+	})
+	if s.timers, err = assemble.Timers(cfg, sub, timer.NewMetrics(s.registry), timer.SystemClock(o.clock), log); err != nil {
+		return fail(err)
 	}
+	s.sampler = dashboard.NewSampler(s.registry, q.Stats, o.clock)
+	routeOpts := []routes.Option{routes.WithDashboard(s.sampler), routes.WithTracer(s.traces.Tracer()), routes.WithAdmit(admit)}
 	routeOpts = append(routeOpts, routes.WithReadinessDetail(s.readinessDetail))
 	routeOpts = append(routeOpts, metricsRouteOptions(cfg.Server)...)
 	s.http = &http.Server{
@@ -257,9 +265,12 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, p := range s.pollers {
 		pollers.Go(func() { _ = p.Run(pollCtx) })
 	}
+	for _, t := range s.timers {
+		pollers.Go(func() { _ = t.Run(pollCtx) })
+	}
 	s.ready.Store(true)
 	s.log.Info("ferry is serving", "listen", s.Addr().String(), "store", assemble.StoreName(s.cfg.Store),
-		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions), "triggers", len(s.pollers))
+		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions), "triggers", len(s.pollers)+len(s.timers))
 
 	var runErr error
 	select {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/wire"
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -64,6 +63,7 @@ type APIConfig struct {
 // API serves HTTP API v1: submit, get, cancel and list tasks.
 type API struct {
 	cfg     APIConfig
+	sub     *Submitter
 	submits *prometheus.CounterVec
 	prop    propagation.TraceContext
 }
@@ -88,7 +88,8 @@ func NewAPI(cfg APIConfig) *API {
 	if cfg.Admit == nil {
 		cfg.Admit = func(string, string) time.Duration { return 0 }
 	}
-	a := &API{cfg: cfg, submits: prometheus.NewCounterVec(prometheus.CounterOpts{
+	sub := NewSubmitter(SubmitterConfig{Store: cfg.Store, MaxQueued: cfg.MaxQueued, Admit: cfg.Admit, Now: cfg.Now})
+	a := &API{cfg: cfg, sub: sub, submits: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ferry_api_submissions_total",
 		Help: "Task submissions by tenant and result (accepted, duplicate, rejected code).",
 	}, []string{"tenant", "result"})}
@@ -188,34 +189,18 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, tenant string) {
 	defer span.End()
 	spanLane(span, tenant, fn)
 
-	now := a.cfg.Now().UTC()
-	id, err := uuid.NewV7()
-	if err != nil {
-		a.reject(w, tenant, http.StatusServiceUnavailable, "unavailable", "cannot make a task id: "+err.Error())
-		return
-	}
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
-	t := &Task{
-		ID: id.String(), FreshID: true, Tenant: tenant, Function: fn,
-		Payload: body, ContentType: ct, IdempotencyKey: key,
-		Hops: hops, TraceParent: traceParent,
-		CreatedAt: now, UpdatedAt: now, ReadyAt: now.Add(delay),
-	}
-	if wait := a.cfg.Admit(tenant, fn); wait > 0 {
+	got, created, err := a.sub.Submit(r.Context(), Submission{
+		Tenant: tenant, Function: fn, Payload: body, ContentType: r.Header.Get("Content-Type"),
+		IdempotencyKey: key, Delay: delay, Hops: hops, TraceParent: traceParent,
+	})
+	var limited *RateLimitError
+	switch {
+	case errors.As(err, &limited):
 		spanRefused(span, "rate_limited")
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		a.reject(w, tenant, http.StatusTooManyRequests, "rate_limited",
-			fmt.Sprintf("over the rate limit of tenant %q or function %q; retry after %s", tenant, fn, wait.Round(time.Millisecond)))
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(limited.Wait.Seconds()))))
+		a.reject(w, tenant, http.StatusTooManyRequests, "rate_limited", limited.Error())
 		return
-	}
-	got, created, err := a.cfg.Store.Enqueue(r.Context(), t, a.cfg.MaxQueued(tenant))
-	if err == nil && !created && got.Function != fn {
-		err = errIdempotencyConflict{key: key, function: got.Function}
-	}
-	if err != nil {
+	case err != nil:
 		rf := a.enqueueError(tenant, fn, err)
 		spanRefused(span, rf.code)
 		a.refuse(w, tenant, rf)
@@ -261,14 +246,6 @@ type childTracer interface {
 
 var noSpan = trace.SpanFromContext(context.Background())
 
-// errIdempotencyConflict: the idempotency key names a task of another
-// function.
-type errIdempotencyConflict struct{ key, function string }
-
-func (e errIdempotencyConflict) Error() string {
-	return fmt.Sprintf("Idempotency-Key %q was used for function %q", e.key, e.function)
-}
-
 // refusal is how the API answers a task the store refused.
 type refusal struct {
 	status     int
@@ -278,10 +255,12 @@ type refusal struct {
 
 // enqueueError maps an Enqueue error to its refusal.
 func (a *API) enqueueError(tenant, fn string, err error) refusal {
-	var idem errIdempotencyConflict
+	var idem *IdempotencyConflictError
 	switch {
 	case errors.As(err, &idem):
 		return refusal{http.StatusConflict, "idempotency_conflict", idem.Error(), ""}
+	case errors.Is(err, errTaskID):
+		return refusal{http.StatusServiceUnavailable, "unavailable", err.Error(), ""}
 	case errors.Is(err, ErrQuotaExceeded):
 		return refusal{http.StatusTooManyRequests, "quota_exceeded",
 			fmt.Sprintf("tenant %q has reached max_queued (%d unfinished tasks); retry later", tenant, a.cfg.MaxQueued(tenant)), "1"}

@@ -81,8 +81,7 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 	at := make([]int, 0, len(items)) // tasks[k] answers answers[at[k]]
 	for i, it := range items {
 		if wait := a.cfg.Admit(tenant, fn); wait > 0 {
-			answers[i].Error = &errorBody{"rate_limited",
-				fmt.Sprintf("over the rate limit of tenant %q or function %q; retry after %s", tenant, fn, wait.Round(time.Millisecond))}
+			answers[i].Error = &errorBody{"rate_limited", (&RateLimitError{Tenant: tenant, Function: fn, Wait: wait}).Error()}
 			a.submits.WithLabelValues(tenant, "rate_limited").Inc()
 			continue
 		}
@@ -112,7 +111,7 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request, tenant string)
 		for k, rs := range res {
 			i := at[k]
 			if rs.Err == nil && !rs.Created && rs.Task.Function != fn {
-				rs.Err = errIdempotencyConflict{key: tasks[k].IdempotencyKey, function: rs.Task.Function}
+				rs.Err = &IdempotencyConflictError{Key: tasks[k].IdempotencyKey, Function: rs.Task.Function}
 			}
 			if rs.Err != nil {
 				rf := a.enqueueError(tenant, fn, rs.Err)

@@ -8,11 +8,17 @@ import (
 	"time"
 )
 
-// RecordVersion is the format version of the binary task record that
-// AppendRecord writes. DecodeRecord refuses any other version with
+// RecordVersion is the newest format version of the binary task record.
+// DecodeRecord reads versions 1 and 2 and refuses any other with
 // ErrRecordVersion, so a store never misreads records written by another
-// version of Ferry.
-const RecordVersion = 1
+// version of Ferry. Version 2 is version 1 with the task's EventTime at
+// the end; AppendRecord writes it only for a task that has an EventTime
+// (a timer tick's), and version 1 otherwise, so a store without timer
+// tasks stays readable by the Ferry before version 2.
+const RecordVersion = 2
+
+// recordV1 is the record format without EventTime.
+const recordV1 = 1
 
 // Record errors.
 var (
@@ -37,7 +43,11 @@ func AppendRecord(dst []byte, t *Task) []byte {
 			len(t.TraceParent) + len(t.Output) + 64*len(t.Deliveries)
 		dst = make([]byte, 0, n)
 	}
-	e := encoder(append(dst, RecordVersion))
+	version := byte(recordV1)
+	if !t.EventTime.IsZero() {
+		version = RecordVersion
+	}
+	e := encoder(append(dst, version))
 	e.str(t.ID)
 	e.str(t.Tenant)
 	e.str(t.Function)
@@ -72,6 +82,9 @@ func AppendRecord(dst []byte, t *Task) []byte {
 		e.time(d.FirstAttemptAt)
 		e.time(d.NextAttemptAt)
 	}
+	if version == RecordVersion {
+		e.time(t.EventTime)
+	}
 	return e
 }
 
@@ -82,8 +95,9 @@ func DecodeRecord(b []byte) (*Task, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrRecordCorrupt)
 	}
-	if b[0] != RecordVersion {
-		return nil, fmt.Errorf("%w: %d (this Ferry reads version %d)", ErrRecordVersion, b[0], RecordVersion)
+	version := b[0]
+	if version != recordV1 && version != RecordVersion {
+		return nil, fmt.Errorf("%w: %d (this Ferry reads versions %d to %d)", ErrRecordVersion, version, recordV1, RecordVersion)
 	}
 	d := decoder{b: b[1:]}
 	t := &Task{}
@@ -127,6 +141,9 @@ func DecodeRecord(b []byte) (*Task, error) {
 			dl.FirstAttemptAt = d.time()
 			dl.NextAttemptAt = d.time()
 		}
+	}
+	if version == RecordVersion {
+		t.EventTime = d.time()
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail()

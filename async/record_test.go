@@ -14,6 +14,8 @@ func TestRecordRoundTrip(t *testing.T) {
 		task *Task
 	}{
 		{"minimal", &Task{ID: "a", Tenant: "t", Function: "f", Status: StatusQueued, CreatedAt: at, ReadyAt: at}},
+		{"eventTime", &Task{ID: "a", Tenant: "t", Function: "f", Status: StatusQueued, CreatedAt: at, ReadyAt: at,
+			EventTime: at.Add(-time.Minute), Deliveries: []Delivery{{Kind: "log", State: DeliveryPending}}}},
 		{"full", &Task{
 			ID: "0193a6b0-0000-7000-8000-000000000001", Tenant: "acme", Function: "resize",
 			ContentType: "application/json", IdempotencyKey: "k-1", Hops: 3,
@@ -42,6 +44,33 @@ func TestRecordRoundTrip(t *testing.T) {
 				t.Fatalf("round trip:\n got %+v\nwant %+v", got, tt.task)
 			}
 		})
+	}
+}
+
+// TestRecordVersions: a task without an EventTime is written as version
+// 1, which the Ferry before version 2 reads; one with an EventTime as
+// version 2.
+func TestRecordVersions(t *testing.T) {
+	at := time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC)
+	plain := &Task{ID: "a", Tenant: "t", Function: "f", CreatedAt: at}
+	if b := AppendRecord(nil, plain); b[0] != 1 {
+		t.Errorf("a task without EventTime is written as version %d, want 1", b[0])
+	}
+	timed := plain.Clone()
+	timed.EventTime = at
+	b := AppendRecord(nil, timed)
+	if b[0] != 2 {
+		t.Errorf("a task with EventTime is written as version %d, want 2", b[0])
+	}
+	if got, err := DecodeRecord(b); err != nil || !got.EventTime.Equal(at) || !got.EventAt().Equal(at) {
+		t.Errorf("DecodeRecord = %+v, %v; want EventTime %v", got, err, at)
+	}
+	if got := plain.EventAt(); !got.Equal(at) {
+		t.Errorf("EventAt without EventTime = %v, want CreatedAt %v", got, at)
+	}
+	// Version 2 without its last field is damaged, not misread.
+	if _, err := DecodeRecord(b[:len(b)-1]); !errors.Is(err, ErrRecordCorrupt) {
+		t.Errorf("truncated version 2: %v, want ErrRecordCorrupt", err)
 	}
 }
 

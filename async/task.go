@@ -130,6 +130,10 @@ type Task struct {
 	ReplayedAt time.Time `json:"replayed_at,omitzero"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// EventTime is when the event the task stands for happened, when that
+	// is not when it was submitted: a timer tick's scheduled instant. It
+	// is the invocation's ce-time (EventAt); zero for API submissions.
+	EventTime time.Time `json:"event_time,omitzero"`
 	// ReadyAt is when a queued task may run next (delay or retry backoff).
 	ReadyAt time.Time `json:"ready_at"`
 	// Lease is the fencing token of the latest lease; every lease increments
@@ -155,6 +159,15 @@ type Task struct {
 func (t *Task) AgeFrom() time.Time {
 	if t.ReplayedAt.After(t.CreatedAt) {
 		return t.ReplayedAt
+	}
+	return t.CreatedAt
+}
+
+// EventAt is when the task's event happened (its ce-time): EventTime when
+// set, else CreatedAt.
+func (t *Task) EventAt() time.Time {
+	if !t.EventTime.IsZero() {
+		return t.EventTime
 	}
 	return t.CreatedAt
 }

@@ -18,6 +18,7 @@ var (
 	durationType   = reflect.TypeFor[Duration]()
 	byteSizeType   = reflect.TypeFor[ByteSize]()
 	stringListType = reflect.TypeFor[StringList]()
+	jsonType       = reflect.TypeFor[JSON]()
 )
 
 // decoder decodes a yaml.Node tree into a Go value by reflection, collecting
@@ -140,6 +141,13 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 			return
 		}
 		d.slice(path, n, v)
+		return
+	case jsonType:
+		if !isNull(n) {
+			if b, ok := d.decodeJSON(path, n); ok {
+				v.Set(reflect.ValueOf(b))
+			}
+		}
 		return
 	case byteSizeType:
 		if s, ok := d.scalar(path, n, "a size"); ok {

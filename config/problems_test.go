@@ -102,6 +102,10 @@ func TestParseProblems(t *testing.T) {
 		{name: "RetryMultiplier", src: base + "    retry: { multiplier: 0.5 }\n", want: "x.yaml:8: functions[0].retry.multiplier: must be at least 1, got 0.5"},
 		{name: "RetryAttempts", src: base + "    retry: { max_attempts: -1 }\n", want: "x.yaml:8: functions[0].retry.max_attempts: must be at least 1, got -1"},
 		{name: "FunctionConcurrency", src: base + "    max_concurrency: -2\n", want: "x.yaml:8: functions[0].max_concurrency: must be at least 1, got -2"},
+		{name: "TimerCron", src: base + "triggers:\n  - name: tick\n    function: echo\n    source: { timer: { cron: \"61 * * * *\" } }\n", want: `x.yaml:11: triggers[0].source.timer.cron: "61 * * * *" is not a cron expression`},
+		{name: "TimerZone", src: base + "triggers:\n  - name: tick\n    function: echo\n    source:\n      timer:\n        cron: \"@hourly\"\n        timezone: Mars/Olympus\n", want: `x.yaml:14: triggers[0].source.timer.timezone: "Mars/Olympus" is not a known time zone`},
+		{name: "TimerCatchUp", src: base + "triggers:\n  - name: tick\n    function: echo\n    source: { timer: { cron: \"@daily\" } }\n    catch_up: sometimes\n", want: `x.yaml:12: triggers[0].catch_up: "sometimes" is not one of none, last, all`},
+		{name: "TimerMaxLatenessNegative", src: base + "triggers:\n  - name: tick\n    function: echo\n    source: { timer: { cron: \"@daily\" } }\n    max_lateness: -5m\n", want: `x.yaml:12: triggers[0].max_lateness: "-5m" is negative`},
 		{name: "TenantQueue", src: "tenants:\n  - name: demo\n    api_keys: [k]\n    max_queued: -1\n", want: "x.yaml:4: tenants[0].max_queued: must be at least 1, got -1"},
 	}
 	for _, tt := range tests {

@@ -37,15 +37,24 @@ type Trigger struct {
 	// Retry defaults to the function's retry policy.
 	Retry        *Retry              `yaml:"retry"`
 	Destinations TriggerDestinations `yaml:"destinations"`
+	// CatchUp (timer triggers only) says which ticks missed while Ferry
+	// was down or the trigger paused run once it is back: none, last (the
+	// latest within MaxLateness) or all (every one within MaxLateness,
+	// oldest first). Defaults to last.
+	CatchUp string `yaml:"catch_up"`
+	// MaxLateness (timer triggers only) is how late a missed tick may
+	// still run; at most 24h and store.retention. Defaults to 1h.
+	MaxLateness Duration `yaml:"max_lateness"`
 }
 
-// Source is exactly one broker source. Each field is a broker kind (see
-// kinds.go): its yaml name is the kind, its type the kind's config.
+// Source is exactly one broker source, or a timer. Each field is a kind
+// (see kinds.go): its yaml name is the kind, its type the kind's config.
 type Source struct {
 	Kafka    *KafkaSource    `yaml:"kafka"`
 	RocketMQ *RocketMQSource `yaml:"rocketmq"`
 	RabbitMQ *RabbitMQSource `yaml:"rabbitmq"`
 	Redis    *RedisSource    `yaml:"redis"`
+	Timer    *TimerSource    `yaml:"timer"`
 }
 
 // Batch groups messages into one invocation.
@@ -124,6 +133,13 @@ func (v *validator) triggers(c *Config) {
 		v.exactlyOne(p+".source", kinds, SourceKinds()...)
 		if len(sources) > 0 {
 			sources[0].validate(v, p+".source."+kinds[0])
+		}
+		switch {
+		case len(kinds) != 1:
+		case t.Source.Timer != nil:
+			v.timerTrigger(c, p, t)
+		default:
+			v.brokerTrigger(p, t)
 		}
 		v.oneOf(p+".start", t.Start, "earliest", "latest")
 		if t.Batch.Size < 1 || t.Batch.Size > MaxBatchSize {

@@ -54,7 +54,7 @@ func TestTriggerProblems(t *testing.T) {
 		{"AmbiguousFunction", `  - { name: t1, function: g, source: { redis: { url: "redis://h:6379", stream: s } } }`,
 			`t.yaml:9: triggers[0].function: function "g" is not defined unambiguously: 2 tenants have it; set triggers[].tenant`},
 		{"TwoSources", `  - { name: t1, function: f, source: { redis: { url: "redis://h:6379", stream: s }, kafka: { brokers: [h:9092], topic: t, group: g } } }`,
-			`t.yaml:9: triggers[0].source: set exactly one of kafka, rocketmq, rabbitmq, redis, not kafka and redis`},
+			`t.yaml:9: triggers[0].source: set exactly one of kafka, rocketmq, rabbitmq, redis, timer, not kafka and redis`},
 		{"KafkaWithoutGroup", `  - { name: t1, function: f, source: { kafka: { brokers: [h:9092], topic: t } } }`,
 			`t.yaml:9: triggers[0].source.kafka.group: is required`},
 		{"BadStart", `  - { name: t1, function: f, start: middle, source: { redis: { url: "redis://h:6379", stream: s } } }`,

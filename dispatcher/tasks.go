@@ -273,7 +273,7 @@ func (r *TaskRunner) process(ctx context.Context, t *async.Task, fn *Function, s
 	r.d.metrics.started(t.Lane(), r.cfg.Now().Sub(due))
 	inv := &Invocation{
 		ID: t.ID, Tenant: t.Tenant, Function: t.Function,
-		Source: TaskSource(t.Lane()), Type: TypeTask, Time: t.CreatedAt,
+		Source: TaskSource(t.Lane()), Type: TypeTask, Time: t.EventAt(),
 		Payload: t.Payload, ContentType: t.ContentType,
 		Hops: t.Hops, TraceParent: t.TraceParent, Attempt: t.Attempts + 1,
 	}

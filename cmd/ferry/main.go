@@ -22,6 +22,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	// The IANA time zone database, embedded: timer triggers' time zones
+	// load on a machine without /usr/share/zoneinfo too.
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"

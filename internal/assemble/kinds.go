@@ -33,6 +33,7 @@ var kinds = map[string]kind{
 	"rocketmq": {source: sourceOf(rocketmqSource), sink: sinkOf(rocketmqSink)},
 	"rabbitmq": {source: sourceOf(rabbitmqSource), sink: sinkOf(rabbitmqSink)},
 	"redis":    {source: sourceOf(redisSource), sink: sinkOf(redisSink)},
+	"timer":    {timer: true},
 }
 
 // kind builds the adapters of one kind.
@@ -44,6 +45,8 @@ type kind struct {
 	// one producer per connection through prods. Nil when the kind is not
 	// a destination.
 	sink func(c config.SinkConfig, prods *Producers, log *slog.Logger) (sinks.Sink, error)
+	// timer marks the timer trigger source: no broker, built by Timers.
+	timer bool
 }
 
 // sourceOf adapts a source builder taking the kind's typed config.

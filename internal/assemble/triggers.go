@@ -10,12 +10,16 @@ import (
 	"github.com/ferrydev/ferry/wire"
 )
 
-// Triggers builds a Poller per configured trigger; their on_failure
-// destinations take their producers from prods.
+// Triggers builds a Poller per configured broker trigger (Timers builds
+// the timer triggers); their on_failure destinations take their
+// producers from prods.
 func Triggers(cfg *config.Config, d *dispatcher.Dispatcher, prods *Producers, m *poller.Metrics, log *slog.Logger) ([]*poller.Poller, error) {
 	var out []*poller.Poller
 	for i := range cfg.Triggers {
 		t := &cfg.Triggers[i]
+		if t.Source.Timer != nil {
+			continue
+		}
 		f := cfg.FunctionOf(t)
 		if f == nil {
 			return nil, fmt.Errorf("trigger %s: function %q not found", t.Name, t.Function)

@@ -36,12 +36,12 @@ func admissionConfig(rate float64) *config.Config {
 func TestAdmission(t *testing.T) {
 	t.Parallel()
 	t.Run("NoRateNoCheck", func(t *testing.T) {
-		if admit := admission(admissionConfig(0), &fakeRates{}, nil); admit != nil {
+		if admit := Admission(admissionConfig(0), &fakeRates{}, nil); admit != nil {
 			t.Fatal("admission checks submissions though no rate is set")
 		}
 	})
 	t.Run("InMemory", func(t *testing.T) {
-		admit := admission(admissionConfig(1), nil, nil)
+		admit := Admission(admissionConfig(1), nil, nil)
 		if w := admit("t", "f"); w != 0 {
 			t.Fatalf("first submission waits %v", w)
 		}
@@ -51,7 +51,7 @@ func TestAdmission(t *testing.T) {
 	})
 	t.Run("Shared", func(t *testing.T) {
 		store := &fakeRates{wait: 300 * time.Millisecond}
-		admit := admission(admissionConfig(1), store, nil)
+		admit := Admission(admissionConfig(1), store, nil)
 		if w := admit("t", "f"); w != 300*time.Millisecond {
 			t.Fatalf("admit = %v, want the shared store's wait", w)
 		}
@@ -62,7 +62,7 @@ func TestAdmission(t *testing.T) {
 	t.Run("SharedDownAdmits", func(t *testing.T) {
 		var logs bytes.Buffer
 		store := &fakeRates{err: errors.New("connection refused")}
-		admit := admission(admissionConfig(1), store, slog.New(slog.NewTextHandler(&logs, nil)))
+		admit := Admission(admissionConfig(1), store, slog.New(slog.NewTextHandler(&logs, nil)))
 		for range 3 {
 			if w := admit("t", "f"); w != 0 {
 				t.Fatalf("admit with the store down = %v, want 0 (admitted)", w)

@@ -14,7 +14,8 @@ import (
 type Readiness struct {
 	// Store is "ok" while the task store answers, else "unavailable".
 	Store string `json:"store"`
-	// Triggers are the node's triggers, in config order.
+	// Triggers are the node's triggers: the broker triggers, then the
+	// timer triggers, each in config order.
 	Triggers []TriggerState `json:"triggers"`
 }
 
@@ -22,9 +23,9 @@ type Readiness struct {
 type TriggerState struct {
 	Name     string `json:"name"`
 	Function string `json:"function"`
-	// State is "connected" while its source is connected to its broker,
-	// else "disconnected" (before its first connect, while reconnecting,
-	// after it stopped).
+	// State is "connected" while its source is connected to its broker
+	// (a timer: while it runs), else "disconnected" (before its first
+	// connect, while reconnecting, after it stopped).
 	State string `json:"state"`
 }
 

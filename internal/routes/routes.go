@@ -26,6 +26,8 @@ type Option func(*options)
 
 type options struct {
 	admission dispatcher.RateStore
+	admit     func(tenant, function string) time.Duration
+	admitSet  bool
 	sampler   *dashboard.Sampler
 	tracer    trace.Tracer
 	noMetrics bool
@@ -70,6 +72,14 @@ func WithAdmissionRates(s dispatcher.RateStore) Option {
 	return func(o *options) { o.admission = s }
 }
 
+// WithAdmit makes submissions take their admission with admit (nil admits
+// everything), built once by Admission, so that the API and the timer
+// triggers, which submit through the same path, share its buckets. It
+// replaces WithAdmissionRates.
+func WithAdmit(admit func(tenant, function string) time.Duration) Option {
+	return func(o *options) { o.admit, o.admitSet = admit, true }
+}
+
 // Handler mounts the API v1 (on q, for the functions of d), health,
 // readiness and metrics endpoints. ready returns nil when /readyz answers
 // 200, else the reason; reg is the registry the API registers its metrics
@@ -86,6 +96,10 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 		maxQueued[t.Name] = t.MaxQueued
 	}
 	auth := async.NewAuth(keys, cfg.Server.AdminKeys...)
+	admit := o.admit
+	if !o.admitSet {
+		admit = Admission(cfg, o.admission, log)
+	}
 	api := async.NewAPI(async.APIConfig{
 		Store: q,
 		Auth:  auth,
@@ -93,7 +107,7 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 			return d.Function(wire.Lane{Tenant: tenant, Function: fn}) != nil
 		},
 		MaxQueued:  func(tenant string) int { return maxQueued[tenant] },
-		Admit:      admission(cfg, o.admission, log),
+		Admit:      admit,
 		MaxPayload: int64(cfg.Server.MaxPayload),
 		Tracer:     o.tracer,
 		Registerer: reg,
@@ -157,12 +171,12 @@ func getOnly(h http.HandlerFunc) http.HandlerFunc {
 // admitTimeout bounds a submission's call to a shared admission rate store.
 const admitTimeout = 2 * time.Second
 
-// admission holds submissions to the tenants' and functions' rates, with
+// Admission holds submissions to the tenants' and functions' rates, with
 // token buckets of their own: the dispatcher's buckets pace the
 // invocations of what was admitted (and of triggers). The buckets are in
-// memory unless shared is set (WithAdmissionRates); nil when no rate is
-// set.
-func admission(cfg *config.Config, shared dispatcher.RateStore, log *slog.Logger) func(tenant, function string) time.Duration {
+// memory unless shared is set (see WithAdmissionRates); nil when no rate
+// is set.
+func Admission(cfg *config.Config, shared dispatcher.RateStore, log *slog.Logger) func(tenant, function string) time.Duration {
 	rates := dispatcher.NewRates()
 	limited := false
 	for _, t := range cfg.Tenants {

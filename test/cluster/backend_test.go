@@ -20,6 +20,7 @@ type call struct {
 	Node     string // the node that sent it ("n1", ...): the first segment of the path
 	Function string // "tenant/function", from ce-source
 	Attempt  string // Ferry-Attempt
+	Time     string // ce-time
 	Start    time.Time
 	End      time.Time // when the answer was written (zero if never)
 	// Completed: the handler wrote its answer (the node may not have read
@@ -110,7 +111,7 @@ func (b *backend) Hold(fn string) (release func()) {
 func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	c := &call{
-		ID: r.Header.Get("ce-id"), Seq: -1, Attempt: r.Header.Get("Ferry-Attempt"), Start: time.Now(),
+		ID: r.Header.Get("ce-id"), Seq: -1, Attempt: r.Header.Get("Ferry-Attempt"), Time: r.Header.Get("ce-time"), Start: time.Now(),
 		Function: strings.TrimPrefix(r.Header.Get("ce-source"), "/ferry/async/"),
 	}
 	c.Node, _, _ = strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
