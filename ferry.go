@@ -39,6 +39,7 @@ type options struct {
 	backends map[wire.Lane]dispatcher.Backend
 	logger   *slog.Logger
 	clock    func() time.Time
+	states   TriggerStates
 }
 
 // WithFunction registers an in-process Go backend for the tenant's function
@@ -67,7 +68,7 @@ type Server struct {
 	producers *assemble.Producers
 	shared    *assemble.Shared
 	outbox    *dispatcher.Outbox
-	pollers   []*poller.Poller
+	triggers  *triggerSet
 	sampler   *dashboard.Sampler
 	traces    *telemetry.Traces
 	http      *http.Server
@@ -137,13 +138,17 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if s.pollers, err = assemble.Triggers(cfg, d, s.producers, poller.NewMetrics(s.registry), log); err != nil {
+	pollers, err := assemble.Triggers(cfg, d, s.producers, poller.NewMetrics(s.registry), log)
+	if err != nil {
 		return fail(err)
 	}
 	if s.queue, err = assemble.Store(cfg, o.clock, log); err != nil {
 		return fail(err)
 	}
 	q := s.queue
+	if s.triggers, err = triggerSetOf(cfg, pollers, o.states, q, s.registry, log); err != nil {
+		return fail(err)
+	}
 	s.registry.MustRegister(queuemetrics.New(q, maxQueued))
 	if fs, ok := q.(queuemetrics.FreeSpacer); ok {
 		s.registry.MustRegister(queuemetrics.NewFreeSpace(fs))
@@ -163,7 +168,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if s.shared.Admission != nil {
 		routeOpts = append(routeOpts, routes.WithAdmissionRates(s.shared.Admission))
 	}
-	routeOpts = append(routeOpts, routes.WithReadinessDetail(s.readinessDetail))
+	routeOpts = append(routeOpts, routes.WithReadinessDetail(s.readinessDetail), routes.WithTriggers(s.triggers))
 	routeOpts = append(routeOpts, metricsRouteOptions(cfg.Server)...)
 	s.http = &http.Server{
 		Handler:           routes.Handler(cfg, q, d, s.registry, s.readiness, o.clock, log, routeOpts...),
@@ -195,6 +200,28 @@ func (s *Server) readiness() error {
 	return nil
 }
 
+// triggerSetOf manages the pollers (in config order), with the paused
+// states in states, or else in the task store q.
+func triggerSetOf(cfg *config.Config, pollers []*poller.Poller, states TriggerStates, q async.Queue, reg prometheus.Registerer, log *slog.Logger) (*triggerSet, error) {
+	if states == nil {
+		var ok bool
+		if states, ok = q.(TriggerStates); !ok {
+			return nil, fmt.Errorf("the task store %T cannot keep the triggers' paused state", q)
+		}
+	}
+	tenants := make(map[string]string, len(cfg.Triggers))
+	for i := range cfg.Triggers {
+		if f := cfg.FunctionOf(&cfg.Triggers[i]); f != nil {
+			tenants[cfg.Triggers[i].Name] = f.Tenant
+		}
+	}
+	ts := make([]trigger, len(pollers))
+	for i, p := range pollers {
+		ts[i] = p
+	}
+	return newTriggerSet(ts, func(name string) string { return tenants[name] }, states, reg, log), nil
+}
+
 // outboxResume is how often the outbox looks for deliveries no node holds
 // on a shared store.
 const outboxResume = 5 * time.Second
@@ -215,7 +242,8 @@ func (s *Server) MetricsAddr() net.Addr {
 	return s.lns.metrics.Addr()
 }
 
-// Run serves until ctx ends, then shuts down in order: readiness off; the
+// Run serves until ctx ends (the triggers start in the paused state the
+// store keeps for them), then shuts down in order: readiness off; the
 // triggers stop fetching, the dispatcher stops leasing and the API stops
 // accepting, each draining its work in flight within
 // server.shutdown_timeout (unstarted tasks stay queued, unstarted messages
@@ -254,12 +282,16 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.lns.msrv != nil {
 		intake.Go(func() { serveHTTP("metrics http", s.lns.msrv, s.lns.metrics, false, fatal) })
 	}
-	for _, p := range s.pollers {
-		pollers.Go(func() { _ = p.Run(pollCtx) })
+	// The stored pause states first: a trigger paused before a restart
+	// reads nothing after it.
+	s.triggers.load(pollCtx)
+	pollers.Go(func() { s.triggers.run(pollCtx) })
+	for _, t := range s.triggers.list {
+		pollers.Go(func() { _ = t.Run(pollCtx) })
 	}
 	s.ready.Store(true)
 	s.log.Info("ferry is serving", "listen", s.Addr().String(), "store", assemble.StoreName(s.cfg.Store),
-		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions), "triggers", len(s.pollers))
+		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions), "triggers", len(s.triggers.list))
 
 	var runErr error
 	select {
