@@ -218,6 +218,12 @@ func testPauseResume(t *testing.T, b brokers.Broker) {
 			t.Errorf("POST %s as tenant other = %d %s, want 404", path, r.status, r.body)
 		}
 	}
+	if r := other.mustDo(t, http.MethodGet, "/v1/triggers/orders", nil, nil); r.status != http.StatusNotFound {
+		t.Errorf("GET /v1/triggers/orders as tenant other = %d %s, want 404", r.status, r.body)
+	}
+	if r := f.bad().mustDo(t, http.MethodPost, "/v1/triggers/orders/resume", nil, map[string]string{"Authorization": ""}); r.status != http.StatusUnauthorized {
+		t.Errorf("resume without a key = %d %s, want 401", r.status, r.body)
+	}
 	if r := f.bad().mustDo(t, http.MethodGet, "/v1/triggers/orders/pause", nil, nil); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "POST" {
 		t.Errorf("GET .../pause = %d, Allow %q; want 405, POST", r.status, r.header.Get("Allow"))
 	}
