@@ -40,6 +40,7 @@ type options struct {
 	backends map[wire.Lane]dispatcher.Backend
 	logger   *slog.Logger
 	clock    func() time.Time
+	states   TriggerStates
 }
 
 // WithFunction registers an in-process Go backend for the tenant's function
@@ -68,8 +69,7 @@ type Server struct {
 	producers *assemble.Producers
 	shared    *assemble.Shared
 	outbox    *dispatcher.Outbox
-	pollers   []*poller.Poller
-	timers    []*timer.Timer
+	triggers  *triggerSet
 	sampler   *dashboard.Sampler
 	traces    *telemetry.Traces
 	http      *http.Server
@@ -139,7 +139,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if s.pollers, err = assemble.Triggers(cfg, d, s.producers, poller.NewMetrics(s.registry), log); err != nil {
+	pollers, err := assemble.Triggers(cfg, d, s.producers, poller.NewMetrics(s.registry), log)
+	if err != nil {
 		return fail(err)
 	}
 	if s.queue, err = assemble.Store(cfg, o.clock, log); err != nil {
@@ -166,12 +167,16 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	sub := async.NewSubmitter(async.SubmitterConfig{
 		Store: q, MaxQueued: func(tenant string) int { return maxQueued[tenant] }, Admit: admit, Now: o.clock,
 	})
-	if s.timers, err = assemble.Timers(cfg, sub, timer.NewMetrics(s.registry), timer.SystemClock(o.clock), log); err != nil {
+	timers, err := assemble.Timers(cfg, sub, timer.NewMetrics(s.registry), timer.SystemClock(o.clock), log)
+	if err != nil {
+		return fail(err)
+	}
+	if s.triggers, err = triggerSetOf(cfg, pollers, timers, o.states, q, s.registry, log); err != nil {
 		return fail(err)
 	}
 	s.sampler = dashboard.NewSampler(s.registry, q.Stats, o.clock)
 	routeOpts := []routes.Option{routes.WithDashboard(s.sampler), routes.WithTracer(s.traces.Tracer()), routes.WithAdmit(admit)}
-	routeOpts = append(routeOpts, routes.WithReadinessDetail(s.readinessDetail))
+	routeOpts = append(routeOpts, routes.WithReadinessDetail(s.readinessDetail), routes.WithTriggers(s.triggers))
 	routeOpts = append(routeOpts, metricsRouteOptions(cfg.Server)...)
 	s.http = &http.Server{
 		Handler:           routes.Handler(cfg, q, d, s.registry, s.readiness, o.clock, log, routeOpts...),
@@ -203,6 +208,37 @@ func (s *Server) readiness() error {
 	return nil
 }
 
+// triggerSetOf manages the pollers and timers (in config order), with
+// the paused states in states, or else in the task store q.
+func triggerSetOf(cfg *config.Config, pollers []*poller.Poller, timers []*timer.Timer, states TriggerStates, q async.Queue, reg prometheus.Registerer, log *slog.Logger) (*triggerSet, error) {
+	if states == nil {
+		var ok bool
+		if states, ok = q.(TriggerStates); !ok {
+			return nil, fmt.Errorf("the task store %T cannot keep the triggers' paused state", q)
+		}
+	}
+	tenants := make(map[string]string, len(cfg.Triggers))
+	for i := range cfg.Triggers {
+		if f := cfg.FunctionOf(&cfg.Triggers[i]); f != nil {
+			tenants[cfg.Triggers[i].Name] = f.Tenant
+		}
+	}
+	byName := make(map[string]trigger, len(pollers)+len(timers))
+	for _, p := range pollers {
+		byName[p.Name()] = p
+	}
+	for _, t := range timers {
+		byName[t.Name()] = t
+	}
+	ts := make([]trigger, 0, len(byName))
+	for i := range cfg.Triggers {
+		if t, ok := byName[cfg.Triggers[i].Name]; ok {
+			ts = append(ts, t)
+		}
+	}
+	return newTriggerSet(ts, func(name string) string { return tenants[name] }, states, reg, log), nil
+}
+
 // outboxResume is how often the outbox looks for deliveries no node holds
 // on a shared store.
 const outboxResume = 5 * time.Second
@@ -223,7 +259,8 @@ func (s *Server) MetricsAddr() net.Addr {
 	return s.lns.metrics.Addr()
 }
 
-// Run serves until ctx ends, then shuts down in order: readiness off; the
+// Run serves until ctx ends (the triggers start in the paused state the
+// store keeps for them), then shuts down in order: readiness off; the
 // triggers stop fetching, the dispatcher stops leasing and the API stops
 // accepting, each draining its work in flight within
 // server.shutdown_timeout (unstarted tasks stay queued, unstarted messages
@@ -262,15 +299,16 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.lns.msrv != nil {
 		intake.Go(func() { serveHTTP("metrics http", s.lns.msrv, s.lns.metrics, false, fatal) })
 	}
-	for _, p := range s.pollers {
-		pollers.Go(func() { _ = p.Run(pollCtx) })
-	}
-	for _, t := range s.timers {
+	// The stored pause states first: a trigger paused before a restart
+	// reads nothing after it.
+	s.triggers.load(pollCtx)
+	pollers.Go(func() { s.triggers.run(pollCtx) })
+	for _, t := range s.triggers.list {
 		pollers.Go(func() { _ = t.Run(pollCtx) })
 	}
 	s.ready.Store(true)
 	s.log.Info("ferry is serving", "listen", s.Addr().String(), "store", assemble.StoreName(s.cfg.Store),
-		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions), "triggers", len(s.pollers)+len(s.timers))
+		"tenants", len(s.cfg.Tenants), "functions", len(s.cfg.Functions), "triggers", len(s.triggers.list))
 
 	var runErr error
 	select {

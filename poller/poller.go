@@ -63,6 +63,11 @@ type Poller struct {
 	seed    maphash.Seed
 	tracer  trace.Tracer // records batch spans; nil while spans are off
 	up      atomic.Bool  // the source is connected (Connected)
+
+	gate     gate                   // closed while paused (SetPaused)
+	lagValue atomic.Int64           // the last lag read (Lag)
+	lagKnown atomic.Bool            // lagValue is current
+	lastErr  atomic.Pointer[string] // the source's current error (LastError)
 }
 
 // Name is the trigger's name.
@@ -168,6 +173,7 @@ func (p *Poller) consume(ctx, work context.Context) {
 	// pause logs a failure and waits out the next backoff; false when ctx
 	// ended first.
 	pause := func(what string, err error) bool {
+		p.setLastError(what, err)
 		wait := bo.NextBackOff()
 		p.log.Warn(what+"; retrying", "in", wait, "error", err)
 		return sleep(ctx, wait) == nil
@@ -187,13 +193,19 @@ func (p *Poller) consume(ctx, work context.Context) {
 				continue
 			}
 			connected = true
+			p.setLastError("", nil)
 			p.setConnected(true)
 			bo.Reset()
 			p.log.Info("trigger connected")
 		}
+		// A paused trigger stays connected and reads nothing.
+		if !p.gate.wait(ctx) {
+			return
+		}
 		msgs, err := p.cfg.Source.Read(ctx)
 		switch {
 		case err == nil:
+			p.setLastError("", nil)
 		case ctx.Err() != nil, errors.Is(err, ErrEndOfInput):
 			return
 		case errors.Is(err, ErrRejoin):
@@ -203,6 +215,7 @@ func (p *Poller) consume(ctx, work context.Context) {
 		case errors.Is(err, ErrNotConnected):
 			connected = false
 			p.metrics.sourceError(errConnectionLost)
+			p.setLastError("connection lost", err)
 			p.setConnected(false)
 			p.log.Warn("connection lost; reconnecting", "error", err)
 			continue
@@ -216,7 +229,9 @@ func (p *Poller) consume(ctx, work context.Context) {
 		bo.Reset()
 		p.metrics.count("consumed", len(msgs))
 		for i, m := range msgs {
-			if !p.dispatch(work, m) {
+			// Paused meanwhile: the rest of what Read returned waits for
+			// the resume (or goes back to the broker if Run stops first).
+			if !p.gate.wait(ctx) || !p.dispatch(work, m) {
 				p.nack(msgs[i:])
 				return
 			}
@@ -305,13 +320,21 @@ func (p *Poller) watchLag(ctx context.Context, lg Lagger) {
 	for {
 		if plg, ok := lg.(PartitionLagger); ok {
 			if parts, err := plg.PartitionLag(ctx); err == nil {
+				var total int64
+				for _, n := range parts {
+					total += n
+				}
+				p.setLag(total, true)
 				p.metrics.setPartitionLag(parts)
 			} else if ctx.Err() == nil {
+				p.setLag(0, false)
 				p.metrics.unknownLag()
 			}
 		} else if n, err := lg.Lag(ctx); err == nil {
+			p.setLag(n, true)
 			p.metrics.setLag(n)
 		} else if ctx.Err() == nil {
+			p.setLag(0, false)
 			p.metrics.unknownLag()
 		}
 		select {

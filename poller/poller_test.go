@@ -146,19 +146,20 @@ func (f *failSink) codes() map[string]string {
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type rig struct {
-	src  *memSource
+	src  poller.Source
+	p    *poller.Poller
 	sink *failSink
 	stop func()
 }
 
 // start runs a Poller over src with backend b and the given options.
-func start(t *testing.T, src *memSource, b dispatcher.Backend, maxConc int, tune func(*poller.Config)) *rig {
+func start(t *testing.T, src poller.Source, b dispatcher.Backend, maxConc int, tune func(*poller.Config)) *rig {
 	t.Helper()
 	return startWith(t, src, b, maxConc, nil, tune)
 }
 
 // startWith is start with the dispatcher's config tuned too.
-func startWith(t *testing.T, src *memSource, b dispatcher.Backend, maxConc int, tuneD func(*dispatcher.Config), tune func(*poller.Config)) *rig {
+func startWith(t *testing.T, src poller.Source, b dispatcher.Backend, maxConc int, tuneD func(*dispatcher.Config), tune func(*poller.Config)) *rig {
 	t.Helper()
 	sink := &failSink{}
 	retry := dispatcher.RetryPolicy{MaxAttempts: 3, InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond, Multiplier: 2, MaxAge: time.Hour}
@@ -186,7 +187,7 @@ func startWith(t *testing.T, src *memSource, b dispatcher.Backend, maxConc int, 
 	done := make(chan struct{})
 	go func() { _ = p.Run(ctx); close(done) }()
 	var once sync.Once
-	r := &rig{src: src, sink: sink, stop: func() { once.Do(func() { cancel(); <-done }) }}
+	r := &rig{src: src, p: p, sink: sink, stop: func() { once.Do(func() { cancel(); <-done }) }}
 	t.Cleanup(r.stop)
 	return r
 }

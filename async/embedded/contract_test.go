@@ -43,3 +43,27 @@ func TestQueueContract(t *testing.T) {
 		},
 	})
 }
+
+// TestTriggerStatesContract runs the paused-trigger contract on the
+// embedded store.
+func TestTriggerStatesContract(t *testing.T) {
+	t.Parallel()
+	var bundles sync.Map // *Queue → *testBundle
+	queuetest.TestTriggerStates(t, queuetest.StatesHarness{
+		Open: func(t testing.TB) queuetest.TriggerStates {
+			q, b := setup(t)
+			bundles.Store(q, b)
+			return q
+		},
+		Reopen: func(t testing.TB, s queuetest.TriggerStates) queuetest.TriggerStates {
+			q := s.(*Queue)
+			b, ok := bundles.LoadAndDelete(q)
+			if !ok {
+				t.Fatalf("Reopen: %p was not opened by the harness", q)
+			}
+			q = reopen(t, q, b.(*testBundle))
+			bundles.Store(q, b)
+			return q
+		},
+	})
+}

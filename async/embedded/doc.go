@@ -30,6 +30,7 @@
 //	i <tenant> <key>                          idempotency key → {id, expires_at}
 //	x <at> 't' <id>                           a finished task expires at <at>
 //	x <at> 'i' <tenant> <key>                 an idempotency key expires at <at>
+//	s <trigger>                               "1": the trigger is paused (no key: it runs)
 //
 // The sweeper reads only the due prefix of the x range, so retention never
 // scans tasks.

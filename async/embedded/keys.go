@@ -13,10 +13,11 @@ import (
 // Key prefixes (first byte of every key). See the package comment for the
 // whole layout.
 const (
-	prefixTask   = 't' // t <id>                                  → task JSON
-	prefixList   = 'l' // l <len16 tenant> <time64 created> <id>  → function name
-	prefixIdem   = 'i' // i <len16 tenant> <key>                  → idemRecord JSON
-	prefixExpiry = 'x' // x <time64 at> <kind> <rest>             → empty
+	prefixTask    = 't' // t <id>                                  → task JSON
+	prefixList    = 'l' // l <len16 tenant> <time64 created> <id>  → function name
+	prefixIdem    = 'i' // i <len16 tenant> <key>                  → idemRecord JSON
+	prefixExpiry  = 'x' // x <time64 at> <kind> <rest>             → empty
+	prefixTrigger = 's' // s <trigger name>                        → "1" while the trigger is paused
 
 	kindTask = 't' // expiry of a finished task: rest = id
 	kindIdem = 'i' // expiry of an idempotency key: rest = <len16 tenant> <key>

@@ -47,3 +47,27 @@ func TestQueueContract(t *testing.T) {
 		Second: func(t testing.TB, q async.Queue) async.Queue { return open(t, optionsOf(q)) },
 	})
 }
+
+// TestTriggerStatesContract runs the paused-trigger contract on Redis,
+// with a second node on the same prefix.
+func TestTriggerStatesContract(t *testing.T) {
+	t.Parallel()
+	var optsOf sync.Map // *Queue → Options
+	open := func(t testing.TB, o Options) *Queue {
+		q := openTest(t, o)
+		optsOf.Store(q, o)
+		return q
+	}
+	again := func(t testing.TB, s queuetest.TriggerStates) *Queue {
+		o, _ := optsOf.Load(s.(*Queue))
+		return open(t, o.(Options))
+	}
+	queuetest.TestTriggerStates(t, queuetest.StatesHarness{
+		Open: func(t testing.TB) queuetest.TriggerStates { return open(t, Options{Prefix: testPrefix(t)}) },
+		Reopen: func(t testing.TB, s queuetest.TriggerStates) queuetest.TriggerStates {
+			_ = s.(*Queue).Close()
+			return again(t, s)
+		},
+		Second: func(t testing.TB, s queuetest.TriggerStates) queuetest.TriggerStates { return again(t, s) },
+	})
+}

@@ -17,6 +17,7 @@
 //	{P}:seq                  hash tenant → sequence number of the tenant state the hint reflects
 //	{P}:cursor               the tenant served last (round-robin across tenants)
 //	{P}:wake                 pub/sub channel: a task may have become leasable
+//	{P}:triggers:paused      hash trigger name → "1": the paused triggers (every node applies it)
 //	{P:t:T}:meta             hash: unf (unfinished tasks, for max_queued), seq, lcur (function served last)
 //	{P:t:T}:k:<id>           hash: the task (r record, p payload, and the fields scripts change:
 //	                         s status, f function, l lease token, e lease expiry ms, y ready ms,

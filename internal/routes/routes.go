@@ -1,6 +1,7 @@
 // Package routes mounts Ferry's HTTP endpoints on one handler: the async
-// API v1 (with its admission rates), /healthz, /readyz and /metrics, the
-// dashboard at /ui/ and its /v1/stats, and a JSON 404 for anything else.
+// API v1 (with its admission rates), the trigger endpoints /v1/triggers,
+// /healthz, /readyz and /metrics, the dashboard at /ui/ and its /v1/stats,
+// and a JSON 404 for anything else.
 package routes
 
 import (
@@ -32,6 +33,13 @@ type options struct {
 	tracer    trace.Tracer
 	noMetrics bool
 	detail    func() Readiness
+	triggers  Triggers
+}
+
+// WithTriggers serves /v1/triggers (list, pause, resume) over t; without
+// it the node lists no triggers.
+func WithTriggers(t Triggers) Option {
+	return func(o *options) { o.triggers = t }
 }
 
 // WithoutMetrics leaves /metrics out (it answers 404): for a server whose
@@ -116,6 +124,14 @@ func Handler(cfg *config.Config, q async.Queue, d *dispatcher.Dispatcher, reg *p
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)
+	if log == nil {
+		log = slog.Default()
+	}
+	triggers := o.triggers
+	if triggers == nil {
+		triggers = noTriggers{}
+	}
+	(&triggerAPI{auth: auth, triggers: triggers, log: log}).register(mux)
 	if o.sampler != nil {
 		dashboard.New(cfg, auth, o.sampler).Register(mux)
 	}
