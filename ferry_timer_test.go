@@ -46,15 +46,7 @@ triggers:
 	if _, ok := s.Addr().(*net.TCPAddr); !ok {
 		t.Fatalf("Addr = %v", s.Addr())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runServer(t, s)
 	for range 2 {
 		select {
 		case inv := <-calls:
@@ -101,15 +93,7 @@ triggers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runServer(t, s)
 	base := "http://" + s.Addr().String() + "/v1/triggers"
 	call := func(method, url string) map[string]any {
 		t.Helper()
@@ -166,4 +150,18 @@ triggers:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no tick after resume within 10s")
 	}
+}
+
+// runServer runs s until the test ends, then checks that Run returned
+// without an error.
+func runServer(t *testing.T, s *Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 }
