@@ -66,7 +66,7 @@ fuzz: deps ## run every fuzz target for FUZZTIME (default 30s) each (not part of
 	  done; \
 	done
 
-chaos: deps brokers ## the fault matrix against real brokers and ferry processes (test/chaos, ~30 min; restarts and kill -9s the shared brokers): prints the table and writes it to docs/reliability.md
+chaos: deps brokers ## the fault matrix against real brokers and ferry processes (test/chaos, ~45 min; restarts and kill -9s the shared brokers): prints the table and writes it to docs/reliability.md
 	FERRY_CHAOS=1 FERRY_CHAOS_WRITE=1 FERRY_TEST_RACE=0 $(GO) test -count=1 -timeout 75m -p 1 -v -run 'TestChaos$$' ./test/chaos/
 
 brokers: ## start Kafka, RocketMQ, RabbitMQ and Redis if they are not running (test/brokers/up.sh)
