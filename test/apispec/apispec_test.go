@@ -187,6 +187,8 @@ func TestCheck(t *testing.T) {
 		{"Healthz", exchange("GET", "/healthz", nil, "", 200, map[string]string{"Content-Type": "text/plain"}, "ok\n"), ""},
 		{"Batch", exchange("POST", "/v1/functions/echo/tasks/batch", submitHdr, `{"tasks":[{"payload":1},{"payload_base64":"AA=="}]}`, 202, jsonCT,
 			`{"tasks":[`+taskJSON+`,`+errJSON("rate_limited")+`]}`), ""},
+		{"NotReady", exchange("GET", "/readyz", nil, "", 503, jsonCT, `{"error":{"code":"not_ready","message":"ferry is starting or shutting down"}}`), ""},
+		{"NotReadyVerbose", exchange("GET", "/readyz?verbose=1", nil, "", 503, jsonCT, `{"status":"not_ready","error":{"code":"not_ready","message":"m"},"store":"unavailable","triggers":[]}`), ""},
 		{"Quota", exchange("POST", "/v1/functions/echo/tasks", submitHdr, `{}`, 429, withHdr(jsonCT, "Retry-After", "1"), errJSON("quota_exceeded")), ""},
 
 		{"TaskLacksStatus", exchange("GET", "/v1/tasks/x", authed, "", 200, jsonCT, strings.Replace(taskJSON, `"status":"queued",`, "", 1)), "status"},

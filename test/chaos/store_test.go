@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,7 +27,10 @@ func storeConfig(data, extra, url string) string {
 		"store: { embedded: { path: %q%s } }\nlog: { level: info }\n", data, extra) + serveConfig(url, "", "")
 }
 
-var postClient = &http.Client{Timeout: 5 * time.Second}
+// postClient keeps a connection per submitting goroutine alive (the
+// default keeps 2 per host, so many submitters would dial and close a
+// connection per request: a cost of the test rig, not of the service).
+var postClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 // post submits seq once and returns the status (0: no answer).
 func post(p *ferrytest.Proc, seq int) int {
@@ -37,6 +41,7 @@ func post(p *ferrytest.Proc, seq int) int {
 	if err != nil {
 		return 0
 	}
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
 }

@@ -3,6 +3,7 @@ package chaos
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -82,6 +83,7 @@ func paced(p *ferrytest.Proc, l *Ledger, w *waits, fn, key string, seq int, rate
 				req.Header.Set("Authorization", "Bearer "+key)
 				req.Header.Set("Content-Type", "application/json")
 				if resp, err := postClient.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
 					resp.Body.Close()
 					if resp.StatusCode == http.StatusAccepted {
 						w.mark(w.accepted, s)
