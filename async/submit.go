@@ -82,6 +82,10 @@ func (s *Submitter) MaxQueued(tenant string) int { return s.cfg.MaxQueued(tenant
 // max_queued), ErrConflict (sub.ID is in use), ErrUnavailable and ErrFull
 // (the store cannot take it now), errTaskID (no id could be made).
 func (s *Submitter) Submit(ctx context.Context, sub Submission) (*Task, bool, error) {
+	// Refused first: a submission over its rate costs no id and no task.
+	if wait := s.cfg.Admit(sub.Tenant, sub.Function); wait > 0 {
+		return nil, false, &RateLimitError{Tenant: sub.Tenant, Function: sub.Function, Wait: wait}
+	}
 	now := s.cfg.Now().UTC()
 	id, fresh := sub.ID, false
 	if id == "" {
@@ -103,9 +107,6 @@ func (s *Submitter) Submit(ctx context.Context, sub Submission) (*Task, bool, er
 	}
 	if !sub.EventTime.IsZero() {
 		t.EventTime = sub.EventTime.UTC()
-	}
-	if wait := s.cfg.Admit(sub.Tenant, sub.Function); wait > 0 {
-		return nil, false, &RateLimitError{Tenant: sub.Tenant, Function: sub.Function, Wait: wait}
 	}
 	got, created, err := s.cfg.Store.Enqueue(ctx, t, s.cfg.MaxQueued(sub.Tenant))
 	if err == nil && !created && got.Function != sub.Function {

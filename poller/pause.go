@@ -10,9 +10,8 @@ import (
 // while its source stays connected (the consumer keeps its group
 // membership, its position and its lag). The zero value is open.
 type gate struct {
-	mu     sync.Mutex
-	paused bool
-	open   chan struct{} // closed by resume; nil while not paused
+	mu   sync.Mutex
+	open chan struct{} // closed by resume; nil while not paused
 }
 
 // set pauses (true) or resumes (false) and reports whether that changed
@@ -20,10 +19,9 @@ type gate struct {
 func (g *gate) set(paused bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.paused == paused {
+	if (g.open != nil) == paused {
 		return false
 	}
-	g.paused = paused
 	if paused {
 		g.open = make(chan struct{})
 	} else {
@@ -37,7 +35,7 @@ func (g *gate) set(paused bool) bool {
 func (g *gate) closed() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.paused
+	return g.open != nil
 }
 
 // wait returns true once the gate is open (at once when it is), false when
@@ -45,9 +43,9 @@ func (g *gate) closed() bool {
 func (g *gate) wait(ctx context.Context) bool {
 	for {
 		g.mu.Lock()
-		paused, open := g.paused, g.open
+		open := g.open
 		g.mu.Unlock()
-		if !paused {
+		if open == nil {
 			return true
 		}
 		select {
@@ -69,9 +67,10 @@ func (g *gate) wait(ctx context.Context) bool {
 // batches per worker, and one waiting for room) finish normally and are
 // settled; the rest of the last Read, and what a Read waiting at the
 // moment of the pause returns, are held, not invoked, until the trigger
-// resumes (or handed back for redelivery when Run stops). Pausing while the source reconnects lets the
-// reconnect finish and then holds the reader. Resuming lifts the hold: the
-// reader goes on from the consumer's position.
+// resumes (or handed back for redelivery when Run stops). Pausing while
+// the source reconnects lets the reconnect finish and then holds the
+// reader. Resuming lifts the hold: the reader goes on from the
+// consumer's position.
 func (p *Poller) SetPaused(paused bool) {
 	if !p.gate.set(paused) {
 		return
